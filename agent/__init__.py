@@ -1,0 +1,1 @@
+"""The agent: streams Spot's cameras through perception and makes the robot react, safely."""

@@ -1,0 +1,28 @@
+"""`spot-agent`: the command line. Each subcommand lives next to the code it drives."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="spot-agent",
+    help="Perception agent that makes a Boston Dynamics Spot react to what its cameras see.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    # Imports are light: each command imports its heavy dependencies when it runs.
+    from sim.cli import sim_command
+
+    app.command("sim", help="Run the simulated Spot robot (TLS gRPC, Spot's protocol).")(sim_command)
+
+
+def main() -> None:
+    _register()
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""The `Robot` seam: what the agent needs from a robot, real or not.
+
+`SpotRobot` (agent/spot_robot.py) drives a Spot (or the sim) through `bosdyn-client`;
+`DryRunRobot` (agent/dry_run.py) records the commands it would have sent, for replay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from behaviors.commands import MotionCommand
+
+
+@dataclass(frozen=True)
+class RobotStatus:
+    """What the safety layer checks before and while commanding motion."""
+
+    connected: bool
+    powered: bool
+    estopped: bool
+    has_lease: bool
+    # body pose in odom: x, y (m), yaw (rad)
+    odom_x: float = 0.0
+    odom_y: float = 0.0
+    odom_yaw: float = 0.0
+    detail: str = ""
+
+
+@runtime_checkable
+class Robot(Protocol):
+    async def send(self, command: MotionCommand) -> None:
+        """Send one motion command. Raises `RobotUnavailable` if the robot cannot take it."""
+        ...
+
+    async def status(self) -> RobotStatus: ...
+
+
+class RobotUnavailable(RuntimeError):
+    """The robot cannot take commands now (lease lost, estopped, disconnected, unpowered)."""

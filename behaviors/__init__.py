@@ -1,0 +1,1 @@
+"""Behaviors: cues (what was seen) -> rules -> behaviors -> motion commands."""

@@ -1,0 +1,1 @@
+"""Perception: Spot ImageResponses -> Frames -> Detections (TFLite objects + AprilTag fiducials)."""

@@ -1,0 +1,58 @@
+"""Detections: what the detector and the fiducial finder report about one frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detection:
+    """An object found by the detector, in pixels of the original (unrotated) image."""
+
+    label: str
+    class_id: int
+    score: float
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2
+
+    @property
+    def center(self) -> tuple[float, float]:
+        x1, y1, x2, y2 = self.box
+        return (x1 + x2) / 2.0, (y1 + y2) / 2.0
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+
+@dataclass(frozen=True)
+class FiducialDetection:
+    """An AprilTag found in a frame, with its pose in the camera's optical frame.
+
+    `camera_t_tag` is the translation (metres) and `camera_R_tag` the 3x3 rotation of the tag
+    in the camera frame (x right, y down, z forward), as OpenCV's solvePnP returns them.
+    """
+
+    tag_id: int
+    corners: np.ndarray  # 4 x 2 pixel corners in the original image
+    camera_R_tag: np.ndarray
+    camera_t_tag: np.ndarray
+    size_m: float
+
+    @property
+    def label(self) -> str:
+        return f"tag:{self.tag_id}"
+
+    @property
+    def distance(self) -> float:
+        return float(np.linalg.norm(self.camera_t_tag))
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        xs, ys = self.corners[:, 0], self.corners[:, 1]
+        return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
