@@ -56,3 +56,38 @@ class FiducialDetection:
     def box(self) -> tuple[float, float, float, float]:
         xs, ys = self.corners[:, 0], self.corners[:, 1]
         return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """A detection or fiducial placed in the world: what the cue engine reasons about.
+
+    Built by `perception.localize` from a frame's detections, its intrinsics and its transforms
+    snapshot. Positions are in the `odom` frame; `distance_m` / `bearing_rad` are relative to
+    the body (bearing 0 = straight ahead, positive = to the left). Any of them may be None when
+    the geometry is unknown (e.g. a replayed video without intrinsics).
+    """
+
+    label: str  # COCO label ("person", "stop sign") or "tag:<id>"
+    score: float
+    camera: str
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in the original image
+    image_size: tuple[int, int]  # width, height of the original image
+    time_local: float  # acquisition time, local clock
+    position_odom: tuple[float, float, float] | None = None
+    distance_m: float | None = None
+    bearing_rad: float | None = None
+    yaw_odom: float | None = None  # tags: direction the tag's face points, in odom
+
+
+@dataclass
+class FrameResult:
+    """Everything perception found in one frame, handed to the cue engine."""
+
+    camera: str
+    seq: int
+    time_robot: float
+    time_local: float
+    sightings: list[Sighting]
+    detect_ms: float = 0.0
+    age_at_detection_s: float = 0.0
