@@ -17,6 +17,16 @@ def _register() -> None:
     from sim.cli import sim_command
 
     app.command("sim", help="Run the simulated Spot robot (TLS gRPC, Spot's protocol).")(sim_command)
+    from agent.control.op_cli import keys_command, op_app
+
+    app.add_typer(op_app, name="op", help="Control a running agent: launch, stop, watch, snapshot.")
+    app.command("keys", help="Make a CurveZMQ key pair for the agent or an operator.")(keys_command)
+    from agent.package import package_command
+
+    app.command("package", help="Build (or --check) the CORE I/O Spot Extension (.spx).")(package_command)
+    from perception.cli import detect_command
+
+    app.command("detect", help="Run the detector (and fiducials) on images, folders or videos.")(detect_command)
 
 
 def main() -> None:

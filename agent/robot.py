@@ -38,3 +38,15 @@ class Robot(Protocol):
 
 class RobotUnavailable(RuntimeError):
     """The robot cannot take commands now (lease lost, estopped, disconnected, unpowered)."""
+
+
+class LeaseLost(RobotUnavailable):
+    """Another client (typically the operator's tablet) took the lease: stop, never re-take."""
+
+
+class ConnectionLost(RobotUnavailable):
+    """The robot did not answer: motion stops on the robot's side; the agent reconnects."""
+
+
+class EStopped(RobotUnavailable):
+    """An E-Stop is engaged (or none is configured): no motion until an operator releases it."""

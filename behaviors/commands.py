@@ -49,6 +49,11 @@ class GoTo:
     frame: str
     duration_s: float
     kind: Literal["goto"] = "goto"
+    # Walking speed caps for this goal (None = the robot's defaults). The robot maps them to
+    # the trajectory command's mobility velocity limit, so the rules' speed caps hold for
+    # go-to goals too, not only for velocity commands.
+    max_linear_mps: float | None = None
+    max_angular_rps: float | None = None
 
 
 MotionCommand = Union[Stand, Sit, Stop, Velocity, GoTo]

@@ -49,6 +49,11 @@ class FiducialDetection:
         return f"tag:{self.tag_id}"
 
     @property
+    def has_pose(self) -> bool:
+        """False when the frame had no intrinsics: camera_R_tag / camera_t_tag are then NaN."""
+        return bool(np.all(np.isfinite(self.camera_t_tag)))
+
+    @property
     def distance(self) -> float:
         return float(np.linalg.norm(self.camera_t_tag))
 

@@ -46,6 +46,13 @@ class Frame:
     is_depth: bool = False
     seq: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # Decoded-image pixels per original pixel: < 1 when a large JPEG was decoded reduced
+    # (IMREAD_REDUCED_*) to the size the detector needs. Intrinsics and boxes stay in the
+    # original image's pixels.
+    image_scale: float = 1.0
+    # Depth in metres registered to this image (same view, e.g. a `*_depth_in_visual_frame`
+    # source), NaN where unknown; any resolution (pixels are scaled to it). None: no depth.
+    depth_m: np.ndarray | None = None
 
     @property
     def height(self) -> int:
@@ -54,3 +61,8 @@ class Frame:
     @property
     def width(self) -> int:
         return int(self.image.shape[1])
+
+    @property
+    def original_size(self) -> tuple[int, int]:
+        """(width, height) of the image as the camera took it (before any reduced decode)."""
+        return round(self.width / self.image_scale), round(self.height / self.image_scale)

@@ -1,0 +1,212 @@
+"""The agent's settings (`configs/agent.yaml`, `configs/sim.yaml`), validated with pydantic.
+
+Unknown keys are errors (a typo in a safety bound must not be silently ignored), every field
+says what it is for, and relative paths (the rules file, a CA certificate, payload
+credentials) are taken relative to the config file, so a config directory can be moved whole.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from agent.config_loading import load_yaml_model
+from perception.config import DetectorConfig
+
+FRONT_CAMERAS = ["frontleft_fisheye_image", "frontright_fisheye_image"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _relative_to_config(value: Path | None, info: ValidationInfo) -> Path | None:
+    """Resolve `value` against the directory of the config file being loaded, if any."""
+    if value is None or value.is_absolute():
+        return value
+    config_path = (info.context or {}).get("config_path")
+    if config_path is None:
+        return value
+    return (Path(config_path).parent / value).resolve()
+
+
+class AuthConfig(_Strict):
+    """How the agent proves who it is to the robot: a user account or payload credentials."""
+
+    username_env: str = Field(
+        "BOSDYN_CLIENT_USERNAME", description="Environment variable holding the robot user name."
+    )
+    password_env: str = Field(
+        "BOSDYN_CLIENT_PASSWORD", description="Environment variable holding the robot password."
+    )
+    username: str | None = Field(
+        None, description="User name, if not taken from the environment (prefer the environment)."
+    )
+    password: str | None = Field(
+        None, description="Password, if not taken from the environment (prefer the environment)."
+    )
+    payload_credentials_file: Path | None = Field(
+        None,
+        description="File with the payload GUID on its first line and its secret on the second "
+        "(the format `bosdyn.client.util.read_payload_credentials` reads). When set, the agent "
+        "authenticates as a registered payload instead of a user.",
+    )
+
+    @field_validator("payload_credentials_file")
+    @classmethod
+    def _resolve_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return _relative_to_config(value, info)
+
+
+class RobotConfig(_Strict):
+    """Which robot to talk to and how."""
+
+    hostname: str = Field("192.168.80.3", description="Robot address (192.168.50.3 from a payload).")
+    port: int = Field(443, ge=1, le=65535, description="TLS port of the robot's gRPC services.")
+    ca_cert: Path | None = Field(
+        None, description="CA certificate to trust; None uses the SDK's bundled robot CA."
+    )
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    client_name: str = Field("spot-cue-agent", description="Client name prefix shown on the robot.")
+    connect_retries: int = Field(
+        5, ge=1, description="Attempts to reach and authenticate with the robot before giving up."
+    )
+    connect_backoff_s: float = Field(
+        1.0, gt=0, description="First wait between connection attempts; doubles each attempt."
+    )
+    time_sync_timeout_s: float = Field(
+        5.0, gt=0, description="How long to wait for clock synchronisation with the robot."
+    )
+    rpc_timeout_s: float = Field(2.0, gt=0, description="Timeout of one command or state RPC.")
+    lease_retain_interval_s: float = Field(
+        0.5,
+        gt=0,
+        description="Lease keep-alive period. Short, so a lease taken by the tablet is noticed "
+        "even while no command is being sent.",
+    )
+    register_estop: bool = Field(
+        False,
+        description="Register the agent's own E-Stop endpoint (replaces the robot's E-Stop "
+        "configuration: only for benches and the sim). Otherwise an operator's E-Stop must "
+        "already be configured and released.",
+    )
+    estop_timeout_s: float = Field(
+        9.0, gt=0, description="Timeout of the agent's own E-Stop endpoint, if registered."
+    )
+    power_on_and_stand: bool = Field(
+        True, description="Power the motors on and stand up at start (requires the lease)."
+    )
+    sit_on_exit: bool = Field(False, description="Sit down when the agent stops normally.")
+
+    @field_validator("ca_cert")
+    @classmethod
+    def _resolve_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return _relative_to_config(value, info)
+
+
+class CameraConfig(_Strict):
+    """Which cameras to stream and how to ask for their images."""
+
+    sources: list[str] = Field(
+        default_factory=lambda: list(FRONT_CAMERAS),
+        min_length=1,
+        description="Image source names to stream, one stream task each.",
+    )
+    jpeg_quality: int = Field(75, ge=1, le=100, description="JPEG quality asked of the robot.")
+    request_timeout_s: float = Field(
+        0.5, gt=0, description="Timeout of one GetImage call (the SDK's viewer uses 0.5 s)."
+    )
+
+    @field_validator("sources")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("camera sources must be unique")
+        return value
+
+
+class SafetyConfig(_Strict):
+    """Bounds that keep the robot from acting on old information or moving unsupervised."""
+
+    max_frame_age_s: float = Field(
+        0.5, gt=0, description="Frames older than this (robot capture to detection) are dropped."
+    )
+    watchdog_s: float = Field(
+        1.0,
+        gt=0,
+        description="No fresh detection result for this long stops the robot and halts behaviors.",
+    )
+    tick_hz: float = Field(10.0, gt=0, le=100, description="Rate of the behavior control loop.")
+    detect_workers: int = Field(
+        2, ge=1, le=16, description="Detector threads (each with its own interpreter)."
+    )
+    max_speed_mps: float = Field(
+        1.0, gt=0, le=2.0, description="Cap on commanded linear speed (Spot walks up to 1.6 m/s)."
+    )
+    max_yaw_rate_rps: float = Field(1.0, gt=0, le=2.0, description="Cap on commanded turn rate.")
+    max_goto_distance_m: float = Field(
+        5.0, gt=0, description="Goals farther than this from the robot are refused."
+    )
+    max_command_duration_s: float = Field(
+        10.0, gt=0, description="Cap on any command's deadline (velocity deadman, go-to timeout)."
+    )
+    reconnect_backoff_s: float = Field(
+        0.5, gt=0, description="First wait before reconnecting after the robot became unreachable."
+    )
+    reconnect_backoff_max_s: float = Field(
+        8.0, gt=0, description="Longest wait between reconnection attempts."
+    )
+
+    @model_validator(mode="after")
+    def _backoff_bounds_ordered(self) -> "SafetyConfig":
+        if self.reconnect_backoff_max_s < self.reconnect_backoff_s:
+            raise ValueError("reconnect_backoff_max_s must be >= reconnect_backoff_s")
+        return self
+
+
+class AgentConfig(_Strict):
+    """Everything `spot-agent run` needs."""
+
+    robot: RobotConfig = Field(default_factory=RobotConfig)
+    cameras: CameraConfig = Field(default_factory=CameraConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    rules: Path = Field(
+        Path("rules/default.yaml"), description="Cue rules file (relative to this config file)."
+    )
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+
+    @field_validator("rules")
+    @classmethod
+    def _resolve_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return _relative_to_config(value, info)
+
+    @field_validator("detector")
+    @classmethod
+    def _resolve_detector_paths(cls, value: DetectorConfig, info: ValidationInfo) -> DetectorConfig:
+        updates = {
+            key: _relative_to_config(getattr(value, key), info)
+            for key in ("model", "labels")
+            if getattr(value, key) is not None
+        }
+        return value.model_copy(update=updates) if updates else value
+
+
+def load_agent_config(path: Path | str) -> AgentConfig:
+    """Read and validate an agent config file; raises `ConfigError` naming file and field."""
+    return load_yaml_model(path, AgentConfig)
+
+
+def config_overrides(config: AgentConfig, **changes: Any) -> AgentConfig:
+    """A copy of `config` with dotted-path changes (`robot.port=...`), validated again."""
+    data = config.model_dump()
+    for dotted, value in changes.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    return AgentConfig.model_validate(data)

@@ -1,0 +1,505 @@
+"""`spot-agent op ...` (the operator's laptop) and `spot-agent keys` (either side).
+
+Exit codes: 0 done, 1 the agent refused the request, 2 bad usage or key files, 3 no answer
+from the agent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
+
+import typer
+from rich.console import Console
+
+from agent.control.endpoints import DEFAULT_CONTROL_ENDPOINT
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+    from agent.control.client import ControlClient
+    from agent.control.protocol import Event
+
+EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+op_app = typer.Typer(
+    help="Control a running agent from this machine: launch and stop behaviors, watch events.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@dataclass(frozen=True)
+class _Options:
+    endpoint: str
+    server_key: Path | None
+    client_key: Path | None
+    timeout_s: float
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(f"[red]{message}[/red]")
+    raise typer.Exit(code)
+
+
+@op_app.callback()
+def op_main(
+    ctx: typer.Context,
+    endpoint: str = typer.Option(
+        DEFAULT_CONTROL_ENDPOINT,
+        "--endpoint",
+        "-e",
+        envvar="SPOT_AGENT_ENDPOINT",
+        help="The agent's control socket, e.g. tcp://192.168.50.5:21000.",
+    ),
+    server_key: Optional[Path] = typer.Option(
+        None,
+        "--server-key",
+        envvar="SPOT_AGENT_SERVER_KEY",
+        help="The agent's public key (server.key). Needed for an agent on another machine.",
+    ),
+    client_key: Optional[Path] = typer.Option(
+        None,
+        "--client-key",
+        envvar="SPOT_AGENT_CLIENT_KEY",
+        help="Your secret key (NAME.key_secret from `spot-agent keys`).",
+    ),
+    timeout: float = typer.Option(3.0, "--timeout", min=0.1, help="Seconds to wait for an answer."),
+) -> None:
+    ctx.obj = _Options(endpoint, server_key, client_key, timeout)
+
+
+def _connect(ctx: typer.Context) -> "ControlClient":
+    from agent.control.client import ControlClient
+    from agent.control.endpoints import EndpointError
+    from agent.control.keys import KeyFileError, load_client_keys
+
+    opts: _Options = ctx.obj
+    if (opts.server_key is None) != (opts.client_key is None):
+        _fail("Give both --server-key and --client-key (or neither, for a local agent).", EXIT_USAGE)
+    keys = None
+    if opts.server_key is not None and opts.client_key is not None:
+        try:
+            keys = load_client_keys(opts.server_key, opts.client_key)
+        except KeyFileError as exc:
+            _fail(f"Cannot use the keys: {exc}", EXIT_USAGE)
+    try:
+        return ControlClient(opts.endpoint, keys=keys, timeout_s=opts.timeout_s)
+    except EndpointError as exc:
+        _fail(f"Bad --endpoint: {exc}", EXIT_USAGE)
+
+
+def _call(ctx: typer.Context, cmd: str, args: dict[str, Any] | None = None) -> Any:
+    """One request; a person-readable message and an exit code for anything that goes wrong."""
+    from agent.control.client import AgentError, AgentUnreachable
+
+    client = _connect(ctx)
+    try:
+        return client.call(cmd, args)
+    except AgentUnreachable as exc:
+        _fail(str(exc), EXIT_UNREACHABLE)
+    except AgentError as exc:
+        _fail(f"The agent refused {cmd.replace('_', '-')}: {exc.message}", EXIT_REFUSED)
+    finally:
+        client.close()
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+@op_app.command("status")
+def status_command(ctx: typer.Context) -> None:
+    """What the agent is doing: behavior, cues, robot state, cameras."""
+    status = _call(ctx, "status").value
+    for line in format_status(status, ctx.obj.endpoint):
+        out.print(line)
+
+
+@op_app.command("behaviors")
+def behaviors_command(ctx: typer.Context) -> None:
+    """The behaviors you can launch, with their parameters."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    catalog = _call(ctx, "behaviors").value
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("behavior")
+    table.add_column("parameters")
+    table.add_column("what it does")
+    for entry in catalog:
+        table.add_row(
+            escape(str(entry.get("name", "?"))),
+            escape(format_params(entry.get("params"))),
+            escape(str(entry.get("description", ""))),
+        )
+    out.print(table)
+
+
+@op_app.command("launch")
+def launch_command(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Behavior name (see `spot-agent op behaviors`)."),
+    params: Optional[list[str]] = typer.Argument(None, help="Parameters as key=value."),
+) -> None:
+    """Start a behavior. It pre-empts cue behaviors until it finishes or you `stop`."""
+    try:
+        parsed = parse_params(params or [])
+    except ValueError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    result = _call(ctx, "launch", {"name": name, "params": parsed}).value
+    shown = " ".join(f"{k}={v}" for k, v in parsed.items())
+    out.print(f"Launched [bold]{name}[/bold]{' ' + shown if shown else ''}.")
+    note = result.get("message") if isinstance(result, dict) else None
+    if note:
+        out.print(note)
+    out.print("It pre-empts cue behaviors until it finishes; `spot-agent op stop` ends it now.")
+
+
+@op_app.command("stop")
+def stop_command(
+    ctx: typer.Context,
+    reason: str = typer.Option("operator stop", "--reason", help="Recorded in events and logs."),
+) -> None:
+    """Stop motion now and end the running behavior."""
+    result = _call(ctx, "stop", {"reason": reason}).value
+    ended = result.get("ended") if isinstance(result, dict) else None
+    out.print("Stopped: the stop command was sent to the robot." + (f" Ended {ended}." if ended else ""))
+
+
+@op_app.command("pause-cues")
+def pause_cues_command(ctx: typer.Context) -> None:
+    """Stop reacting to cues (operator launches still work)."""
+    _call(ctx, "pause_cues")
+    out.print("Cues paused: the agent no longer reacts to what it sees. `resume-cues` turns them back on.")
+
+
+@op_app.command("resume-cues")
+def resume_cues_command(ctx: typer.Context) -> None:
+    """React to cues again."""
+    _call(ctx, "resume_cues")
+    out.print("Cues resumed: the agent reacts to what it sees again.")
+
+
+@op_app.command("snapshot")
+def snapshot_command(
+    ctx: typer.Context,
+    camera: str = typer.Argument(..., help="Camera name, e.g. frontleft_fisheye_image."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JPEG file to write."),
+    boxes: bool = typer.Option(True, "--boxes/--no-boxes", help="Draw the latest detections."),
+) -> None:
+    """Save a camera's latest frame, with detections drawn, as JPEG."""
+    result = _call(ctx, "snapshot", {"camera": camera, "draw_detections": boxes})
+    if not result.attachment:
+        _fail("The agent's reply carried no image.", EXIT_REFUSED)
+    path = output or Path(f"{camera}-{time.strftime('%Y%m%d-%H%M%S')}.jpg")
+    partial = path.with_name(path.name + ".partial")
+    try:
+        partial.write_bytes(result.attachment)
+        os.replace(partial, path)
+    except OSError as exc:
+        _fail(f"Cannot write {path}: {exc.strerror or exc}", EXIT_USAGE)
+    meta = result.value or {}
+    found = meta.get("detections") or []
+    seen = ", ".join(f"{d['label']} {d['score']:.2f}" for d in found[:6]) or "nothing detected"
+    age = time.time() - float(meta.get("time", time.time()))
+    out.print(
+        f"Saved {camera} ({meta.get('width')}x{meta.get('height')}, {age:.1f} s old; {seen}) "
+        f"to {path}"
+    )
+
+
+@op_app.command("watch")
+def watch_command(
+    ctx: typer.Context,
+    topics: Optional[list[str]] = typer.Option(
+        None, "--topic", "-t", help="Only these topics (detection, cue, behavior, command, health, operator)."
+    ),
+    count: Optional[int] = typer.Option(None, "--count", "-n", min=1, help="Stop after N events."),
+    duration: Optional[float] = typer.Option(None, "--duration", "-d", min=0.1, help="Stop after S seconds."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of text."),
+) -> None:
+    """Follow what the agent sees and does, live (Ctrl-C to end)."""
+    import json
+
+    from agent.control.client import AgentError, AgentUnreachable
+    from agent.control.protocol import EVENT_TOPICS
+
+    for topic in topics or []:
+        if topic not in EVENT_TOPICS:
+            _fail(f"Unknown topic {topic!r}; topics are: {', '.join(EVENT_TOPICS)}", EXIT_USAGE)
+    client = _connect(ctx)
+    shown = 0
+    try:
+        if not as_json:
+            err.print(f"Watching {client.endpoint} (Ctrl-C to end)...")
+        for event in client.events(topics, duration_s=duration, count=count):
+            if event is None:
+                continue
+            shown += 1
+            if as_json:
+                print(json.dumps({"topic": event.topic, "time": event.time, "seq": event.seq, "data": event.data}), flush=True)
+            else:
+                out.print(format_event(event))
+    except AgentUnreachable as exc:
+        _fail(str(exc), EXIT_UNREACHABLE)
+    except AgentError as exc:
+        _fail(f"The agent refused to stream events: {exc.message}", EXIT_REFUSED)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.close()
+    if not as_json:
+        err.print(f"{shown} event(s).")
+
+
+def keys_command(
+    directory: Path = typer.Option(Path("."), "--dir", help="Where to write the key files."),
+    name: str = typer.Option(
+        "operator", "--name", help="Key name: `server` for the agent, your name for an operator."
+    ),
+) -> None:
+    """Make a CurveZMQ key pair (NAME.key public, NAME.key_secret secret)."""
+    from agent.control.keys import AUTHORIZED_DIR, SERVER_KEY_NAME, KeyFileError, create_key_pair
+
+    try:
+        public, secret = create_key_pair(directory, name)
+    except KeyFileError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except OSError as exc:
+        _fail(f"Cannot write keys in {directory}: {exc.strerror or exc}", EXIT_USAGE)
+    out.print(f"Wrote {public} (public) and {secret} (secret: keep it private).")
+    if name == SERVER_KEY_NAME:
+        out.print(
+            f"Agent: run with --curve-keys-dir {directory}; put each operator's NAME.key in "
+            f"{directory / AUTHORIZED_DIR}/. Give {public.name} to the operators."
+        )
+    else:
+        out.print(
+            f"Operator: copy {public.name} into the agent's keys directory under {AUTHORIZED_DIR}/, "
+            f"then use `spot-agent op --server-key server.key --client-key {secret} ...`."
+        )
+
+
+# --- formatting (pure functions, tested directly) -------------------------------------------
+
+
+def parse_value(text: str) -> Any:
+    """`true`/`false` -> bool, numbers -> int/float, `a,b` stays text; anything else is text."""
+    lowered = text.lower()
+    if lowered in ("true", "yes", "on"):
+        return True
+    if lowered in ("false", "no", "off"):
+        return False
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return value if value == value and value not in (float("inf"), float("-inf")) else text
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"Parameters are key=value; {item!r} is not.")
+        if key in params:
+            raise ValueError(f"Parameter {key!r} is given twice.")
+        params[key.strip()] = parse_value(value.strip())
+    return params
+
+
+def format_params(params: Any) -> str:
+    if not params:
+        return "-"
+    if isinstance(params, dict):
+        params = [{"name": k, **(v if isinstance(v, dict) else {"default": v})} for k, v in params.items()]
+    parts = []
+    for p in params:
+        text = str(p.get("name", "?"))
+        if p.get("type"):
+            text += f": {p['type']}"
+        if "default" in p and p["default"] is not None:
+            text += f" = {p['default']}"
+        elif p.get("required"):
+            text += " (required)"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def _yes_no(value: Any, yes: str, no: str) -> str:
+    return "?" if value is None else (yes if value else no)
+
+
+def format_status(status: dict[str, Any], endpoint: str) -> list[str]:
+    """Rich-markup lines; everything that came from the agent is escaped."""
+    from rich.markup import escape
+
+    lines = [f"[bold]Agent at {escape(endpoint)}[/bold]"]
+    behavior = status.get("behavior")
+    if behavior:
+        since = behavior.get("started")
+        running = f", running {time.time() - since:.1f} s" if isinstance(since, (int, float)) else ""
+        name, source = escape(str(behavior.get("name"))), escape(str(behavior.get("source", "?")))
+        lines.append(f"  Behavior: [bold]{name}[/bold] ({source}{running})")
+    else:
+        lines.append("  Behavior: none")
+    paused = status.get("cues_paused")
+    lines.append("  Cues: " + _yes_no(paused, "[yellow]paused[/yellow]", "active"))
+    robot = status.get("robot") or {}
+    if robot:
+        parts = [
+            _yes_no(robot.get("connected"), "connected", "[red]NOT connected[/red]"),
+            _yes_no(robot.get("powered"), "motors on", "motors off"),
+            _yes_no(robot.get("estopped"), "[red]E-Stopped[/red]", "E-Stop released"),
+            _yes_no(robot.get("has_lease"), "lease held", "[red]no lease[/red]"),
+        ]
+        detail = f" ({escape(str(robot['detail']))})" if robot.get("detail") else ""
+        lines.append("  Robot: " + ", ".join(parts) + detail)
+    cameras = status.get("cameras") or {}
+    if cameras:
+        lines.append("  Cameras:")
+        width = max(len(name) for name in cameras)
+        for name, cam in sorted(cameras.items()):
+            rate = cam.get("rate_hz")
+            age = cam.get("frame_age_s")
+            rate_text = f"{rate:5.1f} Hz" if isinstance(rate, (int, float)) else "    - Hz"
+            age_text = f"latest frame {age:.2f} s old" if isinstance(age, (int, float)) else "no frame yet"
+            lines.append(f"    {escape(name):<{width}}  {rate_text}  {age_text}")
+    return lines
+
+
+def _clock(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int((t % 1) * 1000):03d}"
+
+
+def _detections_text(items: list[dict[str, Any]]) -> str:
+    if not items:
+        return "nothing"
+    parts = []
+    for d in items[:8]:
+        text = f"{d.get('label')} {float(d.get('score', 0)):.2f}"
+        if isinstance(d.get("distance_m"), (int, float)):
+            text += f" at {d['distance_m']:.1f} m"
+        parts.append(text)
+    return ", ".join(parts) + (f" (+{len(items) - 8} more)" if len(items) > 8 else "")
+
+
+def _command_text(cmd: dict[str, Any]) -> str:
+    kind = cmd.get("kind", "?")
+    if kind == "velocity":
+        return (
+            f"velocity vx={cmd.get('vx', 0):.2f} vy={cmd.get('vy', 0):.2f} "
+            f"vyaw={cmd.get('vyaw', 0):.2f} for {cmd.get('duration_s', 0):.1f} s"
+        )
+    if kind == "goto":
+        return (
+            f"go to ({cmd.get('x', 0):.2f}, {cmd.get('y', 0):.2f}, yaw {cmd.get('yaw', 0):.2f}) "
+            f"in {cmd.get('frame')}"
+        )
+    return str(kind)
+
+
+def _detection_line(d: dict[str, Any]) -> tuple[str, bool]:
+    return f"{d.get('camera', '?')}: {_detections_text(d.get('detections') or [])}", False
+
+
+def _cue_line(d: dict[str, Any]) -> tuple[str, bool]:
+    text = f"rule {d.get('rule', '?')!r} fired"
+    if d.get("behavior"):
+        text += f" -> {d['behavior']}"
+    if d.get("label"):
+        text += f" (saw {d['label']})"
+    return text, False
+
+
+def _behavior_line(d: dict[str, Any]) -> tuple[str, bool]:
+    text = f"{d.get('name', '?')} {d.get('state', '?')}"
+    if d.get("source"):
+        text += f" ({d['source']})"
+    if d.get("reason"):
+        text += f": {d['reason']}"
+    return text, d.get("state") == "failed"
+
+
+def _command_line(d: dict[str, Any]) -> tuple[str, bool]:
+    ok = d.get("ok", True)
+    text = ("sent " if ok else "REFUSED ") + _command_text(d.get("command") or {})
+    if d.get("source"):
+        text += f" ({d['source']})"
+    if d.get("error"):
+        text += f": {d['error']}"
+    return text, not ok
+
+
+def _health_line(d: dict[str, Any]) -> tuple[str, bool]:
+    parts = []
+    for name, cam in sorted((d.get("cameras") or {}).items()):
+        rate, age = cam.get("rate_hz"), cam.get("frame_age_s")
+        rate_text = f"{rate:.1f} Hz" if isinstance(rate, (int, float)) else "- Hz"
+        age_text = f"age {age:.2f} s" if isinstance(age, (int, float)) else "no frame"
+        parts.append(f"{name} {rate_text} {age_text}")
+    robot = d.get("robot") or {}
+    bad = False
+    if robot:
+        flags = [k for k in ("connected", "powered", "has_lease") if robot.get(k)]
+        missing = [k for k in ("connected", "powered", "has_lease") if robot.get(k) is False]
+        text = "robot " + ", ".join(flags or ["-"])
+        if missing:
+            text += " (NOT " + ", ".join(missing) + ")"
+        if robot.get("estopped"):
+            text += " E-STOPPED"
+        bad = bool(missing) or bool(robot.get("estopped"))
+        parts.append(text)
+    return "  ".join(parts), bad
+
+
+def _operator_line(d: dict[str, Any]) -> tuple[str, bool]:
+    text = f"{d.get('operator', '?')}: {str(d.get('cmd', '?')).replace('_', '-')}"
+    args = d.get("args")
+    if isinstance(args, dict) and args.get("name"):
+        text += f" {args['name']}"
+    if d.get("ok"):
+        return text + " -> ok", False
+    return text + f" -> refused: {(d.get('error') or {}).get('message', '')}", True
+
+
+_FORMATTERS: dict[str, Callable[[dict[str, Any]], tuple[str, bool]]] = {
+    "detection": _detection_line,
+    "cue": _cue_line,
+    "behavior": _behavior_line,
+    "command": _command_line,
+    "health": _health_line,
+    "operator": _operator_line,
+}
+
+
+def format_event(event: "Event") -> "Text":
+    """One readable line per event; data is shown as text, never as rich markup."""
+    import json
+
+    from rich.text import Text
+
+    formatter = _FORMATTERS.get(event.topic)
+    alarming = False
+    try:
+        text, alarming = formatter(event.data) if formatter else (json.dumps(event.data), False)
+    except (TypeError, ValueError, KeyError, AttributeError):  # an unexpected shape: show it raw
+        text = json.dumps(event.data)
+    return Text.assemble(
+        (_clock(event.time), "dim"),
+        " ",
+        (f"{event.topic:<9}", "bold"),
+        " ",
+        (text, "red" if alarming else ""),
+    )

@@ -1,0 +1,196 @@
+"""`spot-agent run`: connect to the robot, take the lease, and run the perception pipeline.
+
+Exit codes (for systemd and scripts): 0 finished normally; 2 bad configuration; 3 cannot
+reach or authenticate with the robot after the retries; 4 the robot cannot be driven (E-Stop
+engaged or missing, lease held by someone else, cannot stand); 5 the lease was taken while
+running (the agent stopped commanding and left it to the other client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import typer
+
+from agent.paths import CONFIG_DIR
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_CONNECT = 3
+EXIT_ROBOT_UNAVAILABLE = 4
+EXIT_LEASE_LOST = 5
+
+
+@dataclass
+class AgentRunResult:
+    report: Any  # PipelineReport
+    exit_code: int
+
+
+def perceiver_factory(detector_config: Any) -> Callable[[], Callable[[Any], Any]]:
+    """A factory the pipeline calls once per detector thread: each gets its own interpreter."""
+    from perception.perceiver import Perceiver
+
+    def make() -> Callable[[Any], Any]:
+        return Perceiver.from_config(detector_config).process
+
+    return make
+
+
+async def run_agent(
+    config: Any,
+    duration_s: float | None = None,
+    sdk_robot: Any = None,
+    stop_on_signals: bool = True,
+    on_pipeline: Callable[[Any], None] | None = None,
+) -> AgentRunResult:
+    """Run the agent once against `config.robot` (connecting unless `sdk_robot` is given).
+
+    Raises `ConnectError` (cannot reach/authenticate) and `RobotUnavailable` (cannot drive);
+    a lease lost while running is reported in the result, not raised.
+    """
+    from agent.connect import connect, resolve_credentials
+    from agent.pipeline import Pipeline
+    from agent.spot_robot import SpotRobot
+    from agent.spot_source import SpotCameraSource
+    from behaviors.config import load_rules
+    from behaviors.engine import CueEngine
+
+    # Everything that can be checked without the robot is checked first.
+    rules = load_rules(config.rules)
+    make_perceiver = perceiver_factory(config.detector)
+    make_perceiver()  # the model loads and verifies now, not in the first detector thread
+    if sdk_robot is None:
+        creds = resolve_credentials(config.robot.auth)
+        sdk_robot = await asyncio.to_thread(connect, config.robot, creds)
+    robot = SpotRobot(sdk_robot, config.robot, config.safety)
+    try:
+        await asyncio.to_thread(robot.start)
+    except BaseException:
+        await asyncio.to_thread(robot.close)  # hand back whatever was taken (lease, E-Stop)
+        raise
+    source: SpotCameraSource | None = None
+    try:
+        source = SpotCameraSource.for_robot(
+            sdk_robot,
+            config.cameras.sources,
+            jpeg_quality=config.cameras.jpeg_quality,
+            request_timeout_s=config.cameras.request_timeout_s,
+        )
+        await source.start()
+        pipeline = Pipeline(
+            source,
+            make_perceiver,
+            CueEngine(rules),
+            robot,
+            config.safety,
+            source_stats=source.stats,
+        )
+        if on_pipeline is not None:
+            on_pipeline(pipeline)
+        if stop_on_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, pipeline.request_stop)
+        try:
+            report = await pipeline.run(duration_s)
+        finally:
+            if stop_on_signals:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+    finally:
+        if source is not None:
+            await source.close()
+        await asyncio.to_thread(robot.close)
+    code = EXIT_LEASE_LOST if report.reason == "lease_lost" else EXIT_OK
+    return AgentRunResult(report, code)
+
+
+def run_command(
+    config: Path = typer.Option(
+        CONFIG_DIR / "agent.yaml", "--config", "-c", help="Agent settings (YAML).",
+        show_default=True,
+    ),
+    hostname: str | None = typer.Option(None, "--hostname", help="Robot address (overrides config)."),
+    port: int | None = typer.Option(None, "--port", help="Robot TLS port (overrides config)."),
+    ca: Path | None = typer.Option(None, "--ca", help="CA certificate to trust instead of the SDK's."),
+    payload_credentials_file: Path | None = typer.Option(
+        None,
+        "--payload-credentials-file",
+        help="Authenticate as a payload: file with the GUID (line 1) and secret (line 2).",
+    ),
+    rules: Path | None = typer.Option(None, "--rules", help="Cue rules file (overrides config)."),
+    duration: float | None = typer.Option(
+        None, "--duration", min=0.1, help="Stop after this many seconds (default: until Ctrl-C)."
+    ),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+) -> None:
+    """Stream the cameras, detect, and let the cue rules drive the robot.
+
+    Needs an E-Stop configured and released, and the lease free. Stops commanding at once if
+    someone else takes the lease. User/password come from BOSDYN_CLIENT_USERNAME and
+    BOSDYN_CLIENT_PASSWORD unless --payload-credentials-file is given.
+    """
+    from agent.config import config_overrides, load_agent_config
+    from agent.config_loading import ConfigError
+    from agent.connect import ConnectError
+    from agent.logs import setup_logging
+    from agent.robot import RobotUnavailable
+
+    setup_logging(log_level.upper())
+    try:
+        cfg = load_agent_config(config)
+        cfg = config_overrides(
+            cfg,
+            **{
+                "robot.hostname": hostname,
+                "robot.port": port,
+                "robot.ca_cert": ca.resolve() if ca else None,
+                "robot.auth.payload_credentials_file": (
+                    payload_credentials_file.resolve() if payload_credentials_file else None
+                ),
+                "rules": rules.resolve() if rules else None,
+            },
+        )
+    except (ConfigError, ValueError) as exc:
+        log.error("bad configuration", extra={"event": "config_error", "error": str(exc)})
+        typer.echo(f"spot-agent: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    try:
+        result = asyncio.run(run_agent(cfg, duration))
+    except ConfigError as exc:
+        typer.echo(f"spot-agent: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    except ConnectError as exc:
+        log.error("cannot connect", extra={"event": "connect_error", "error": str(exc)})
+        typer.echo(f"spot-agent: {exc}", err=True)
+        raise typer.Exit(EXIT_CONNECT) from None
+    except RobotUnavailable as exc:
+        log.error("robot unavailable", extra={"event": "robot_unavailable", "error": str(exc)})
+        typer.echo(f"spot-agent: {exc}", err=True)
+        raise typer.Exit(EXIT_ROBOT_UNAVAILABLE) from None
+    report = result.report
+    log.info(
+        "agent finished",
+        extra={
+            "event": "agent_finished",
+            "reason": report.reason,
+            "detect_fps": report.stats["detect_fps"],
+            "commands_sent": report.stats["commands_sent"],
+            "dropped_stale": report.stats["dropped_stale"],
+        },
+    )
+    if result.exit_code == EXIT_LEASE_LOST:
+        typer.echo(
+            "spot-agent: the lease was taken by another client; the agent stopped commanding "
+            "and left it to them",
+            err=True,
+        )
+    raise typer.Exit(result.exit_code)

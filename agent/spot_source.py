@@ -1,0 +1,212 @@
+"""`SpotCameraSource`: the `FrameSource` seam on Spot's (or the sim's) image service.
+
+One asyncio task per camera keeps one `GetImage` request in flight (`get_image_async`, JPEG for
+visual sources, the robot's default RAW for depth) and drops each response into that camera's
+latest slot, overwriting an untaken one (counted as skipped). Responses stay encoded until the
+pipeline asks for a frame: only the frame it takes is decoded, in a worker thread, so skipped
+frames cost nothing and the event loop never decodes. Capture times are converted from the
+robot's clock to ours through time sync when decoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable
+
+from bosdyn.api import image_pb2
+from bosdyn.client.exceptions import Error as SdkError
+from bosdyn.client.exceptions import RpcError
+from bosdyn.client.image import ImageClient, build_image_request
+from bosdyn.client.robot import Robot as SdkRobot
+from bosdyn.util import duration_to_seconds
+
+from agent.latest import LatestSlots
+from agent.sdk_async import await_sdk
+from perception.decode import FrameDecodeError, decode_image_response
+from perception.frame import Frame
+
+log = logging.getLogger(__name__)
+
+RobotToLocal = Callable[[float], float]
+
+
+class UnknownCameraError(ValueError):
+    """A configured camera is not one of the robot's image sources."""
+
+
+def robot_to_local_converter(sdk_robot: SdkRobot) -> RobotToLocal:
+    """Robot-clock seconds -> local seconds, using the time-sync thread's latest skew estimate."""
+    endpoint = sdk_robot.time_sync.endpoint
+
+    def robot_to_local(t_robot: float) -> float:
+        # clock_skew = robot clock - local clock (re-read: the time-sync thread refines it).
+        return t_robot - duration_to_seconds(endpoint.clock_skew)
+
+    return robot_to_local
+
+
+@dataclass
+class CameraStreamStats:
+    received: int = 0
+    errors: int = 0
+    decode_failures: int = 0
+    first_at: float | None = None
+    last_at: float | None = None
+
+    def fps(self) -> float:
+        if self.first_at is None or self.last_at is None or self.last_at <= self.first_at:
+            return 0.0
+        return (self.received - 1) / (self.last_at - self.first_at)
+
+
+class SpotCameraSource:
+    """Streams the configured cameras of a connected robot (or the sim)."""
+
+    def __init__(
+        self,
+        image_client: ImageClient,
+        cameras: list[str],
+        robot_to_local: RobotToLocal,
+        jpeg_quality: int = 75,
+        request_timeout_s: float = 0.5,
+        retry_backoff_s: float = 0.1,
+        retry_backoff_max_s: float = 1.0,
+        decode: Callable[[Any, RobotToLocal], Frame] = decode_image_response,
+    ) -> None:
+        self.image_client = image_client
+        self.cameras = list(cameras)
+        self.robot_to_local = robot_to_local
+        self.jpeg_quality = jpeg_quality
+        self.request_timeout_s = request_timeout_s
+        self.retry_backoff_s = retry_backoff_s
+        self.retry_backoff_max_s = retry_backoff_max_s
+        self._decode = decode
+        self._slots: LatestSlots[Any] = LatestSlots(self.cameras)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._depth: set[str] = set()
+        self._decode_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="decode"
+        )
+        self._stats = {camera: CameraStreamStats() for camera in self.cameras}
+        self._seq = 0
+
+    @classmethod
+    def for_robot(
+        cls,
+        sdk_robot: SdkRobot,
+        cameras: list[str],
+        jpeg_quality: int = 75,
+        request_timeout_s: float = 0.5,
+    ) -> "SpotCameraSource":
+        client: ImageClient = sdk_robot.ensure_client(ImageClient.default_service_name)
+        return cls(
+            client,
+            cameras,
+            robot_to_local_converter(sdk_robot),
+            jpeg_quality=jpeg_quality,
+            request_timeout_s=request_timeout_s,
+        )
+
+    async def start(self) -> None:
+        """Check the cameras exist on the robot, then start one stream task per camera."""
+        sources = await await_sdk(
+            self.image_client.list_image_sources_async(timeout=self.request_timeout_s * 4)
+        )
+        offered = {s.name: s for s in sources}
+        missing = [c for c in self.cameras if c not in offered]
+        if missing:
+            raise UnknownCameraError(
+                f"camera(s) {', '.join(missing)} not offered by the robot; available: "
+                f"{', '.join(sorted(offered))}"
+            )
+        self._depth = {
+            c for c in self.cameras if offered[c].image_type == image_pb2.ImageSource.IMAGE_TYPE_DEPTH
+        }
+        for camera in self.cameras:
+            self._tasks.append(asyncio.create_task(self._stream(camera), name=f"camera:{camera}"))
+
+    def _request(self, camera: str) -> image_pb2.ImageRequest:
+        if camera in self._depth:
+            return build_image_request(camera)  # the robot's default for depth: RAW U16
+        return build_image_request(
+            camera, quality_percent=self.jpeg_quality, image_format=image_pb2.Image.FORMAT_JPEG
+        )
+
+    async def _stream(self, camera: str) -> None:
+        request = self._request(camera)
+        stats = self._stats[camera]
+        wait = self.retry_backoff_s
+        failing = False
+        while True:
+            try:
+                responses = await await_sdk(
+                    self.image_client.get_image_async([request], timeout=self.request_timeout_s)
+                )
+            except (RpcError, SdkError) as exc:
+                stats.errors += 1
+                if not failing:
+                    log.warning(
+                        "camera request failed",
+                        extra={"event": "camera_error", "camera": camera,
+                               "error": exc.__class__.__name__},
+                    )
+                failing = True
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, self.retry_backoff_max_s)
+                continue
+            if failing:
+                log.info("camera streaming again", extra={"event": "camera_ok", "camera": camera})
+                failing, wait = False, self.retry_backoff_s
+            now = time.monotonic()
+            for response in responses:
+                stats.received += 1
+                stats.first_at = stats.first_at if stats.first_at is not None else now
+                stats.last_at = now
+                self._slots.put(camera, response)
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        loop = asyncio.get_running_loop()
+        while True:
+            taken = await self._slots.take()
+            if taken is None:
+                return
+            camera, response = taken
+            try:
+                frame = await loop.run_in_executor(
+                    self._decode_pool, self._decode, response, self.robot_to_local
+                )
+            except FrameDecodeError as exc:
+                self._stats[camera].decode_failures += 1
+                log.warning(
+                    "frame not decodable",
+                    extra={"event": "decode_failed", "camera": camera, "error": str(exc)},
+                )
+                continue
+            self._seq += 1
+            frame.seq = self._seq
+            yield frame
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for camera, s in self._stats.items():
+            slot = self._slots.stats.get(camera)
+            out[camera] = {
+                "camera_fps": round(s.fps(), 2),
+                "received": s.received,
+                "skipped": slot.skipped if slot else 0,
+                "errors": s.errors,
+                "decode_failures": s.decode_failures,
+            }
+        return out
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._slots.close()
+        self._decode_pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,107 @@
+"""What the pipeline measures: rates, drops, frame ages and latencies (Frigate-style stats).
+
+Samples are kept in bounded windows so a long-running agent reports recent behaviour and
+uses constant memory.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+WINDOW = 5000
+
+
+@dataclass
+class Samples:
+    """A bounded window of float samples with percentiles."""
+
+    values: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+
+    def add(self, value: float) -> None:
+        self.values.append(value)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def percentile(self, q: float) -> float | None:
+        if not self.values:
+            return None
+        return float(np.percentile(np.fromiter(self.values, dtype=float), q))
+
+    def summary(self, scale: float = 1.0) -> dict[str, float | int | None]:
+        p50, p95 = self.percentile(50), self.percentile(95)
+        return {
+            "n": len(self.values),
+            "p50": None if p50 is None else round(p50 * scale, 2),
+            "p95": None if p95 is None else round(p95 * scale, 2),
+        }
+
+
+@dataclass
+class CameraCounters:
+    frames: int = 0  # frames the pipeline took from the source
+    detected: int = 0  # frames the detector finished and the engine saw
+    dropped_stale: int = 0  # too old to act on (before or after detection)
+
+
+@dataclass
+class PipelineStats:
+    started_at: float = 0.0
+    finished_at: float | None = None
+    cameras: dict[str, CameraCounters] = field(default_factory=dict)
+    age_at_detection_s: Samples = field(default_factory=Samples)
+    age_at_result_s: Samples = field(default_factory=Samples)
+    detect_s: Samples = field(default_factory=Samples)
+    age_at_command_s: Samples = field(default_factory=Samples)
+    cue_to_command_s: Samples = field(default_factory=Samples)
+    commands_sent: int = 0
+    commands_refused: int = 0
+    ticks: int = 0
+    watchdog_trips: int = 0
+
+    def camera(self, name: str) -> CameraCounters:
+        return self.cameras.setdefault(name, CameraCounters())
+
+    @property
+    def detected(self) -> int:
+        return sum(c.detected for c in self.cameras.values())
+
+    @property
+    def dropped_stale(self) -> int:
+        return sum(c.dropped_stale for c in self.cameras.values())
+
+    def elapsed(self, now: float) -> float:
+        end = self.finished_at if self.finished_at is not None else now
+        return max(end - self.started_at, 1e-9)
+
+    def as_dict(self, now: float, source_stats: dict[str, Any] | None = None) -> dict[str, Any]:
+        elapsed = self.elapsed(now)
+        per_camera = {}
+        for name, c in sorted(self.cameras.items()):
+            per_camera[name] = {
+                "frames": c.frames,
+                "detected": c.detected,
+                "dropped_stale": c.dropped_stale,
+                "detect_fps": round(c.detected / elapsed, 2),
+            }
+            if source_stats and name in source_stats:
+                per_camera[name].update(source_stats[name])
+        return {
+            "elapsed_s": round(elapsed, 2),
+            "detect_fps": round(self.detected / elapsed, 2),
+            "detected": self.detected,
+            "dropped_stale": self.dropped_stale,
+            "commands_sent": self.commands_sent,
+            "commands_refused": self.commands_refused,
+            "watchdog_trips": self.watchdog_trips,
+            "age_at_detection_ms": self.age_at_detection_s.summary(1000.0),
+            "age_at_result_ms": self.age_at_result_s.summary(1000.0),
+            "detect_ms": self.detect_s.summary(1000.0),
+            "age_at_command_ms": self.age_at_command_s.summary(1000.0),
+            "cue_to_command_ms": self.cue_to_command_s.summary(1000.0),
+            "cameras": per_camera,
+        }

@@ -1,0 +1,92 @@
+"""A run report in plain language: what the robot saw, what it did, how fast (for `demo`)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+from agent.pipeline import PipelineReport
+
+# Engine and agent events worth telling a person about, with how to say them.
+_SAY = {
+    "cue_fired": lambda d: f"saw {_what(d)}",
+    "cue_cleared": lambda d: f"no longer sees cue {d.get('cue')}",
+    "rule_fired": lambda d: f"rule {d.get('rule')} fired -> {d.get('behavior')}",
+    "rule_ignored": lambda d: f"rule {d.get('rule')} held back: {d.get('reason')}",
+    "behavior_started": lambda d: f"started {d.get('name')}",
+    "behavior_finished": lambda d: f"finished {d.get('name')}: {d.get('outcome')}"
+    + (f" ({d.get('detail')})" if d.get("detail") else ""),
+    "behavior_cancelled": lambda d: f"cancelled {d.get('name')} ({d.get('by')}: {d.get('reason')})",
+    "behavior_preempted": lambda d: f"{d.get('name')} pre-empted by {d.get('by')}",
+    "sequence_step": lambda d: f"  step {d.get('index')}: {d.get('behavior')}",
+    "goal_refused": lambda d: f"refused a goal: {d.get('reason', d)}",
+}
+_AGENT_KINDS = {
+    "watchdog_tripped", "watchdog_recovered", "lease_lost", "connection_lost", "reconnected",
+    "robot_unavailable", "robot_available", "command_refused",
+}
+
+
+def _what(d: dict[str, Any]) -> str:
+    label = d.get("label") or d.get("cue")
+    parts = [str(label)]
+    if d.get("distance_m") is not None:
+        parts.append(f"{d['distance_m']:.1f} m away")
+    if d.get("bearing_rad") is not None:
+        deg = math.degrees(d["bearing_rad"])
+        parts.append("ahead" if abs(deg) < 10 else f"{abs(deg):.0f} deg {'left' if deg > 0 else 'right'}")
+    if d.get("camera"):
+        parts.append(f"({d['camera']})")
+    return " ".join(parts) + f" [cue {d.get('cue')}]"
+
+
+def _ms(summary: dict[str, Any]) -> str:
+    if not summary or summary.get("n", 0) == 0:
+        return "n/a"
+    return f"p50 {summary['p50']:.0f} ms, p95 {summary['p95']:.0f} ms (n={summary['n']})"
+
+
+def describe_run(report: PipelineReport, t0: float | None = None) -> str:
+    """A few dozen readable lines: timeline, commands, final pose, measurements."""
+    start = t0 if t0 is not None else (report.events[0].time if report.events else 0.0)
+    lines = ["What the robot saw and did:"]
+    for e in report.events:
+        if e.kind in _SAY:
+            try:
+                text = _SAY[e.kind](e.data)
+            except (KeyError, TypeError, ValueError):
+                text = e.message
+        elif e.kind in _AGENT_KINDS:
+            text = e.message
+        else:
+            continue
+        lines.append(f"  {e.time - start:6.2f} s  {text}")
+    if len(lines) == 1:
+        lines.append("  nothing: no cue appeared")
+    kinds = Counter(cmd.kind for _, cmd in report.commands)
+    lines.append(
+        "Commands sent: "
+        + (", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) if kinds else "none")
+    )
+    status = report.final_status
+    if status is not None:
+        lines.append(
+            f"Final pose (odom): x={status.odom_x:.2f} m, y={status.odom_y:.2f} m, "
+            f"yaw={math.degrees(status.odom_yaw):.0f} deg"
+        )
+    s = report.stats
+    lines.append(
+        f"Detection: {s['detect_fps']:.1f} frames/s over {s['elapsed_s']:.1f} s "
+        f"({s['detected']} frames, {s['dropped_stale']} dropped as stale)"
+    )
+    for name, c in s["cameras"].items():
+        cam_fps = c.get("camera_fps")
+        skipped = c.get("skipped")
+        extra = f", camera {cam_fps:.1f} fps, {skipped} skipped (latest wins)" if cam_fps is not None else ""
+        lines.append(f"  {name}: detected {c['detect_fps']:.1f} fps{extra}")
+    lines.append(f"Frame age at detection: {_ms(s['age_at_detection_ms'])}")
+    lines.append(f"Detector time per frame: {_ms(s['detect_ms'])}")
+    lines.append(f"Cue-to-command latency: {_ms(s['cue_to_command_ms'])}")
+    lines.append(f"Run ended: {report.reason}")
+    return "\n".join(lines)

@@ -1,0 +1,267 @@
+"""`spot-agent detect PATH... --out DIR`: try a model on images, folders and videos.
+
+Writes an annotated image per processed frame to DIR and one JSON line per detection to
+DIR/detections.jsonl: {"file", "frame", "label", "score", "box": [x1, y1, x2, y2]} in pixels of
+the original image; fiducials have "label": "tag:<id>" plus their "pose" (null without
+intrinsics). Unreadable inputs are reported and skipped; the exit code is non-zero only when
+nothing at all could be read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from perception.config import DetectorConfig
+    from perception.detection import Detection, FiducialDetection
+    from perception.frame import PinholeIntrinsics
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+EXIT_NOTHING_READABLE = 1
+EXIT_BAD_SETUP = 2
+
+
+class UnreadableInput(Exception):
+    """An input file that is not a decodable image or video."""
+
+
+@dataclass
+class InputReport:
+    path: Path
+    frames: int = 0
+    objects: int = 0
+    tags: int = 0
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _expand(paths: list[Path]) -> tuple[list[Path], list[InputReport]]:
+    """Files to process (folders listed sorted, one level) and reports for what is skipped."""
+    files: list[Path] = []
+    skipped: list[InputReport] = []
+    for p in paths:
+        if p.is_dir():
+            for child in sorted(p.iterdir()):
+                if not child.is_file():
+                    continue
+                if child.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
+                    files.append(child)
+        elif p.is_file():
+            files.append(p)
+        else:
+            skipped.append(InputReport(p, error="no such file or folder"))
+    return files, skipped
+
+
+def _read_image(path: Path) -> np.ndarray:
+    import cv2
+    import numpy as np
+
+    from perception.decode import is_complete_jpeg
+
+    data = path.read_bytes()
+    if not data:
+        raise UnreadableInput("empty file")
+    if path.suffix.lower() in (".jpg", ".jpeg") and not is_complete_jpeg(data):
+        raise UnreadableInput("truncated or corrupt JPEG (no SOI/EOI marker)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UnreadableInput("not a decodable image")
+    return image
+
+
+def _frames(path: Path, every: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame index, BGR image) for an image (index 0) or each `every`-th video frame."""
+    import cv2
+
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_EXTENSIONS:
+        try:
+            yield 0, _read_image(path)
+            return
+        except UnreadableInput:
+            if suffix in IMAGE_EXTENSIONS:
+                raise
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise UnreadableInput("not a readable image or video")
+        index = 0
+        produced = False
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                break
+            if index % every == 0:
+                produced = True
+                yield index, image
+            index += 1
+        if not produced:
+            raise UnreadableInput("video has no readable frames")
+    finally:
+        capture.release()
+
+
+def _pose_json(tag: FiducialDetection) -> dict[str, Any] | None:
+    if not tag.has_pose:
+        return None
+    return {
+        "camera_t_tag": [round(float(v), 4) for v in tag.camera_t_tag],
+        "camera_R_tag": [[round(float(v), 5) for v in row] for row in tag.camera_R_tag],
+        "size_m": tag.size_m,
+        "distance_m": round(tag.distance, 4),
+    }
+
+
+def _lines(file: str, frame: int, dets: list[Detection], tags: list[FiducialDetection]) -> Iterator[str]:
+    for d in dets:
+        box = [round(v, 2) for v in d.box]
+        yield json.dumps({"file": file, "frame": frame, "label": d.label, "score": round(d.score, 4), "box": box})
+    for t in tags:
+        box = [round(v, 2) for v in t.box]
+        record = {"file": file, "frame": frame, "label": t.label, "score": 1.0, "box": box}
+        record["corners"] = [[round(float(x), 2), round(float(y), 2)] for x, y in t.corners]
+        record["pose"] = _pose_json(t)
+        yield json.dumps(record)
+
+
+def _parse_intrinsics(text: str | None) -> PinholeIntrinsics | None:
+    from perception.frame import PinholeIntrinsics
+
+    if text is None:
+        return None
+    try:
+        fx, fy, cx, cy = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise typer.BadParameter("expected fx,fy,cx,cy (four numbers)", param_hint="--intrinsics") from exc
+    if fx <= 0 or fy <= 0:
+        raise typer.BadParameter("focal lengths must be > 0", param_hint="--intrinsics")
+    return PinholeIntrinsics(fx, fy, cx, cy)
+
+
+def _build_config(config: Path | None, overrides: dict[str, Any]) -> DetectorConfig:
+    from pydantic import ValidationError
+
+    from perception.config import DetectorConfig
+
+    try:
+        base = DetectorConfig.from_yaml(config) if config is not None else DetectorConfig()
+        data = base.model_dump()
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return DetectorConfig.model_validate(data)
+    except (ValidationError, ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config / options") from exc
+
+
+def detect_command(
+    paths: Annotated[list[Path], typer.Argument(help="Images, image folders or video files.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for annotated images and detections.jsonl.")],
+    model: Annotated[Optional[Path], typer.Option(help="TFLite model (default: shipped NanoDet-g COCO).")] = None,
+    labels: Annotated[Optional[Path], typer.Option(help="Labels file, one a line.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML with a detector section (DetectorConfig).")] = None,
+    score: Annotated[Optional[float], typer.Option(help="Score threshold.")] = None,
+    iou: Annotated[Optional[float], typer.Option(help="NMS IoU threshold.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Interpreter threads.")] = None,
+    decoder: Annotated[Optional[str], typer.Option(help="auto | nanodet | ssd | yolo.")] = None,
+    tag_size: Annotated[Optional[float], typer.Option(help="AprilTag black-square edge, metres.")] = None,
+    intrinsics: Annotated[
+        Optional[str], typer.Option(help="fx,fy,cx,cy of the images (gives tag poses).")
+    ] = None,
+    camera: Annotated[
+        Optional[str], typer.Option(help="Spot camera the images come from (applies its upright rotation).")
+    ] = None,
+    every: Annotated[int, typer.Option(min=1, help="Video: process every N-th frame.")] = 1,
+    fiducials: Annotated[bool, typer.Option("--fiducials/--no-fiducials", help="Look for AprilTags.")] = True,
+) -> None:
+    """Run the detector (and fiducials) on images, folders or videos; write annotated images + JSONL."""
+    import cv2
+    from rich.console import Console
+    from rich.table import Table
+
+    from perception.annotate import annotate
+    from perception.decoders import UnsupportedModelError
+    from perception.detector import ModelIntegrityError, NoInterpreterError
+    from perception.frame import Frame
+    from perception.perceiver import Perceiver
+
+    console = Console()
+    overrides = {
+        "model": model,
+        "labels": labels,
+        "score_threshold": score,
+        "iou_threshold": iou,
+        "num_threads": threads,
+        "decoder": decoder,
+        "tag_size_m": tag_size,
+        "fiducials": fiducials,
+    }
+    cfg = _build_config(config, overrides)
+    k = _parse_intrinsics(intrinsics)
+    try:
+        perceiver = Perceiver(cfg)
+    except (UnsupportedModelError, ModelIntegrityError, NoInterpreterError, FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]cannot load the model:[/red] {exc}")
+        raise typer.Exit(EXIT_BAD_SETUP) from exc
+
+    out.mkdir(parents=True, exist_ok=True)
+    files, reports = _expand(paths)
+    used_names: set[str] = set()
+    with (out / "detections.jsonl").open("w", encoding="utf-8") as jsonl:
+        for path in files:
+            report = InputReport(path)
+            reports.append(report)
+            try:
+                for index, image in _frames(path, every):
+                    frame = Frame(camera=camera or "", image=image, acquisition_time_robot=0.0,
+                                  acquisition_time_local=0.0, intrinsics=k, seq=index)
+                    dets = perceiver.detect_objects(frame)
+                    tags = perceiver.find_fiducials(frame)
+                    for line in _lines(str(path), index, dets, tags):
+                        jsonl.write(line + "\n")
+                    name = _unique_name(path, index, path.suffix.lower() in VIDEO_EXTENSIONS, used_names)
+                    cv2.imwrite(str(out / name), annotate(image, dets, tags))
+                    report.frames += 1
+                    report.objects += len(dets)
+                    report.tags += len(tags)
+            except (UnreadableInput, OSError) as exc:
+                if report.frames:
+                    report.notes.append(f"stopped early: {exc}")
+                else:
+                    report.error = str(exc)
+
+    table = Table(title=f"spot-agent detect -> {out}")
+    for col in ("input", "frames", "objects", "tags", "status"):
+        table.add_column(col, justify="right" if col in ("frames", "objects", "tags") else "left")
+    for r in reports:
+        status = f"[red]skipped: {r.error}[/red]" if r.error else ("ok" + "".join(f"; {n}" for n in r.notes))
+        table.add_row(str(r.path), str(r.frames), str(r.objects), str(r.tags), status)
+    console.print(table)
+    readable = [r for r in reports if r.frames]
+    model_name = cfg.model_path.name
+    console.print(
+        f"{len(readable)}/{len(reports)} inputs read, {sum(r.frames for r in reports)} frames, "
+        f"{sum(r.objects for r in reports)} objects, {sum(r.tags for r in reports)} tags "
+        f"(model {model_name}, decoder {getattr(perceiver.detector, 'decoder_name', '?')}); "
+        f"detections in {out / 'detections.jsonl'}"
+    )
+    if fiducials and k is None and any(r.tags for r in reports):
+        console.print("tag poses need the camera: pass --intrinsics fx,fy,cx,cy")
+    if not readable:
+        raise typer.Exit(EXIT_NOTHING_READABLE)
+
+
+def _unique_name(path: Path, index: int, is_video: bool, used: set[str]) -> str:
+    stem = f"{path.stem}_{index:06d}" if is_video else path.stem
+    name, n = f"{stem}.jpg", 1
+    while name in used:
+        name, n = f"{stem}_{n}.jpg", n + 1
+    used.add(name)
+    return name

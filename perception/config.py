@@ -1,0 +1,136 @@
+"""Perception settings: which model, how to decode it, camera rotations, fiducial sizes.
+
+Light on purpose (pydantic only) so the agent can validate a config without loading OpenCV or
+LiteRT. Unknown keys are rejected; every field says what it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL = MODELS_DIR / "nanodet_g_coco_int8.tflite"
+DEFAULT_LABELS = MODELS_DIR / "coco_labels.txt"
+DEFAULT_MODEL_SHA256 = "e168a412f014152cd503e90b0eb10f6895c5216c04c7ebefd49305f14e7eac59"
+
+# Counter-clockwise degrees that turn each camera's image upright (scipy.ndimage.rotate /
+# cv2.getRotationMatrix2D convention), as the Spot SDK examples rotate before showing or
+# detecting: the front cameras are mounted sideways, the right one upside down.
+DEFAULT_CAMERA_ROTATION_DEG: dict[str, float] = {
+    "frontleft_fisheye_image": -78.0,
+    "frontright_fisheye_image": -102.0,
+    "right_fisheye_image": 180.0,
+    "left_fisheye_image": 0.0,
+    "back_fisheye_image": 0.0,
+}
+
+
+class DetectorConfig(BaseModel):
+    """The object detector and fiducial finder, as one config section (`detector:` in YAML)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: Path | None = Field(
+        None, description="TFLite model file; unset = the shipped NanoDet-g COCO model."
+    )
+    labels: Path | None = Field(
+        None,
+        description="Labels file, one label a line (line index = class id); unset = COCO labels "
+        "for the shipped model, 'class_<id>' for others.",
+    )
+    model_sha256: str | None = Field(
+        None,
+        description="Expected sha256 of the model file, checked on load. The shipped model is "
+        "always checked against its known digest.",
+    )
+    decoder: Literal["auto", "nanodet", "ssd", "yolo"] = Field(
+        "auto", description="Output format; 'auto' picks it from the model's signature."
+    )
+    score_threshold: float = Field(0.35, ge=0.0, le=1.0, description="Minimum detection score.")
+    iou_threshold: float = Field(0.5, gt=0.0, le=1.0, description="Per-class NMS IoU threshold.")
+    max_detections: int = Field(100, ge=1, description="At most this many detections per image.")
+    num_threads: int = Field(2, ge=1, description="Interpreter (XNNPACK) threads.")
+    label_offset: int = Field(
+        0,
+        description="Added to the model's class id before looking up its label (e.g. 1 for a "
+        "labels file whose first line is a background '???').",
+    )
+    channel_order: Literal["bgr", "rgb"] | None = Field(
+        None, description="Override the input channel order the decoder's format implies."
+    )
+    input_mean: tuple[float, float, float] | None = Field(
+        None, description="Override per-channel mean (0..255 units, model's channel order)."
+    )
+    input_std: tuple[float, float, float] | None = Field(
+        None, description="Override per-channel std (0..255 units, model's channel order)."
+    )
+    yolo_box_format: Literal["auto", "normalized", "pixels"] = Field(
+        "auto", description="YOLO box units: normalised to the input (Ultralytics TFLite) or pixels."
+    )
+    camera_rotation_deg: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_CAMERA_ROTATION_DEG),
+        description="Counter-clockwise degrees turning each camera's image upright before the "
+        "detector runs (cameras not listed: 0).",
+    )
+    fiducials: bool = Field(True, description="Look for AprilTag 36h11 fiducials.")
+    tag_size_m: float = Field(
+        0.146, gt=0.0, description="Edge of a tag's black square in metres (default for all ids)."
+    )
+    tag_sizes_m: dict[int, float] = Field(
+        default_factory=dict, description="Per-id tag sizes in metres, overriding tag_size_m."
+    )
+
+    @field_validator("model_sha256")
+    @classmethod
+    def _hex_digest(cls, v: str | None) -> str | None:
+        if v is not None and (len(v) != 64 or any(c not in "0123456789abcdefABCDEF" for c in v)):
+            raise ValueError("model_sha256 must be 64 hex digits")
+        return v.lower() if v else v
+
+    @field_validator("tag_sizes_m")
+    @classmethod
+    def _positive_sizes(cls, v: dict[int, float]) -> dict[int, float]:
+        bad = {k: s for k, s in v.items() if s <= 0}
+        if bad:
+            raise ValueError(f"tag sizes must be > 0: {bad}")
+        return v
+
+    @property
+    def model_path(self) -> Path:
+        return self.model if self.model is not None else DEFAULT_MODEL
+
+    @property
+    def uses_default_model(self) -> bool:
+        return self.model is None or self.model.resolve() == DEFAULT_MODEL.resolve()
+
+    def rotation_for(self, camera: str) -> float:
+        return float(self.camera_rotation_deg.get(camera, 0.0))
+
+    def tag_size_for(self, tag_id: int) -> float:
+        return float(self.tag_sizes_m.get(tag_id, self.tag_size_m))
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> DetectorConfig:
+        """Load from a YAML file: either the section itself or a file with a `detector:` key.
+
+        Relative model / labels paths are taken relative to the YAML file.
+        """
+        data: Any = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping, got {type(data).__name__}")
+        section = data.get("detector", data)
+        cfg = cls.model_validate(section)
+        base = Path(path).resolve().parent
+        updates = {
+            k: base / p for k in ("model", "labels") if (p := getattr(cfg, k)) is not None and not p.is_absolute()
+        }
+        return cfg.model_copy(update=updates) if updates else cfg
+
+
+def read_labels(path: Path) -> list[str]:
+    """One label a line; line index = class id. Blank lines keep their index (unnamed class)."""
+    return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]

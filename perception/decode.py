@@ -1,0 +1,261 @@
+"""`bosdyn.api.ImageResponse` -> `Frame`, and a counter for the frames that could not be.
+
+Handles JPEG and RAW grey U8 / RGB U8 / RGBA U8, and RAW DEPTH_U16 (metres = value /
+`source.depth_scale`, 0 = no return -> NaN). Keeps the camera name, the acquisition time on the
+robot clock and on this machine's clock, the pinhole intrinsics and the transforms snapshot.
+
+Bad data never raises anything but `FrameDecodeError(reason)`: truncated or corrupt JPEG, RAW
+size mismatch, unsupported formats, non-OK status. `DropCounter` counts and logs those reasons.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+from bosdyn.api import image_pb2
+
+from perception.frame import Frame, PinholeIntrinsics
+
+log = logging.getLogger(__name__)
+
+RobotToLocal = Callable[[float], float]
+
+_Image = image_pb2.Image
+_RAW_CHANNELS = {
+    _Image.PIXEL_FORMAT_GREYSCALE_U8: 1,
+    _Image.PIXEL_FORMAT_RGB_U8: 3,
+    _Image.PIXEL_FORMAT_RGBA_U8: 4,
+}
+# IMREAD_REDUCED_* decode a JPEG straight at 1/2, 1/4, 1/8 size (DCT scaling: far cheaper).
+_REDUCED = {
+    (True, 8): cv2.IMREAD_REDUCED_GRAYSCALE_8,
+    (True, 4): cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    (True, 2): cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    (False, 8): cv2.IMREAD_REDUCED_COLOR_8,
+    (False, 4): cv2.IMREAD_REDUCED_COLOR_4,
+    (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
+}
+
+
+class FrameDecodeError(ValueError):
+    """An ImageResponse that cannot become a Frame. `reason` is a short key for counting."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def _enum_name(enum: Any, value: int) -> str:
+    try:
+        return str(enum.Name(value))
+    except ValueError:
+        return str(value)
+
+
+def robot_seconds(timestamp: Any) -> float:
+    """A google.protobuf.Timestamp as float seconds."""
+    return float(timestamp.seconds) + float(timestamp.nanos) * 1e-9
+
+
+def intrinsics_from_source(source: image_pb2.ImageSource) -> PinholeIntrinsics | None:
+    if not source.HasField("pinhole"):
+        return None
+    k = source.pinhole.intrinsics
+    if k.focal_length.x <= 0 or k.focal_length.y <= 0:
+        return None
+    return PinholeIntrinsics(
+        fx=k.focal_length.x, fy=k.focal_length.y, cx=k.principal_point.x, cy=k.principal_point.y
+    )
+
+
+def decode_image_response(
+    resp: image_pb2.ImageResponse,
+    robot_to_local: RobotToLocal | None = None,
+    *,
+    seq: int = 0,
+    min_side: int | None = None,
+) -> Frame:
+    """Decode one ImageResponse.
+
+    `robot_to_local` converts robot-clock seconds to local seconds (built from the time-sync
+    clock skew); None means the clocks are equal. `min_side`: decode a JPEG reduced (1/2, 1/4,
+    1/8) as long as its shorter side stays >= `min_side` pixels, i.e. at the size a detector
+    needs; the frame's `image_scale` then says so and intrinsics stay those of the full image.
+    """
+    if resp.status != image_pb2.ImageResponse.STATUS_OK:
+        raise FrameDecodeError("status_not_ok", _enum_name(image_pb2.ImageResponse.Status, resp.status))
+    shot = resp.shot
+    img = shot.image
+    camera = resp.source.name
+    if not img.data:
+        raise FrameDecodeError("empty_data", camera)
+    try:
+        if img.format == _Image.FORMAT_JPEG:
+            image, scale = _decode_jpeg(img, min_side)
+            encoded: bytes | None = img.data
+            is_depth = False
+        elif img.format == _Image.FORMAT_RAW:
+            encoded, scale = None, 1.0
+            if img.pixel_format == _Image.PIXEL_FORMAT_DEPTH_U16:
+                image, is_depth = _decode_depth(img, resp.source.depth_scale), True
+            else:
+                image, is_depth = _decode_raw(img), False
+        else:
+            raise FrameDecodeError("unsupported_format", _enum_name(_Image.Format, img.format))
+    except FrameDecodeError:
+        raise
+    except (cv2.error, ValueError) as exc:  # anything else the decoders choke on
+        raise FrameDecodeError("decode_error", str(exc)) from exc
+    t_robot = robot_seconds(shot.acquisition_time)
+    t_local = robot_to_local(t_robot) if robot_to_local is not None else t_robot
+    snapshot = shot.transforms_snapshot if shot.HasField("transforms_snapshot") else None
+    return Frame(
+        camera=camera,
+        image=image,
+        acquisition_time_robot=t_robot,
+        acquisition_time_local=t_local,
+        intrinsics=intrinsics_from_source(resp.source),
+        frame_name_image_sensor=shot.frame_name_image_sensor,
+        transforms_snapshot=snapshot,
+        encoded=encoded,
+        is_depth=is_depth,
+        seq=seq,
+        image_scale=scale,
+    )
+
+
+def is_complete_jpeg(data: bytes) -> bool:
+    """A JPEG starts with SOI (FF D8) and ends with EOI (FF D9), maybe followed by padding.
+
+    libjpeg "decodes" a truncated stream by filling the rest with grey and only warns, so the
+    end marker is the check that catches truncation.
+    """
+    if data[:2] != b"\xff\xd8":
+        return False
+    tail = data[-64:].rstrip(b"\x00")
+    return tail.endswith(b"\xff\xd9")
+
+
+def _decode_jpeg(img: image_pb2.Image, min_side: int | None) -> tuple[np.ndarray, float]:
+    data = img.data
+    if not is_complete_jpeg(data):
+        raise FrameDecodeError("truncated_jpeg", f"{len(data)} bytes, no SOI/EOI marker")
+    grey = img.pixel_format == _Image.PIXEL_FORMAT_GREYSCALE_U8
+    colour = img.pixel_format in (_Image.PIXEL_FORMAT_RGB_U8, _Image.PIXEL_FORMAT_RGBA_U8)
+    flag = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR if colour else cv2.IMREAD_UNCHANGED
+    factor = _reduction(img.rows, img.cols, min_side) if (grey or colour) else 1
+    if factor > 1:
+        flag = _REDUCED[(grey, factor)]
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    if image is None:
+        raise FrameDecodeError("corrupt_jpeg", f"{len(data)} bytes not decodable")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if img.rows and img.cols:
+        want = (-(-img.rows // factor), -(-img.cols // factor))
+        if image.shape[:2] != want:
+            raise FrameDecodeError(
+                "size_mismatch", f"JPEG is {image.shape[1]}x{image.shape[0]}, header says {img.cols}x{img.rows}"
+            )
+    return image, 1.0 / factor
+
+
+def _reduction(rows: int, cols: int, min_side: int | None) -> int:
+    if not min_side or not rows or not cols:
+        return 1
+    for factor in (8, 4, 2):
+        if min(rows, cols) // factor >= min_side:
+            return factor
+    return 1
+
+
+def _decode_raw(img: image_pb2.Image) -> np.ndarray:
+    channels = _RAW_CHANNELS.get(img.pixel_format)
+    if channels is None:
+        raise FrameDecodeError("unsupported_pixel_format", _enum_name(_Image.PixelFormat, img.pixel_format))
+    expected = img.rows * img.cols * channels
+    if not img.rows or not img.cols or len(img.data) != expected:
+        raise FrameDecodeError(
+            "raw_size_mismatch", f"{len(img.data)} bytes for {img.cols}x{img.rows}x{channels}"
+        )
+    pixels = np.frombuffer(img.data, np.uint8)
+    if channels == 1:
+        return pixels.reshape(img.rows, img.cols)  # read-only view of the proto's bytes, no copy
+    pixels = pixels.reshape(img.rows, img.cols, channels)
+    return cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR if channels == 3 else cv2.COLOR_RGBA2BGR)
+
+
+def _decode_depth(img: image_pb2.Image, depth_scale: float) -> np.ndarray:
+    if not depth_scale or depth_scale <= 0:
+        raise FrameDecodeError("missing_depth_scale", "source.depth_scale is not set")
+    if not img.rows or not img.cols or len(img.data) != img.rows * img.cols * 2:
+        raise FrameDecodeError("raw_size_mismatch", f"{len(img.data)} bytes for {img.cols}x{img.rows} u16")
+    raw = np.frombuffer(img.data, dtype="<u2").reshape(img.rows, img.cols)
+    metres = raw.astype(np.float32) / np.float32(depth_scale)
+    metres[raw == 0] = np.nan  # 0 = no depth return
+    return metres
+
+
+@dataclass(frozen=True)
+class DropStats:
+    total: int
+    by_reason: dict[str, int]
+    by_camera: dict[str, int]
+
+
+class DropCounter:
+    """Counts frames dropped at decode, by reason and camera, and logs them without flooding.
+
+    The first drop of each reason is logged at WARNING; later ones at most every
+    `log_interval_s` per reason, with the running count. Thread-safe.
+    """
+
+    def __init__(self, logger: logging.Logger | None = None, log_interval_s: float = 10.0) -> None:
+        self._log = logger or log
+        self._interval = log_interval_s
+        self._lock = threading.Lock()
+        self._by_reason: dict[str, int] = {}
+        self._by_camera: dict[str, int] = {}
+        self._last_log: dict[str, float] = {}
+
+    def record(self, camera: str, error: FrameDecodeError) -> None:
+        now = time.monotonic()
+        with self._lock:
+            n = self._by_reason.get(error.reason, 0) + 1
+            self._by_reason[error.reason] = n
+            self._by_camera[camera] = self._by_camera.get(camera, 0) + 1
+            last = self._last_log.get(error.reason)
+            should_log = last is None or now - last >= self._interval
+            if should_log:
+                self._last_log[error.reason] = now
+        if should_log:
+            self._log.warning("dropped frame from %s: %s (%d so far for this reason)", camera or "?", error, n)
+
+    def decode(
+        self,
+        resp: image_pb2.ImageResponse,
+        robot_to_local: RobotToLocal | None = None,
+        **kwargs: Any,
+    ) -> Frame | None:
+        """`decode_image_response`, or None (counted and logged) when the frame is bad."""
+        try:
+            return decode_image_response(resp, robot_to_local, **kwargs)
+        except FrameDecodeError as exc:
+            self.record(resp.source.name, exc)
+            return None
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._by_reason.values())
+
+    def stats(self) -> DropStats:
+        with self._lock:
+            return DropStats(sum(self._by_reason.values()), dict(self._by_reason), dict(self._by_camera))

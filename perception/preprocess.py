@@ -1,0 +1,125 @@
+"""Image -> model input tensor, fast.
+
+One `cv2.resize` to the model's input size (plain resize, no letterbox), then one lookup table
+per channel that folds the model's normalisation *and* its input quantisation into a single
+pass: `raw = quantize((pixel - mean) / std)` is precomputed for all 256 pixel values, so float,
+uint8 and int8 inputs cost the same. Grey frames (Spot's body cameras) are resized as one
+channel and expanded to three only through the lookup, never converted to BGR at full size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from perception.signature import TensorSpec
+
+ChannelOrder = Literal["bgr", "rgb"]
+
+
+@dataclass(frozen=True)
+class PixelNormalization:
+    """How a model wants pixels: channel order and per-channel mean / std in 0..255 units.
+
+    The model's input is `(pixel - mean) / std` in `channel_order` (mean / std listed in that
+    same order), then quantised with the input tensor's own scale / zero-point if it has one.
+    """
+
+    channel_order: ChannelOrder
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+class InputLayoutError(ValueError):
+    """The model's input tensor is not an image this preprocessor can fill."""
+
+
+class InputPreprocessor:
+    """Fills a model's image input tensor from a grey (H x W) or BGR (H x W x 3) uint8 image."""
+
+    def __init__(self, tensor: TensorSpec, norm: PixelNormalization) -> None:
+        shape = tensor.shape
+        if len(shape) != 4 or shape[0] != 1:
+            raise InputLayoutError(f"expected a [1, H, W, C] or [1, C, H, W] input, got {list(shape)}")
+        if shape[1] in (1, 3) and shape[3] not in (1, 3):
+            self.channels_first = True
+            self.channels, self.height, self.width = shape[1], shape[2], shape[3]
+        elif shape[3] in (1, 3):
+            self.channels_first = False
+            self.height, self.width, self.channels = shape[1], shape[2], shape[3]
+        else:
+            raise InputLayoutError(f"input {list(shape)} has no 1- or 3-channel axis")
+        self.tensor = tensor
+        self.norm = norm
+        self._luts = self._build_luts(tensor, norm)
+        # Model channel c reads image channel _source[c] of a BGR image.
+        self._source = (0, 1, 2) if norm.channel_order == "bgr" else (2, 1, 0)
+        self._lut_bgr = None
+        if not self.channels_first and self.channels == 3:
+            # One 3-channel table indexed by the image's BGR channels, in the model's order.
+            by_bgr = [self._luts[self._source.index(i)] for i in range(3)]
+            self._lut_bgr = np.ascontiguousarray(np.concatenate(by_bgr, axis=1)).reshape(256, 1, 3)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Model input (width, height) in pixels."""
+        return self.width, self.height
+
+    @staticmethod
+    def _build_luts(tensor: TensorSpec, norm: PixelNormalization) -> list[np.ndarray]:
+        pixels = np.arange(256, dtype=np.float64)
+        luts: list[np.ndarray] = []
+        for c in range(3):
+            real = (pixels - norm.mean[c]) / norm.std[c]
+            if tensor.quantized:
+                info = np.iinfo(tensor.dtype)
+                raw = np.clip(np.round(real / tensor.scale + tensor.zero_point), info.min, info.max)
+                # cv2.LUT works on uint8 bit patterns; an int8 table is stored as its bytes.
+                table = raw.astype(tensor.dtype).view(np.uint8) if tensor.dtype.itemsize == 1 else None
+                if table is None:
+                    raise InputLayoutError(f"unsupported quantised input dtype {tensor.dtype}")
+            elif tensor.dtype == np.float32:
+                table = real.astype(np.float32)
+            elif tensor.dtype == np.uint8:
+                # uint8 without quantisation parameters: the model takes raw pixels, whatever
+                # normalisation its format usually has.
+                table = pixels.astype(np.uint8)
+            else:
+                raise InputLayoutError(f"unsupported input dtype {tensor.dtype}")
+            luts.append(table.reshape(256, 1))
+        return luts
+
+    def fill(self, image: np.ndarray, out: np.ndarray) -> None:
+        """Write `image` into `out` (the input tensor's buffer, shape and dtype of the tensor)."""
+        if image.dtype != np.uint8:
+            raise InputLayoutError(f"expected a uint8 image, got {image.dtype}")
+        if image.ndim == 3 and image.shape[2] == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        elif image.ndim == 3 and image.shape[2] == 1:
+            image = image[:, :, 0]
+        if image.shape[0] != self.height or image.shape[1] != self.width:
+            image = cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        grey = image.ndim == 2
+        # LUT output must be written as bytes for int8 tensors (same bit patterns).
+        target = out.view(np.uint8) if out.dtype == np.int8 else out
+        if self.channels == 1:
+            plane = image if grey else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+            dst = target[0, 0] if self.channels_first else target[0, :, :, 0]
+            _lut_into(plane, self._luts[0], dst)
+        elif self.channels_first:
+            planes = None if grey else cv2.split(image)
+            for c in range(3):
+                plane = image if grey else planes[self._source[c]]
+                _lut_into(plane, self._luts[c], target[0, c])
+        else:
+            bgr = cv2.merge((image, image, image)) if grey else image
+            _lut_into(bgr, self._lut_bgr, target[0])
+
+
+def _lut_into(src: np.ndarray, lut: np.ndarray, dst: np.ndarray) -> None:
+    result = cv2.LUT(src, lut, dst=dst)
+    if not np.shares_memory(result, dst):  # OpenCV reallocated (layout mismatch): copy over.
+        dst[...] = result.reshape(dst.shape)

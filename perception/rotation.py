@@ -1,0 +1,109 @@
+"""Turning a camera's image upright for the detector, and mapping boxes back.
+
+Spot's front cameras are mounted sideways. The SDK examples rotate frontleft by -78 degrees,
+frontright by -102 and right by 180 with `scipy.ndimage.rotate(image, angle)`: counter-clockwise
+positive, canvas expanded to hold the whole rotated image. `UprightRotation` does the same with
+one `cv2.warpAffine` (or an exact `cv2.rotate` for multiples of 90 degrees) and keeps the inverse
+affine, so a box found in the rotated image maps back to the original image, whose pixels the
+intrinsics describe.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+_RIGHT_ANGLE_ROTATE = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+
+
+@dataclass(frozen=True, eq=False)
+class UprightRotation:
+    """Rotation of a `source_size` image by `angle_deg` (counter-clockwise) onto an expanded canvas."""
+
+    angle_deg: float
+    source_size: tuple[int, int]  # width, height of the original image
+    size: tuple[int, int]  # width, height of the rotated canvas
+    forward: np.ndarray  # 2 x 3 affine, original pixel -> rotated pixel
+    inverse: np.ndarray  # 2 x 3 affine, rotated pixel -> original pixel
+
+    @property
+    def is_identity(self) -> bool:
+        return self.angle_deg % 360.0 == 0.0
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """The rotated image (the input itself when there is nothing to rotate)."""
+        if self.is_identity:
+            return image
+        quarter = int(self.angle_deg % 360.0)
+        if quarter in _RIGHT_ANGLE_ROTATE and float(quarter) == self.angle_deg % 360.0:
+            return cv2.rotate(image, _RIGHT_ANGLE_ROTATE[quarter])
+        return cv2.warpAffine(
+            image, self.forward, self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        )
+
+    def scaled_to(self, size: tuple[int, int]) -> UprightRotation:
+        """The same rotation onto a `size` (width, height) canvas: rotate and resize in one warp.
+
+        The detector resizes to its input size anyway; doing both in one `warpAffine` writes the
+        small image once instead of a full rotated canvas plus a resize.
+        """
+        sx, sy = size[0] / self.size[0], size[1] / self.size[1]
+        scale = np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]])
+        forward = (scale @ np.vstack([self.forward, [0.0, 0.0, 1.0]]))[:2]
+        return _Warp(self.angle_deg, self.source_size, size, forward, cv2.invertAffineTransform(forward))
+
+    def points_to_source(self, points: np.ndarray) -> np.ndarray:
+        """[N, 2] rotated-image pixels -> original-image pixels."""
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        return pts @ self.inverse[:, :2].T + self.inverse[:, 2]
+
+    def boxes_to_source(self, boxes: np.ndarray) -> np.ndarray:
+        """[K, 4] x1 y1 x2 y2 boxes in the rotated image -> their bounding boxes in the original.
+
+        The 4 corners are rotated back and bounded, then clipped to the original image.
+        """
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if self.is_identity or boxes.shape[0] == 0:
+            return boxes.copy()
+        x1, y1, x2, y2 = boxes.T
+        corners = np.stack([x1, y1, x2, y1, x2, y2, x1, y2], axis=1).reshape(-1, 2)
+        back = self.points_to_source(corners).reshape(-1, 4, 2)
+        w, h = self.source_size
+        out = np.concatenate([back.min(axis=1), back.max(axis=1)], axis=1)
+        np.clip(out[:, 0::2], 0, w, out=out[:, 0::2])
+        np.clip(out[:, 1::2], 0, h, out=out[:, 1::2])
+        return out
+
+
+@lru_cache(maxsize=64)
+def upright_rotation(angle_deg: float, width: int, height: int) -> UprightRotation:
+    """The rotation for an image of `width` x `height` (cached: one per camera and size)."""
+    angle = float(angle_deg)
+    if angle % 360.0 == 0.0:
+        eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        return UprightRotation(angle, (width, height), (width, height), eye, eye.copy())
+    rad = math.radians(angle)
+    c, s = abs(math.cos(rad)), abs(math.sin(rad))
+    # Canvas size and pixel-centre convention as scipy.ndimage.rotate(reshape=True).
+    new_w = int(width * c + height * s + 0.5)
+    new_h = int(width * s + height * c + 0.5)
+    forward = cv2.getRotationMatrix2D(((width - 1) / 2.0, (height - 1) / 2.0), angle, 1.0)
+    forward[0, 2] += (new_w - 1) / 2.0 - (width - 1) / 2.0
+    forward[1, 2] += (new_h - 1) / 2.0 - (height - 1) / 2.0
+    inverse = cv2.invertAffineTransform(forward)
+    return UprightRotation(angle, (width, height), (new_w, new_h), forward, inverse)
+
+
+class _Warp(UprightRotation):
+    """A rotation whose canvas was rescaled: always one warpAffine (no exact-quarter shortcut)."""
+
+    @property
+    def is_identity(self) -> bool:
+        return False
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        return cv2.warpAffine(image, self.forward, self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)

@@ -1,0 +1,259 @@
+"""The simulated Spot: one TLS gRPC server with Spot's services, a world and its cameras.
+
+    with SimServer.start("configs/scenarios/default.yaml") as sim:
+        sdk = bosdyn.client.create_standard_sdk("me", cert_resource_glob=str(sim.ca_path))
+        robot = sdk.create_robot(sim.host)
+        robot.update_secure_channel_port(sim.port)
+        robot.authenticate("spot", "spot")
+
+All services share one port; the SDK routes by gRPC method path and sets each service's
+authority (`api.spot.robot`, `auth.spot.robot`, ...) as the TLS name, which the sim's
+certificate covers. Every service except auth, robot-id and payload-registration requires a
+valid user token (gRPC UNAUTHENTICATED otherwise), as on a robot.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from pathlib import Path
+from types import TracebackType
+from typing import Callable
+
+import grpc
+from bosdyn.api import data_buffer_pb2
+from bosdyn.client.channel import generate_channel_options
+
+from sim.cameras import CAMERAS, CameraSpec
+from sim.certs import SimCertificates, ensure_certificates
+from sim.scene import Scenario, default_scenario_path, load_scenario
+from sim.services.auth import AuthServicer, TokenStore
+from sim.services.common import ServiceSpec
+from sim.services.data_buffer import DataBufferServicer
+from sim.services.directory import DirectoryServicer
+from sim.services.estop import EstopServicer, EstopSystem
+from sim.services.image import ImageServicer
+from sim.services.lease import LeaseManager, LeaseServicer
+from sim.services.payload_registration import PayloadRegistrationServicer
+from sim.services.power import PowerServicer
+from sim.services.frames import SnapshotBuilder
+from sim.services.robot_command import RobotCommandServicer
+from sim.services.robot_id import SERIAL_NUMBER, RobotIdServicer
+from sim.services.robot_state import RobotStateBuilder, RobotStateServicer
+from sim.services.time_sync import TimeSyncServicer
+from sim.services.world_object import WorldObjectServicer
+from sim.world import MotorPower, RobotClock, SimWorld
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 44443  # a real robot listens on 443; an unprivileged port needs no root
+DEFAULT_USER = "spot"
+DEFAULT_PASSWORD = "spot"
+DEFAULT_PAYLOAD_GUID = "3f7c2d1e-5a4b-4c3d-9e8f-0a1b2c3d4e5f"
+DEFAULT_PAYLOAD_SECRET = "spot-sim-payload-secret"
+# The robot clock runs this far ahead of the host's: clients that skip time sync for end times
+# get STATUS_EXPIRED, as they would from a robot whose clock differs from theirs.
+DEFAULT_CLOCK_OFFSET_S = 1.5
+DEFAULT_WORKERS = 48
+
+
+class _AuthInterceptor(grpc.ServerInterceptor):
+    """Rejects RPCs without a valid `authorization: Bearer <token>` (except the open services)."""
+
+    def __init__(self, tokens: TokenStore, open_services: set[str]) -> None:
+        self._tokens = tokens
+        self._open_services = open_services
+
+        def deny(request: bytes, context: grpc.ServicerContext) -> None:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "401 Unauthorized: missing or invalid user token")
+
+        self._deny = grpc.unary_unary_rpc_method_handler(deny)
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        service = handler_call_details.method[1:].split("/", 1)[0]
+        if service in self._open_services:
+            return continuation(handler_call_details)
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+                if self._tokens.is_valid(value[7:]):
+                    return continuation(handler_call_details)
+                break
+        return self._deny
+
+
+def _resolve_scenario(scenario: str | Path | Scenario | None) -> Scenario:
+    if isinstance(scenario, Scenario):
+        return scenario
+    if scenario is None:
+        path = default_scenario_path()
+        return load_scenario(path) if path.exists() else Scenario()
+    return load_scenario(scenario)
+
+
+def _bind_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+class SimServer:
+    """A running simulated robot. Create with `SimServer.start(...)`; stop with `stop()` or `with`."""
+
+    host: str
+    port: int
+    ca_path: Path
+    world: SimWorld
+    scenario: Scenario
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        host: str,
+        certificates: SimCertificates,
+        clock: RobotClock,
+        camera_rate_hz: float,
+        user: str,
+        password: str,
+        payloads: dict[str, str],
+        lease_timeout_s: float,
+        physics_hz: float,
+        max_workers: int,
+        cameras: dict[str, CameraSpec],
+    ) -> None:
+        self.scenario = scenario
+        self.host = host
+        self.certificates = certificates
+        self.ca_path = certificates.ca_path
+        self.clock = clock
+        self.user = user
+        self.password = password
+        self.payloads = dict(payloads)
+        self.world = SimWorld(scenario, clock, physics_hz=physics_hz)
+
+        self.tokens = TokenStore(issuer=SERIAL_NUMBER)
+        self.estop = EstopSystem(clock, motors_on=lambda: self.world.snapshot().motor_power != MotorPower.OFF)
+        self.leases = LeaseManager(clock, lease_timeout_s, on_revoked=lambda _resource: self.world.on_comms_loss())
+        self.world.set_estop_level_source(self.estop.level)
+        self.world.add_tick_hook(self.leases.tick)
+
+        snapshots = SnapshotBuilder(cameras.values())
+        self.time_sync = TimeSyncServicer(clock)
+        self.image = ImageServicer(clock, self.world, scenario, cameras, snapshots, camera_rate_hz)
+        self.data_buffer = DataBufferServicer(clock)
+        services = [
+            AuthServicer(clock, self.tokens, user, password),
+            PayloadRegistrationServicer(clock, self.tokens, self.payloads),
+            RobotIdServicer(clock),
+            self.time_sync,
+            EstopServicer(clock, self.estop),
+            LeaseServicer(clock, self.leases, self.tokens),
+            PowerServicer(clock, self.world, self.leases, self.estop),
+            RobotStateServicer(clock, RobotStateBuilder(self.world, self.estop, snapshots)),
+            RobotCommandServicer(clock, self.world, self.leases, self.time_sync),
+            self.image,
+            WorldObjectServicer(clock, self.world, scenario, cameras, snapshots, refresh_hz=camera_rate_hz),
+            self.data_buffer,
+        ]
+        specs: list[ServiceSpec] = [s.spec for s in services]  # type: ignore[attr-defined]
+        directory = DirectoryServicer(clock, specs)
+        services.append(directory)
+        self.service_specs = [*specs, directory.spec]
+        open_services = {spec.type for spec in self.service_specs if not spec.user_token_required}
+
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sim-rpc"),
+            interceptors=[_AuthInterceptor(self.tokens, open_services)],
+            options=generate_channel_options(),
+        )
+        for service in services:
+            service.add_to_server(self._server)  # type: ignore[attr-defined]
+        self._credentials = grpc.ssl_server_credentials([(certificates.server_key_pem, certificates.server_cert_pem)])
+        self.port = 0
+        self._stopped = False
+
+    @classmethod
+    def start(
+        cls,
+        scenario: str | Path | Scenario | None = None,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        camera_rate_hz: float = 15.0,
+        user: str = DEFAULT_USER,
+        password: str = DEFAULT_PASSWORD,
+        payloads: dict[str, str] | None = None,
+        clock_offset_s: float = DEFAULT_CLOCK_OFFSET_S,
+        lease_timeout_s: float = 10.0,
+        physics_hz: float = 50.0,
+        max_workers: int = DEFAULT_WORKERS,
+        cert_dir: str | Path | None = None,
+        cameras: dict[str, CameraSpec] | None = None,
+    ) -> "SimServer":
+        """Start a simulated robot and return it running.
+
+        scenario: a Scenario, a scenario YAML path, or None for configs/scenarios/default.yaml
+        (an empty world if that file is missing). port=0 picks a free port (see `.port`).
+        payloads: {guid: secret} accepted by payload-registration (default: one known payload).
+        """
+        server = cls(
+            scenario=_resolve_scenario(scenario),
+            host=host,
+            certificates=ensure_certificates(cert_dir),
+            clock=RobotClock(clock_offset_s),
+            camera_rate_hz=camera_rate_hz,
+            user=user,
+            password=password,
+            payloads=payloads if payloads is not None else {DEFAULT_PAYLOAD_GUID: DEFAULT_PAYLOAD_SECRET},
+            lease_timeout_s=lease_timeout_s,
+            physics_hz=physics_hz,
+            max_workers=max_workers,
+            cameras=cameras if cameras is not None else CAMERAS,
+        )
+        server._start(port)
+        return server
+
+    def _start(self, port: int) -> None:
+        address = _bind_address(self.host, port)
+        try:
+            bound = self._server.add_secure_port(address, self._credentials)
+        except RuntimeError as exc:  # grpc raises when it cannot bind
+            raise OSError(f"cannot listen on {address}: {exc}") from exc
+        if bound == 0:
+            raise OSError(f"cannot listen on {address} (port in use or host not local?)")
+        self.port = bound
+        self.world.start()
+        self._server.start()
+        _LOGGER.info("simulated Spot listening on %s:%d", self.host, self.port)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def operator_comments(self) -> list[data_buffer_pb2.OperatorComment]:
+        return self.data_buffer.operator_comments
+
+    def stall_images(self, stalled: bool) -> None:
+        """Image RPCs hang (until un-stalled or their deadline) while `stalled` is True."""
+        self.image.stall(stalled)
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self.image.close()
+        self._server.stop(grace=0.5).wait(timeout=5.0)
+        self.world.stop()
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return self._server.wait_for_termination(timeout)
+
+    def __enter__(self) -> "SimServer":
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,42 @@
+"""Helpers for tests (and other tools) that drive the sim through the real Spot SDK."""
+
+from __future__ import annotations
+
+from typing import Iterator
+from contextlib import contextmanager
+
+import bosdyn.client
+from bosdyn.client.robot import Robot
+
+from sim.server import SimServer
+
+
+def connect_sdk(sim: SimServer, name: str = "sim-test", authenticate: bool = True, time_sync: bool = True) -> Robot:
+    """A `bosdyn.client.robot.Robot` for `sim`: trusts the sim's CA, uses its port, logged in, time-synced.
+
+    Exactly what a program does for a real robot, except the two sim-specific lines
+    (`cert_resource_glob` and `update_secure_channel_port`).
+    """
+    sdk = bosdyn.client.create_standard_sdk(name, cert_resource_glob=str(sim.ca_path))
+    robot = sdk.create_robot(sim.host)
+    robot.update_secure_channel_port(sim.port)
+    if authenticate:
+        robot.authenticate(sim.user, sim.password)
+        if time_sync:
+            robot.time_sync.wait_for_sync(timeout_sec=5.0)
+    return robot
+
+
+def close_sdk(robot: Robot) -> None:
+    """Stop the SDK robot's background threads (time sync, token refresh) and close its channels."""
+    robot._shutdown()  # noqa: SLF001 - the SDK's own way to stop those threads (also run by __del__)
+    robot.shutdown()
+
+
+@contextmanager
+def sdk_robot(sim: SimServer, name: str = "sim-test") -> Iterator[Robot]:
+    robot = connect_sdk(sim, name)
+    try:
+        yield robot
+    finally:
+        close_sdk(robot)

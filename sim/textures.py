@@ -1,0 +1,263 @@
+"""Grey textures for the simulated world, generated once from OpenCV and scikit-image data.
+
+Each texture is a `Texture`: a mip pyramid of grey images (level 0 = full resolution, each
+next level half the size) and, for cut-out shapes, a matching alpha pyramid (255 = opaque).
+Nothing is downloaded: tags come from OpenCV's aruco dictionary, the person from
+scikit-image's bundled astronaut photo, the rest is drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+WHITE = 235  # printed white and black as a grey camera sees them (never fully saturated)
+BLACK = 25
+TAG_CELL_PX = 16  # texture pixels per tag cell (36h11 markers are 8 cells wide including the black border)
+TAG_MARGIN_CELLS = 2  # white quiet zone around the black square, in cells
+FLOOR_TILE_M = 4.0  # the floor texture repeats every 4 m
+FLOOR_PX_PER_M = 100
+
+
+@dataclass(frozen=True)
+class Texture:
+    grey: tuple[np.ndarray, ...]  # mip levels, uint8
+    alpha: tuple[np.ndarray, ...] | None = None  # same shapes, uint8; None = fully opaque
+
+    @property
+    def width(self) -> int:
+        return int(self.grey[0].shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.grey[0].shape[0])
+
+
+def _pyramid(image: np.ndarray, min_side: int = 8) -> tuple[np.ndarray, ...]:
+    levels = [image]
+    while min(levels[-1].shape[:2]) >= 2 * min_side:
+        levels.append(cv2.pyrDown(levels[-1]))
+    return tuple(levels)
+
+
+def _texture(grey: np.ndarray, alpha: np.ndarray | None = None) -> Texture:
+    grey_levels = _pyramid(grey)
+    if alpha is None:
+        return Texture(grey_levels)
+    alpha_levels = tuple(cv2.resize(alpha, (g.shape[1], g.shape[0]), interpolation=cv2.INTER_AREA) for g in grey_levels)
+    return Texture(grey_levels, alpha_levels)
+
+
+# --- AprilTag board ----------------------------------------------------------------------------
+
+TAG_DICTIONARY = cv2.aruco.DICT_APRILTAG_36h11
+
+
+@lru_cache(maxsize=64)
+def tag_texture(tag_id: int) -> Texture:
+    """White board with the tag36h11 marker; the black square spans 8 cells, the margin 2 cells a side."""
+    dictionary = cv2.aruco.getPredefinedDictionary(TAG_DICTIONARY)
+    marker = cv2.aruco.generateImageMarker(dictionary, tag_id, 8 * TAG_CELL_PX, borderBits=1)
+    marker = np.where(marker > 127, WHITE, BLACK).astype(np.uint8)
+    margin = TAG_MARGIN_CELLS * TAG_CELL_PX
+    board = cv2.copyMakeBorder(marker, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=WHITE)
+    return _texture(board)
+
+
+def tag_board_scale() -> float:
+    """Board edge / black-square edge."""
+    return (8 + 2 * TAG_MARGIN_CELLS) / 8.0
+
+
+# --- Stop sign ---------------------------------------------------------------------------------
+
+STOP_SIGN_PX = 256  # texture width across flats
+
+
+def octagon(center: tuple[float, float], across_flats: float) -> np.ndarray:
+    """Vertices of a regular octagon with flat top, bottom and sides."""
+    radius = across_flats / 2.0 / np.cos(np.pi / 8)
+    angles = np.pi / 8 + np.arange(8) * np.pi / 4
+    return np.stack([center[0] + radius * np.cos(angles), center[1] + radius * np.sin(angles)], axis=1)
+
+
+@lru_cache(maxsize=1)
+def stop_sign_texture() -> Texture:
+    """Red octagon with white rim and white STOP letters, as a grey camera sees the colours."""
+    size = STOP_SIGN_PX
+    shift = 4  # subpixel vertices for smooth edges
+    colour = np.zeros((size, size, 3), np.uint8)
+    alpha = np.zeros((size, size), np.uint8)
+    centre = ((size - 1) / 2.0, (size - 1) / 2.0)
+
+    def poly(across: float) -> np.ndarray:
+        return np.round(octagon(centre, across) * (1 << shift)).astype(np.int32)
+
+    cv2.fillPoly(alpha, [poly(size)], 255, lineType=cv2.LINE_AA, shift=shift)
+    cv2.fillPoly(colour, [poly(size)], (240, 240, 240), lineType=cv2.LINE_AA, shift=shift)
+    red = (45, 35, 195)  # BGR of sign red
+    cv2.fillPoly(colour, [poly(size * 0.92)], red, lineType=cv2.LINE_AA, shift=shift)
+    font = cv2.FONT_HERSHEY_DUPLEX
+    thickness = max(2, size // 28)
+    (text_w, text_h), _ = cv2.getTextSize("STOP", font, 1.0, thickness)
+    scale = 0.72 * size / text_w
+    (text_w, text_h), _ = cv2.getTextSize("STOP", font, scale, thickness)
+    origin = (int(round((size - text_w) / 2.0)), int(round((size + text_h) / 2.0)))
+    cv2.putText(colour, "STOP", origin, font, scale, (240, 240, 240), thickness, cv2.LINE_AA)
+    grey = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
+    return _texture(grey, alpha)
+
+
+# --- Person --------------------------------------------------------------------------------------
+
+# Outline of the astronaut in scikit-image's 512 x 512 `astronaut()` photo: head ellipse and body
+# polygon (traced by hand, so the cut-out is the same on every run).
+_HEAD_ELLIPSE = ((226, 100), (73, 88))
+_BODY_POLYGON = [
+    (168, 176), (140, 180), (120, 192), (112, 215), (112, 248), (60, 268), (38, 295), (27, 350),
+    (20, 440), (22, 511), (362, 511), (362, 400), (356, 330), (345, 292), (318, 272), (304, 262),
+    (306, 225), (296, 195), (280, 180),
+]
+_HELMET_BOX = (330, 268, 371)  # first row, first and last+1 column of the helmet (photo's lower right)
+_BODY_AXIS_X = 190  # her body's vertical symmetry axis (photo column)
+_PHOTO_TOP, _PHOTO_LEFT, _PHOTO_RIGHT = 12, 15, 371  # crop of the photo used (rows from the head top)
+_PHOTO_HEIGHT_FRACTION = 0.38  # head top to the photo's lower edge (about the waist) of a whole person
+PERSON_TEXTURE_SCALE = 0.5  # store at half the photo's resolution: plenty for a 640 x 480 camera
+
+
+@lru_cache(maxsize=1)
+def person_texture() -> Texture:
+    """Whole standing person: the astronaut photo (head to waist) cut out, with drawn legs in her suit."""
+    from skimage import data  # imported here: loading scikit-image is slow and only this needs it
+
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+    # She holds a helmet at her left hip (lower right of the photo): replace it by the mirror
+    # image of her other side so the silhouette is a person's, not a person plus a black ball.
+    row0, col0, col1 = _HELMET_BOX
+    photo[row0:, col0:col1] = photo[row0:, 2 * _BODY_AXIS_X - col1 + 1 : 2 * _BODY_AXIS_X - col0 + 1][:, ::-1]
+    mask = np.zeros(photo.shape, np.uint8)
+    cv2.ellipse(mask, _HEAD_ELLIPSE[0], _HEAD_ELLIPSE[1], 0, 0, 360, 255, -1, cv2.LINE_AA)
+    cv2.fillPoly(mask, [np.array(_BODY_POLYGON, np.int32)], 255, cv2.LINE_AA)
+    photo = photo[_PHOTO_TOP:, _PHOTO_LEFT:_PHOTO_RIGHT]
+    mask = mask[_PHOTO_TOP:, _PHOTO_LEFT:_PHOTO_RIGHT]
+    photo_h, width = photo.shape
+    total_h = int(round(photo_h / _PHOTO_HEIGHT_FRACTION))
+    grey = np.zeros((total_h, width), np.uint8)
+    alpha = np.zeros((total_h, width), np.uint8)
+    grey[:photo_h] = photo
+    alpha[:photo_h] = mask
+
+    # Lower body drawn below the photo's lower edge: forearms and hands hanging beside the hips,
+    # dark trousers, black shoes, each shaded like a cylinder lit from the front so it reads
+    # as a solid body rather than a flat cut-out.
+    suit = int(np.median(photo[photo_h - 120 : photo_h - 20, 100:200]))
+    h = total_h - photo_h
+    lower = np.zeros((h, width), np.float32)
+    lower_alpha = np.zeros((h, width), np.uint8)
+    px = total_h / 1.75  # pixels per metre, drawn for a 1.75 m person (other heights scale it all)
+    cx = width * 0.52
+    crotch = 0.29 * px  # below the photo's edge (the photo ends at about the waist)
+    ankle = h - 0.08 * px
+    trousers, skin, shoes = 70.0, 165.0, 30.0
+
+    def quad(tl: tuple[float, float], tr: tuple[float, float], br: tuple[float, float], bl: tuple[float, float], grey_level: float) -> None:
+        """Fill a quad (top and bottom edges horizontal) with cylindrical shading across it."""
+        top, bottom = int(round(tl[1])), int(round(bl[1]))
+        rows = np.arange(top, bottom + 1, dtype=np.float32)
+        frac = (rows - tl[1]) / max(bl[1] - tl[1], 1.0)
+        left = tl[0] + frac * (bl[0] - tl[0])
+        right = tr[0] + frac * (br[0] - tr[0])
+        cols = np.arange(width, dtype=np.float32)[None, :]
+        across = (cols - left[:, None]) / np.maximum(right - left, 1.0)[:, None]
+        inside = (across >= 0.0) & (across <= 1.0)
+        bulge = np.maximum(np.sin(np.pi * np.clip(across, 0.0, 1.0)), 0.0) ** 0.6
+        shade = grey_level * (0.55 + 0.45 * bulge)
+        region = lower[top : bottom + 1]
+        region[inside] = shade[inside]
+        lower_alpha[top : bottom + 1][inside] = 255
+
+    # Forearms in the suit, then hands (the photo cuts the arms at the wrist).
+    for x0, x1 in ((12.0, 68.0), (296.0, 350.0)):
+        quad((x0, 0), (x1, 0), (x1 - 4, 0.22 * px), (x0 + 4, 0.22 * px), suit)
+        quad((x0 + 6, 0.2 * px), (x1 - 6, 0.2 * px), (x1 - 12, 0.3 * px), (x0 + 12, 0.3 * px), skin)
+    # Hips, then two legs tapering to the ankles with a gap widening towards the feet.
+    hip_half = 0.175 * px
+    quad((70.0, 0), (300.0, 0), (cx + hip_half, crotch + 2), (cx - hip_half, crotch + 2), trousers)
+    for side in (-1.0, 1.0):
+        inner_top, outer_top = cx + side * 0.005 * px, cx + side * hip_half
+        inner_bot = cx + side * 0.035 * px
+        outer_bot = inner_bot + side * 0.11 * px
+        xs = sorted((inner_top, outer_top)), sorted((inner_bot, outer_bot))
+        quad((xs[0][0], crotch), (xs[0][1], crotch), (xs[1][1], ankle), (xs[1][0], ankle), trousers)
+        shoe_l, shoe_r = min(inner_bot, outer_bot) - 0.01 * px, max(inner_bot, outer_bot) + 0.01 * px
+        quad((shoe_l, ankle), (shoe_r, ankle), (shoe_r + 0.01 * px, h - 1), (shoe_l - 0.01 * px, h - 1), shoes)
+    # A belt where the photo ends, and some fabric grain.
+    belt = (lower_alpha[: int(0.04 * px)] > 0)
+    lower[: int(0.04 * px)][belt] *= 0.5
+    rng = np.random.default_rng(3)
+    lower += cv2.GaussianBlur(rng.normal(0.0, 5.0, lower.shape).astype(np.float32), (5, 5), 1.5)
+    lower = np.clip(lower, 0, 255).astype(np.uint8)
+    grey[photo_h:] = lower
+    alpha[photo_h:] = lower_alpha
+    grey[alpha == 0] = suit  # colour under transparent texels: keeps edge interpolation clean
+
+    size = (int(round(width * PERSON_TEXTURE_SCALE)), int(round(total_h * PERSON_TEXTURE_SCALE)))
+    grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
+    return _texture(grey, alpha)
+
+
+def person_aspect() -> float:
+    """Width / height of the person texture."""
+    tex = person_texture()
+    return tex.width / tex.height
+
+
+# --- Floor ---------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def floor_texture() -> np.ndarray:
+    """A seamless 4 m x 4 m patch of 0.5 m floor tiles of varying grey with darker grout and grain."""
+    px = int(FLOOR_TILE_M * FLOOR_PX_PER_M)
+    tile_px = FLOOR_PX_PER_M // 2
+    tiles = px // tile_px
+    rng = np.random.default_rng(11)
+    levels = rng.uniform(105, 145, size=(tiles, tiles))
+    floor = np.kron(levels, np.ones((tile_px, tile_px)))
+    floor += rng.normal(0.0, 7.0, size=floor.shape)
+    pad = 8  # blur with wrap-around so the patch stays seamless
+    padded = np.pad(floor, pad, mode="wrap").astype(np.float32)
+    floor = cv2.GaussianBlur(padded, (0, 0), 1.2)[pad:-pad, pad:-pad]
+    grout = (np.arange(px) % tile_px) < 2
+    floor[grout, :] = 80.0
+    floor[:, grout] = 80.0
+    return np.clip(floor, 0, 255).astype(np.uint8)
+
+
+# Extent (metres) each floor mip level is pre-tiled to, so the floor seen in that level's distance
+# band maps inside the image and warpPerspective never needs its (slow) wrap-around path.
+FLOOR_LEVEL_EXTENT_M = (12.0, 16.0, 24.0, 32.0, 48.0)
+
+
+@lru_cache(maxsize=1)
+def floor_pyramid() -> tuple[np.ndarray, ...]:
+    """Mip levels of the floor, level L at FLOOR_PX_PER_M / 2**L, tiled to FLOOR_LEVEL_EXTENT_M[L]."""
+    pattern = floor_texture()
+    pad = 8
+    levels = []
+    for extent in FLOOR_LEVEL_EXTENT_M:
+        repeats = int(round(extent / FLOOR_TILE_M))
+        levels.append(np.ascontiguousarray(np.tile(pattern, (repeats, repeats))))
+        padded = np.pad(pattern, pad, mode="wrap")  # blur with wrap-around: each level stays seamless
+        pattern = cv2.pyrDown(padded)[pad // 2 : -pad // 2, pad // 2 : -pad // 2].copy()
+    return tuple(levels)
+
+
+@lru_cache(maxsize=1)
+def floor_mean_grey() -> int:
+    """What the floor looks like from far away."""
+    return int(round(float(floor_texture().mean())))

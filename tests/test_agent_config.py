@@ -1,0 +1,94 @@
+"""Agent config, credentials and log format: bad input gets a clear error."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import pytest
+
+from agent.config import AgentConfig, config_overrides, load_agent_config
+from agent.config_loading import ConfigError
+from agent.connect import ConnectError, resolve_credentials
+from agent.logs import KeyValueFormatter
+from agent.paths import CONFIG_DIR
+
+
+def test_shipped_configs_load_and_resolve_paths() -> None:
+    for name in ("agent.yaml", "sim.yaml"):
+        cfg = load_agent_config(CONFIG_DIR / name)
+        assert cfg.rules == (CONFIG_DIR / "rules" / "default.yaml").resolve()
+        assert cfg.rules.is_file()
+        assert cfg.safety.max_frame_age_s < cfg.safety.watchdog_s
+    assert load_agent_config(CONFIG_DIR / "agent.yaml").robot.register_estop is False
+
+
+def test_unknown_key_and_bad_value_name_file_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "a.yaml"
+    bad.write_text("safety: {watchdog_sec: 1.0}\n")
+    with pytest.raises(ConfigError, match=r"a\.yaml: safety\.watchdog_sec: Extra inputs"):
+        load_agent_config(bad)
+    bad.write_text("robot: {port: 70000}\n")
+    with pytest.raises(ConfigError, match=r"robot\.port: .*less than or equal to 65535"):
+        load_agent_config(bad)
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    cfg_file = tmp_path / "sub" / "agent.yaml"
+    cfg_file.write_text(
+        "rules: my_rules.yaml\n"
+        "robot: {ca_cert: ca.pem, auth: {payload_credentials_file: creds}}\n"
+        "detector: {model: m.tflite}\n"
+    )
+    cfg = load_agent_config(cfg_file)
+    assert cfg.rules == tmp_path / "sub" / "my_rules.yaml"
+    assert cfg.robot.ca_cert == tmp_path / "sub" / "ca.pem"
+    assert cfg.robot.auth.payload_credentials_file == tmp_path / "sub" / "creds"
+    assert cfg.detector.model == tmp_path / "sub" / "m.tflite"
+
+
+def test_overrides_are_validated() -> None:
+    cfg = AgentConfig()
+    out = config_overrides(cfg, **{"robot.hostname": "10.0.0.2", "robot.port": 1234, "rules": None})
+    assert (out.robot.hostname, out.robot.port, out.rules) == ("10.0.0.2", 1234, cfg.rules)
+    with pytest.raises(ValueError):
+        config_overrides(cfg, **{"robot.port": 0})
+
+
+def test_credentials_from_env_config_or_payload_file(tmp_path: Path) -> None:
+    auth = AgentConfig().robot.auth
+    creds = resolve_credentials(auth, {"BOSDYN_CLIENT_USERNAME": "u", "BOSDYN_CLIENT_PASSWORD": "p"})
+    assert (creds.username, creds.password, creds.kind) == ("u", "p", "user")
+    with pytest.raises(ConnectError, match="set BOSDYN_CLIENT_USERNAME and BOSDYN_CLIENT_PASSWORD"):
+        resolve_credentials(auth, {})
+    # The SDK's payload credentials format: GUID on line 1, secret on line 2.
+    f = tmp_path / "payload_guid_and_secret"
+    f.write_text("d2b9c2d5-4ef1-4e16-a4d8-4d2f0c1b2a3e\ns3cr3t\n")
+    pauth = auth.model_copy(update={"payload_credentials_file": f})
+    creds = resolve_credentials(pauth, {})
+    assert (creds.payload_guid, creds.payload_secret, creds.kind) == (
+        "d2b9c2d5-4ef1-4e16-a4d8-4d2f0c1b2a3e", "s3cr3t", "payload")
+    f.write_text("only-a-guid\n")
+    with pytest.raises(ConnectError, match="GUID on its first line and the secret on its second"):
+        resolve_credentials(pauth, {})
+    missing = auth.model_copy(update={"payload_credentials_file": tmp_path / "nope"})
+    with pytest.raises(ConnectError, match="cannot read payload credentials file"):
+        resolve_credentials(missing, {})
+
+
+def _format(journald: bool) -> str:
+    record = logging.LogRecord("agent.x", logging.ERROR, __file__, 1, "lease lost", None, None)
+    record.event = "lease_lost"
+    record.detail = 'taken by "tablet"'
+    return KeyValueFormatter(journald=journald).format(record)
+
+
+def test_log_lines_are_key_value_and_journald_priority_prefixed() -> None:
+    line = _format(journald=True)
+    assert line.startswith("<3>level=error logger=agent.x event=lease_lost")
+    assert 'msg="lease lost"' in line and 'detail="taken by \\"tablet\\""' in line
+    assert "\n" not in line
+    plain = _format(journald=False)
+    assert plain.startswith("ts=") and "<3>" not in plain

@@ -1,0 +1,308 @@
+"""The MCAP recorder: Foxglove channels and schemas, bit-exact frames, a queue that never blocks."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from bosdyn.api import geometry_pb2
+from mcap.reader import make_reader
+from skimage import data as skdata
+
+from agent import recording_format as fmt
+from agent.recording import Recorder, RecordingError
+from agent.replay_sources import (
+    McapRecording,
+    RecordedCommand,
+    RecordedEvent,
+    RecordedFrame,
+    RecordedObservation,
+    RecordedTick,
+)
+from behaviors.commands import GoTo, Sit, Velocity
+from perception.detection import FrameResult, Sighting
+from perception.frame import Frame, PinholeIntrinsics
+
+CAMERA = "frontleft_fisheye_image"
+SENSOR = "frontleft_fisheye"
+T0 = 1_700_000_000.123456789  # local clock
+R0 = 5000.5  # robot clock
+
+
+def _grey_jpeg() -> tuple[np.ndarray, bytes]:
+    grey = cv2.resize(skdata.camera(), (640, 480))
+    ok, jpeg = cv2.imencode(".jpg", grey, [cv2.IMWRITE_JPEG_QUALITY, 75])
+    assert ok
+    return cv2.imdecode(jpeg, cv2.IMREAD_UNCHANGED), jpeg.tobytes()
+
+
+def _snapshot(x: float) -> geometry_pb2.FrameTreeSnapshot:
+    """odom -> body -> frontleft_fisheye, as a robot's image response carries it."""
+    snap = geometry_pb2.FrameTreeSnapshot()
+    body = snap.child_to_parent_edge_map["body"]
+    body.parent_frame_name = "odom"
+    body.parent_tform_child.position.x = x
+    body.parent_tform_child.rotation.w = 1.0
+    cam = snap.child_to_parent_edge_map[SENSOR]
+    cam.parent_frame_name = "body"
+    cam.parent_tform_child.position.x = 0.4
+    cam.parent_tform_child.position.z = 0.1
+    cam.parent_tform_child.rotation.w = 0.5
+    cam.parent_tform_child.rotation.x = -0.5
+    cam.parent_tform_child.rotation.y = 0.5
+    cam.parent_tform_child.rotation.z = -0.5
+    snap.child_to_parent_edge_map["odom"].parent_frame_name = ""
+    return snap
+
+
+def _frame(i: int, image: np.ndarray, jpeg: bytes | None) -> Frame:
+    return Frame(
+        camera=CAMERA,
+        image=image,
+        acquisition_time_robot=R0 + i / 15,
+        acquisition_time_local=T0 + i / 15,
+        intrinsics=PinholeIntrinsics(fx=330.1, fy=330.2, cx=320.5, cy=240.25),
+        frame_name_image_sensor=SENSOR,
+        transforms_snapshot=_snapshot(0.1 * i),
+        encoded=jpeg,
+        seq=i,
+        extra={"rotation_deg": -78, "not_json": object()},
+    )
+
+
+def _result(frame: Frame) -> FrameResult:
+    sighting = Sighting(
+        label="person",
+        score=0.74,
+        camera=frame.camera,
+        box=(100.0, 50.5, 220.0, 400.0),
+        image_size=(frame.width, frame.height),
+        time_local=frame.acquisition_time_local,
+        position_odom=(2.0, 0.5, 0.0),
+        distance_m=2.06,
+        bearing_rad=0.24,
+    )
+    return FrameResult(
+        frame.camera, frame.seq, frame.acquisition_time_robot, frame.acquisition_time_local,
+        [sighting], detect_ms=14.5, age_at_detection_s=0.05,
+    )
+
+
+def _record_session(path: Path, n: int = 6) -> tuple[list[Frame], list]:
+    image, jpeg = _grey_jpeg()
+    frames = [_frame(i, image, jpeg) for i in range(n)]
+    commands = [Velocity(0.2, 0.0, 0.3, 0.6), Sit(), GoTo(1.0, 2.0, 0.5, "odom", 5.0)]
+    with Recorder(path, metadata={"rules": "configs/rules/demo.yaml"}) as rec:
+        for i, frame in enumerate(frames):
+            assert rec.record_frame(frame)
+            assert rec.record_observed(_result(frame), frame.acquisition_time_local + 0.02)
+            assert rec.record_tick(frame.acquisition_time_local + 0.03, {"x": 0.1 * i, "y": 0.0, "yaw": 0.0})
+        assert rec.record_event("cue_fired", T0 + 0.3, {"rule": "person_sit"})
+        for k, cmd in enumerate(commands):
+            assert rec.record_command(T0 + 0.4 + k, cmd, "sent" if k else "refused: too fast")
+    return frames, commands
+
+
+def test_recording_opens_with_mcap_reader_with_foxglove_schemas(tmp_path: Path) -> None:
+    path = tmp_path / "run.mcap"
+    frames, commands = _record_session(path)
+    with open(path, "rb") as f:
+        reader = make_reader(f)
+        summary = reader.get_summary()
+        assert summary is not None
+        topics = {
+            c.topic: (summary.schemas[c.schema_id].name, c.message_encoding)
+            for c in summary.channels.values()
+        }
+        assert topics == {
+            f"/camera/{CAMERA}/compressed": ("foxglove.CompressedImage", "protobuf"),
+            f"/camera/{CAMERA}/annotations": ("foxglove.ImageAnnotations", "protobuf"),
+            f"/camera/{CAMERA}/meta": ("spot_cue_agent.FrameMeta", "json"),
+            "/detections": ("spot_cue_agent.ObservedResult", "json"),
+            "/engine/ticks": ("spot_cue_agent.EngineTick", "json"),
+            "/events": ("spot_cue_agent.EngineEvent", "json"),
+            "/commands": ("spot_cue_agent.Command", "json"),
+        }
+        counts = {summary.channels[cid].topic: n for cid, n in summary.statistics.channel_message_counts.items()}
+        assert counts[f"/camera/{CAMERA}/compressed"] == len(frames)
+        assert counts["/commands"] == len(commands)
+        metadata = {m.name: m.metadata for m in reader.iter_metadata()}
+        assert metadata[fmt.RECORDING_METADATA]["rules"] == "configs/rules/demo.yaml"
+        assert json.loads(metadata[fmt.RECORDING_STATS_METADATA]["dropped_total"]) == 0
+        # Frames are logged at their local acquisition time.
+        image_times = [
+            m.log_time for _, c, m in reader.iter_messages(topics=[f"/camera/{CAMERA}/compressed"])
+        ]
+        assert image_times == [fmt.to_ns(f.acquisition_time_local) for f in frames]
+
+
+def test_frames_round_trip_bit_exact_with_meta(tmp_path: Path) -> None:
+    path = tmp_path / "run.mcap"
+    frames, commands = _record_session(path)
+    recording = McapRecording(path)
+    items = list(recording.items())
+    assert recording.report.complete and recording.report.problems == []
+    got = [i.frame for i in items if isinstance(i, RecordedFrame)]
+    assert len(got) == len(frames)
+    for original, replayed in zip(frames, got):
+        assert replayed.encoded == original.encoded  # the JPEG bytes, not re-encoded
+        assert np.array_equal(replayed.image, original.image)
+        assert replayed.acquisition_time_local == original.acquisition_time_local  # exact float
+        assert replayed.acquisition_time_robot == original.acquisition_time_robot
+        assert replayed.intrinsics == original.intrinsics
+        assert replayed.frame_name_image_sensor == SENSOR
+        assert replayed.seq == original.seq
+        assert replayed.transforms_snapshot == original.transforms_snapshot
+        assert replayed.extra == {"rotation_deg": -78}
+    assert recording.cameras == [CAMERA]
+
+    observations = [i for i in items if isinstance(i, RecordedObservation)]
+    ticks = [i for i in items if isinstance(i, RecordedTick)]
+    assert [o.result for o in observations] == [_result(f) for f in frames]
+    assert sorted(o.step for o in observations) + sorted(t.step for t in ticks) != []
+    steps = sorted([o.step for o in observations] + [t.step for t in ticks])
+    assert steps == list(range(2 * len(frames)))
+    assert ticks[2].pose == {"x": 0.2, "y": 0.0, "yaw": 0.0}
+    assert [c.command for c in items if isinstance(c, RecordedCommand)] == commands
+    assert [c.outcome for c in items if isinstance(c, RecordedCommand)][0] == "refused: too fast"
+    assert [e.kind for e in items if isinstance(e, RecordedEvent)] == ["cue_fired"]
+
+
+def test_meta_has_readable_camera_transforms(tmp_path: Path) -> None:
+    path = tmp_path / "run.mcap"
+    _record_session(path, n=2)
+    with open(path, "rb") as f:
+        metas = [
+            json.loads(m.data)
+            for _, _, m in make_reader(f).iter_messages(topics=[f"/camera/{CAMERA}/meta"])
+        ]
+    transforms = metas[1]["transforms"]
+    assert transforms["body_tform_camera"][:3] == pytest.approx([0.4, 0.0, 0.1])
+    assert transforms["odom_tform_camera"][:3] == pytest.approx([0.5, 0.0, 0.1])  # body at x=0.1
+    assert "vision_tform_camera" not in transforms  # not in this snapshot
+    assert metas[1]["intrinsics"] == {"fx": 330.1, "fy": 330.2, "cx": 320.5, "cy": 240.25}
+
+
+def test_annotations_carry_the_image_timestamp(tmp_path: Path) -> None:
+    path = tmp_path / "run.mcap"
+    frames, _ = _record_session(path, n=3)
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    with open(path, "rb") as f:
+        reader = make_reader(f)
+        stamps, boxes, labels = [], [], []
+        for schema, _, message in reader.iter_messages(topics=[f"/camera/{CAMERA}/annotations"]):
+            pool = descriptor_pool.DescriptorPool()
+            for file in descriptor_pb2.FileDescriptorSet.FromString(schema.data).file:
+                pool.Add(file)
+            cls = message_factory.GetMessageClass(pool.FindMessageTypeByName(schema.name))
+            msg = cls.FromString(message.data)
+            stamps.append(msg.timestamp.seconds * 1_000_000_000 + msg.timestamp.nanos)
+            boxes.append([(p.x, p.y) for p in msg.points[0].points])
+            labels.append(msg.texts[0].text)
+    assert stamps == [fmt.to_ns(f.acquisition_time_local) for f in frames]
+    assert boxes[0] == [(100.0, 50.5), (220.0, 50.5), (220.0, 400.0), (100.0, 400.0)]
+    assert labels[0] == "person 0.74 2.1m"
+
+
+def test_frames_without_jpeg_are_stored_losslessly(tmp_path: Path) -> None:
+    path = tmp_path / "raw.mcap"
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (48, 64), dtype=np.uint8)
+    bgr = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    depth = rng.random((24, 42), dtype=np.float32) * 5.0
+    with Recorder(path) as rec:
+        rec.record_frame(Frame("left_fisheye_image", grey, 1.0, 1.0))
+        rec.record_frame(Frame("hand_color_image", bgr, 1.5, 1.5))
+        rec.record_frame(Frame("frontleft_depth", depth, 2.0, 2.0, is_depth=True))
+    got = {f.camera: f for f in McapRecording(path).frames()}
+    assert np.array_equal(got["left_fisheye_image"].image, grey)
+    assert np.array_equal(got["hand_color_image"].image, bgr)
+    assert got["frontleft_depth"].image.dtype == np.float32
+    assert np.array_equal(got["frontleft_depth"].image, depth)
+    assert got["frontleft_depth"].is_depth
+    assert all(f.encoded is None for f in got.values())  # they never were JPEG
+
+
+def test_full_queue_drops_and_counts_never_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "slow.mcap"
+    image, jpeg = _grey_jpeg()
+    rec = Recorder(path, queue_size=8, frame_fill_limit=0.5)
+    stuck = threading.Event()
+    release = threading.Event()
+    original = rec._write_frame
+
+    def slow_disk(frame: Frame) -> None:  # the writer is stuck until the test lets it go
+        stuck.set()
+        release.wait()
+        original(frame)
+
+    rec._write_frame = slow_disk  # type: ignore[method-assign]
+    accepted: list[bool] = []
+
+    def produce() -> None:
+        accepted.append(rec.record_frame(_frame(0, image, jpeg)))
+        assert stuck.wait(5)
+        for i in range(1, 200):
+            accepted.append(rec.record_frame(_frame(i, image, jpeg)))
+        for i in range(200):
+            accepted.append(rec.record_tick(float(i)))
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    producer.join(10)
+    assert not producer.is_alive(), "record_* blocked on a full queue"
+    stats = rec.stats()
+    # The stuck writer holds frame 0; frames may fill half the queue, ticks the rest.
+    assert sum(accepted[:200]) == 1 + 4
+    assert sum(accepted[200:]) == 8 - 4
+    assert stats.dropped == {"frame": 195, "tick": 196}
+    release.set()
+    final = rec.close()
+    assert final.written == {"frame": 5, "tick": 4}
+    assert final.dropped_total == 391
+    recording = McapRecording(path)
+    assert len(list(recording.items())) == 9
+    assert any("dropped 391 items" in p.what for p in recording.report.problems)
+    # Tick steps 4.. were dropped: replay is told the engine inputs are incomplete.
+    assert any("engine steps" in p.what for p in recording.report.problems)
+
+
+def test_after_close_records_are_refused(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path / "x.mcap")
+    rec.close()
+    assert rec.record_tick(1.0) is False
+    assert rec.close().written_total == 0  # closing twice is fine
+
+
+def test_refuses_to_overwrite_or_write_nowhere(tmp_path: Path) -> None:
+    existing = tmp_path / "old.mcap"
+    existing.write_bytes(b"precious")
+    with pytest.raises(RecordingError, match="already exists"):
+        Recorder(existing)
+    assert existing.read_bytes() == b"precious"
+    with pytest.raises(RecordingError, match="does not exist"):
+        Recorder(tmp_path / "missing_dir" / "x.mcap")
+
+
+def test_reduced_jpeg_decode_and_registered_depth_replay_identically(tmp_path: Path) -> None:
+    """Live may decode a big JPEG at 1/2 size; replay must hand the detector the same pixels."""
+    path = tmp_path / "reduced.mcap"
+    _, jpeg = _grey_jpeg()
+    reduced = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_2)
+    depth = np.full((60, 80), np.nan, np.float32)
+    depth[10:20, 10:20] = 2.5
+    frame = Frame(CAMERA, reduced, 1.0, 2.0, encoded=jpeg, image_scale=0.5, depth_m=depth)
+    with Recorder(path) as rec:
+        rec.record_frame(frame)
+    recording = McapRecording(path)
+    (got,) = list(recording.frames())
+    assert recording.report.problems == []
+    assert got.image_scale == 0.5 and got.original_size == (640, 480)
+    assert np.array_equal(got.image, reduced)
+    assert got.depth_m is not None
+    assert np.array_equal(got.depth_m, depth, equal_nan=True)
