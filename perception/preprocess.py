@@ -57,11 +57,9 @@ class InputPreprocessor:
         self._luts = self._build_luts(tensor, norm)
         # Model channel c reads image channel _source[c] of a BGR image.
         self._source = (0, 1, 2) if norm.channel_order == "bgr" else (2, 1, 0)
-        self._lut_bgr = None
-        if not self.channels_first and self.channels == 3:
-            # One 3-channel table indexed by the image's BGR channels, in the model's order.
-            by_bgr = [self._luts[self._source.index(i)] for i in range(3)]
-            self._lut_bgr = np.ascontiguousarray(np.concatenate(by_bgr, axis=1)).reshape(256, 1, 3)
+        # Channels-last: one 3-channel table, channel c of the table for model channel c (the
+        # image is put in the model's channel order first: cv2.LUT cannot reorder channels).
+        self._lut3 = np.ascontiguousarray(np.concatenate(self._luts, axis=1)).reshape(256, 1, 3)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -115,8 +113,13 @@ class InputPreprocessor:
                 plane = image if grey else planes[self._source[c]]
                 _lut_into(plane, self._luts[c], target[0, c])
         else:
-            bgr = cv2.merge((image, image, image)) if grey else image
-            _lut_into(bgr, self._lut_bgr, target[0])
+            if grey:
+                ordered = cv2.merge((image, image, image))
+            elif self.norm.channel_order == "rgb":
+                ordered = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+            else:
+                ordered = image
+            _lut_into(ordered, self._lut3, target[0])
 
 
 def _lut_into(src: np.ndarray, lut: np.ndarray, dst: np.ndarray) -> None:
