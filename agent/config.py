@@ -118,6 +118,14 @@ class CameraConfig(_Strict):
     request_timeout_s: float = Field(
         0.5, gt=0, description="Timeout of one GetImage call (the SDK's viewer uses 0.5 s)."
     )
+    poll_hz: float = Field(
+        30.0,
+        gt=0,
+        le=100,
+        description="At most this many GetImage calls per second per camera. Spot's cameras run "
+        "at about 15 Hz and the robot answers with its newest image: polling at twice that rate "
+        "halves the wait for a new frame; repeats of an already received frame are dropped.",
+    )
 
     @field_validator("sources")
     @classmethod
@@ -137,6 +145,12 @@ class SafetyConfig(_Strict):
         1.0,
         gt=0,
         description="No fresh detection result for this long stops the robot and halts behaviors.",
+    )
+    watchdog_startup_grace_s: float = Field(
+        3.0,
+        ge=0,
+        description="Extra time the watchdog allows for the first detection after start "
+        "(streams connecting); nothing can fire a rule before that first detection anyway.",
     )
     tick_hz: float = Field(10.0, gt=0, le=100, description="Rate of the behavior control loop.")
     detect_workers: int = Field(

@@ -12,6 +12,8 @@ from typing import Any
 
 log = logging.getLogger("agent.events")
 
+_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
 # Severity of each kind of agent event, for logs (engine events are informational).
 _LEVELS = {
     "lease_lost": logging.ERROR,
@@ -44,7 +46,11 @@ class EventLog:
     def add(self, event: AgentEvent) -> AgentEvent:
         if len(self.events) < self._keep:
             self.events.append(event)
-        extra = {"event": event.kind, **{k: v for k, v in event.data.items() if _loggable(v)}}
+        extra = {"event": event.kind}
+        for key, value in event.data.items():
+            if _loggable(value):
+                # LogRecord owns some names (name, msg, args...): keep the field, rename it.
+                extra[f"{key}_" if key in _RECORD_FIELDS else key] = value
         log.log(_LEVELS.get(event.kind, logging.INFO), event.message, extra=extra)
         return event
 

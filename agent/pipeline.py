@@ -28,6 +28,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+import numpy as np
+
 from agent.clock import Clock, SystemClock
 from agent.config import SafetyConfig
 from agent.events import AgentEvent, EventLog
@@ -168,6 +170,9 @@ class Pipeline:
     def _warm_thread(self, barrier: threading.Barrier) -> None:
         if getattr(self._thread_perceiver, "perceive", None) is None:
             self._thread_perceiver.perceive = self.perceiver_factory()
+            # A first inference prepares the interpreter's kernels: do it before real frames.
+            blank = Frame("warm-up", np.zeros((480, 640), np.uint8), 0.0, 0.0)
+            self._thread_perceiver.perceive(blank)
         # Hold this thread until every worker has started, so each gets its own perceiver.
         barrier.wait(timeout=60)
 
@@ -309,7 +314,9 @@ class Pipeline:
         self._last_status = status
         self._pose = RobotPose(status.odom_x, status.odom_y, status.odom_yaw)
         if self._watchdog is None:
-            self._watchdog = PerceptionWatchdog(self.safety.watchdog_s, now)
+            self._watchdog = PerceptionWatchdog(
+                self.safety.watchdog_s, now + self.safety.watchdog_startup_grace_s
+            )
         problem = None
         if not status.has_lease:
             problem = "no lease"

@@ -29,6 +29,9 @@ import cv2
 import numpy as np
 
 from agent import recording_format as fmt
+from agent.events import AgentEvent
+from agent.observers import PipelineObserver
+from agent.robot import RobotStatus
 from behaviors.commands import MotionCommand, command_to_dict
 from perception.detection import FrameResult
 from perception.frame import Frame
@@ -48,7 +51,7 @@ class RecorderStats:
     dropped: dict[str, int] = field(default_factory=dict)  # queue full, per record kind
     write_errors: int = 0
     last_error: str = ""
-    engine_steps: int = 0  # engine inputs (observed results + ticks) offered, dropped or not
+    engine_steps: int = 0  # engine inputs (observed results + control steps), dropped or not
 
     @property
     def dropped_total(self) -> int:
@@ -180,9 +183,18 @@ class Recorder:
         """A detection result, at the moment the cue engine observed it (pipeline clock)."""
         return self._offer("result", (self._next_step(), time, result))
 
-    def record_tick(self, time: float, pose: Any = None) -> bool:
-        """A control tick of the cue engine at `time` (pipeline clock) with the pose it used."""
-        return self._offer("tick", (self._next_step(), time, fmt.jsonable(pose)))
+    def record_step(self, time: float, trigger: str = "tick") -> bool:
+        """A control step at `time` (pipeline clock): "tick" (periodic) or "cue" (reaction)."""
+        return self._offer("step", (self._next_step(), time, trigger))
+
+    def record_status(
+        self, time: float, status: RobotStatus | None, error: BaseException | None = None
+    ) -> bool:
+        """The robot status a control step got (or the error it got instead)."""
+        error_data = None if error is None else {
+            "kind": type(error).__name__, "message": str(error)
+        }
+        return self._offer("status", (time, fmt.jsonable(status), error_data))
 
     def record_event(self, kind: str, time: float, data: Any = None) -> bool:
         """A cue firing or behavior state change."""
@@ -374,10 +386,19 @@ class Recorder:
             log_time=image_ns,
         )
 
-    def _write_tick(self, payload: tuple[int, float, Any]) -> None:
-        step, time, pose = payload
+    def _write_step(self, payload: tuple[int, float, str]) -> None:
+        step, time, trigger = payload
         self._write_json(
-            fmt.TOPIC_TICKS, fmt.TOPIC_TICKS, {"step": step, "time": time, "pose": pose}, time
+            fmt.TOPIC_STEPS, fmt.TOPIC_STEPS, {"step": step, "time": time, "trigger": trigger}, time
+        )
+
+    def _write_status(self, payload: tuple[float, Any, Any]) -> None:
+        time, status, error = payload
+        self._write_json(
+            fmt.TOPIC_STATUS,
+            fmt.TOPIC_STATUS,
+            {"time": time, "status": status, "error": error},
+            time,
         )
 
     def _write_event(self, payload: tuple[str, float, Any]) -> None:
@@ -394,3 +415,34 @@ class Recorder:
             {"time": time, "command": command, "outcome": outcome},
             time,
         )
+
+
+class RecordingObserver(PipelineObserver):
+    """Feeds a `Recorder` from the pipeline's observer seam (`spot-agent run --record`)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def frame_taken(self, frame: Frame) -> None:
+        self.recorder.record_frame(frame)
+
+    def result_observed(self, now: float, result: FrameResult) -> None:
+        self.recorder.record_observed(result, now)
+
+    def control_step(self, now: float, trigger: str) -> None:
+        self.recorder.record_step(now, trigger)
+
+    def robot_status(
+        self, now: float, status: RobotStatus | None, error: BaseException | None
+    ) -> None:
+        self.recorder.record_status(now, status, error)
+
+    def command(self, now: float, command: MotionCommand, outcome: str) -> None:
+        self.recorder.record_command(now, command, outcome)
+
+    def event(self, event: AgentEvent) -> None:
+        data = dict(event.data)
+        if event.message:
+            data.setdefault("message", event.message)
+        data.setdefault("source", event.source)
+        self.recorder.record_event(event.kind, event.time, data)

@@ -13,12 +13,13 @@ Layout of a recording (MCAP, opens in Foxglove):
 - `/camera/<name>/meta`         JSON: everything else needed to rebuild the `Frame` (clocks,
   intrinsics, sensor frame name, transforms snapshot)
 - `/detections`                 JSON: each `FrameResult` the cue engine observed, with its step
-- `/engine/ticks`               JSON: each control tick (time, robot pose), with its step
+- `/pipeline/steps`             JSON: each control step (time, trigger "tick" or "cue"), with its step
+- `/robot/status`               JSON: each robot status the pipeline acted on (or the error instead)
 - `/events`                     JSON: cue firings and behavior state changes
 - `/commands`                   JSON: every command the agent sent (or had refused)
 
-"Steps" number the cue engine's inputs (observed results and ticks) in the order the engine got
-them, which is what makes a replay reproduce the live run's commands exactly.
+"Steps" number the pipeline's inputs to the cue engine (observed results and control steps) in
+the order they happened, which is what lets a replay reproduce the live run's commands exactly.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ RECORDING_METADATA = "spot_cue_agent.recording"
 RECORDING_STATS_METADATA = "spot_cue_agent.recording_stats"
 
 TOPIC_DETECTIONS = "/detections"
-TOPIC_TICKS = "/engine/ticks"
+TOPIC_STEPS = "/pipeline/steps"
+TOPIC_STATUS = "/robot/status"
 TOPIC_EVENTS = "/events"
 TOPIC_COMMANDS = "/commands"
 
@@ -73,15 +75,28 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
     TOPIC_DETECTIONS: {
         "title": "spot_cue_agent.ObservedResult",
         "type": "object",
-        "properties": {"step": {"type": "integer"}, "result": {"type": "object"}},
+        "properties": {
+            "step": {"type": "integer"},
+            "time": {"type": "number"},
+            "result": {"type": "object"},
+        },
     },
-    TOPIC_TICKS: {
-        "title": "spot_cue_agent.EngineTick",
+    TOPIC_STEPS: {
+        "title": "spot_cue_agent.ControlStep",
         "type": "object",
         "properties": {
             "step": {"type": "integer"},
             "time": {"type": "number"},
-            "pose": {"type": ["object", "array", "null"]},
+            "trigger": {"type": "string"},
+        },
+    },
+    TOPIC_STATUS: {
+        "title": "spot_cue_agent.RobotStatus",
+        "type": "object",
+        "properties": {
+            "time": {"type": "number"},
+            "status": {"type": ["object", "null"]},
+            "error": {"type": ["object", "null"]},
         },
     },
     TOPIC_EVENTS: {

@@ -17,12 +17,13 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator, Union
+from typing import Any, AsyncIterator, Callable, Iterator, TypeVar, Union
 
 import cv2
 import numpy as np
 
 from agent import recording_format as fmt
+from agent.robot import RobotStatus
 from agent.mcap_salvage import (
     MCAP_MAGIC,
     NotAnMcapFile,
@@ -137,12 +138,22 @@ class RecordedObservation:
 
 
 @dataclass(frozen=True)
-class RecordedTick:
-    """A control tick of the live cue engine (engine input `step`) and the pose it used."""
+class RecordedStep:
+    """A control step of the live pipeline (engine input `step`): "tick" (periodic) or "cue"."""
 
     step: int
     time: float
-    pose: Any
+    trigger: str
+
+
+@dataclass(frozen=True)
+class RecordedStatus:
+    """The robot status a live control step got, or the error it got instead."""
+
+    time: float
+    status: RobotStatus | None
+    error_kind: str | None = None
+    error_message: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,7 +170,23 @@ class RecordedCommand:
     outcome: str
 
 
-RecordedItem = Union[RecordedFrame, RecordedObservation, RecordedTick, RecordedEvent, RecordedCommand]
+RecordedItem = Union[
+    RecordedFrame,
+    RecordedObservation,
+    RecordedStep,
+    RecordedStatus,
+    RecordedEvent,
+    RecordedCommand,
+]
+
+
+_JSON_TOPICS = (
+    fmt.TOPIC_DETECTIONS,
+    fmt.TOPIC_STEPS,
+    fmt.TOPIC_STATUS,
+    fmt.TOPIC_EVENTS,
+    fmt.TOPIC_COMMANDS,
+)
 
 
 class _ProtobufDecoders:
@@ -250,12 +277,10 @@ class McapRecording:
                                 self.cameras.append(camera)
                             yield RecordedFrame(frame)
                     continue
-                if topic not in (
-                    fmt.TOPIC_DETECTIONS, fmt.TOPIC_TICKS, fmt.TOPIC_EVENTS, fmt.TOPIC_COMMANDS
-                ):
+                if topic not in _JSON_TOPICS:
                     continue
                 data = json.loads(scanned.message.data)
-                if topic in (fmt.TOPIC_DETECTIONS, fmt.TOPIC_TICKS):
+                if topic in (fmt.TOPIC_DETECTIONS, fmt.TOPIC_STEPS):
                     step = int(data["step"])
                     if step != last_step + 1:
                         report.lost(
@@ -268,8 +293,17 @@ class McapRecording:
                     yield RecordedObservation(
                         step, float(data["time"]), fmt.result_from_dict(data["result"])
                     )
-                elif topic == fmt.TOPIC_TICKS:
-                    yield RecordedTick(step, float(data["time"]), data.get("pose"))
+                elif topic == fmt.TOPIC_STEPS:
+                    yield RecordedStep(step, float(data["time"]), str(data.get("trigger", "tick")))
+                elif topic == fmt.TOPIC_STATUS:
+                    error = data.get("error") or {}
+                    status = data.get("status")
+                    yield RecordedStatus(
+                        float(data["time"]),
+                        RobotStatus(**status) if status else None,
+                        error.get("kind"),
+                        str(error.get("message", "")),
+                    )
                 elif topic == fmt.TOPIC_EVENTS:
                     yield RecordedEvent(str(data["kind"]), float(data["time"]), data.get("data"))
                 else:
@@ -366,8 +400,66 @@ class _Failed:
     error: BaseException
 
 
+T = TypeVar("T")
+
+
+async def read_in_thread(
+    make_items: Callable[[], Iterator[T]],
+    depth: int,
+    stop: threading.Event,
+    on_read: Callable[[T], None] | None = None,
+    name: str = "replay-reader",
+) -> AsyncIterator[T]:
+    """Iterate a blocking iterator on a helper thread, at most `depth` items ahead.
+
+    `on_read` runs on the helper thread for each item as it is read (e.g. to start detecting a
+    frame before the pipeline asks for it). Setting `stop` ends the reading.
+    """
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Queue[Any] = asyncio.Queue()
+    space = threading.Semaphore(max(1, depth))
+
+    def hand_over(item: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(ready.put_nowait, item)
+        except RuntimeError:  # the loop is gone: nobody is listening any more
+            stop.set()
+
+    def produce() -> None:
+        try:
+            for item in make_items():
+                while not space.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    return
+                if on_read is not None:
+                    on_read(item)
+                hand_over(item)
+        except BaseException as exc:  # reported to the consumer, not lost in a thread
+            hand_over(_Failed(exc))
+        finally:
+            hand_over(_End())
+
+    threading.Thread(target=produce, name=name, daemon=True).start()
+    try:
+        while True:
+            item = await ready.get()
+            if isinstance(item, _End):
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            space.release()
+            yield item
+    finally:
+        stop.set()
+
+
 class _PrefetchingSource:
-    """A `FrameSource` over a blocking frame iterator run on a helper thread, `prefetch` ahead."""
+    """A `FrameSource` over a blocking frame iterator run on a helper thread, `prefetch` ahead.
+
+    `on_read`, if set, sees each frame on the helper thread as soon as it is read.
+    """
 
     cameras: list[str]
     report: ReadReport
@@ -375,49 +467,16 @@ class _PrefetchingSource:
     def __init__(self, prefetch: int = 4) -> None:
         self._prefetch = max(1, prefetch)
         self._stop = threading.Event()
+        self.on_read: Callable[[Frame], None] | None = None
 
     def _iter_frames(self) -> Iterator[Frame]:
         raise NotImplementedError
 
-    async def frames(self) -> AsyncIterator[Frame]:
-        loop = asyncio.get_running_loop()
-        ready: asyncio.Queue[Frame | _End | _Failed] = asyncio.Queue()
-        space = threading.Semaphore(self._prefetch)
-        stop = self._stop
-
-        def hand_over(item: Frame | _End | _Failed) -> None:
-            try:
-                loop.call_soon_threadsafe(ready.put_nowait, item)
-            except RuntimeError:  # the loop is gone: nobody is listening any more
-                stop.set()
-
-        def produce() -> None:
-            try:
-                for frame in self._iter_frames():
-                    while not space.acquire(timeout=0.1):
-                        if stop.is_set():
-                            return
-                    if stop.is_set():
-                        return
-                    hand_over(frame)
-            except BaseException as exc:  # reported to the consumer, not lost in a thread
-                hand_over(_Failed(exc))
-            finally:
-                hand_over(_End())
-
-        thread = threading.Thread(target=produce, name=f"replay-{self.report.kind}", daemon=True)
-        thread.start()
-        try:
-            while True:
-                item = await ready.get()
-                if isinstance(item, _End):
-                    return
-                if isinstance(item, _Failed):
-                    raise item.error
-                space.release()
-                yield item
-        finally:
-            stop.set()
+    def frames(self) -> AsyncIterator[Frame]:
+        return read_in_thread(
+            self._iter_frames, self._prefetch, self._stop, self.on_read,
+            name=f"replay-{self.report.kind}",
+        )
 
     async def close(self) -> None:
         self._stop.set()
@@ -595,7 +654,8 @@ __all__ = [
     "RecordedFrame",
     "RecordedItem",
     "RecordedObservation",
-    "RecordedTick",
+    "RecordedStatus",
+    "RecordedStep",
     "ReplayInputError",
     "ReplaySource",
     "VideoFrameSource",

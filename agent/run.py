@@ -83,6 +83,7 @@ async def run_agent(
             config.cameras.sources,
             jpeg_quality=config.cameras.jpeg_quality,
             request_timeout_s=config.cameras.request_timeout_s,
+            poll_hz=config.cameras.poll_hz,
         )
         await source.start()
         pipeline = Pipeline(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -51,7 +52,8 @@ def robot_to_local_converter(sdk_robot: SdkRobot) -> RobotToLocal:
 
 @dataclass
 class CameraStreamStats:
-    received: int = 0
+    received: int = 0  # new images (repeats excluded)
+    repeats: int = 0  # answers carrying an image already received
     errors: int = 0
     decode_failures: int = 0
     first_at: float | None = None
@@ -73,6 +75,7 @@ class SpotCameraSource:
         robot_to_local: RobotToLocal,
         jpeg_quality: int = 75,
         request_timeout_s: float = 0.5,
+        poll_hz: float = 30.0,
         retry_backoff_s: float = 0.1,
         retry_backoff_max_s: float = 1.0,
         decode: Callable[[Any, RobotToLocal], Frame] = decode_image_response,
@@ -82,6 +85,7 @@ class SpotCameraSource:
         self.robot_to_local = robot_to_local
         self.jpeg_quality = jpeg_quality
         self.request_timeout_s = request_timeout_s
+        self.poll_interval_s = 1.0 / poll_hz
         self.retry_backoff_s = retry_backoff_s
         self.retry_backoff_max_s = retry_backoff_max_s
         self._decode = decode
@@ -101,6 +105,8 @@ class SpotCameraSource:
         cameras: list[str],
         jpeg_quality: int = 75,
         request_timeout_s: float = 0.5,
+        poll_hz: float = 30.0,
+        decode_min_side: int | None = None,
     ) -> "SpotCameraSource":
         client: ImageClient = sdk_robot.ensure_client(ImageClient.default_service_name)
         return cls(
@@ -109,6 +115,8 @@ class SpotCameraSource:
             robot_to_local_converter(sdk_robot),
             jpeg_quality=jpeg_quality,
             request_timeout_s=request_timeout_s,
+            poll_hz=poll_hz,
+            decode=functools.partial(decode_image_response, min_side=decode_min_side),
         )
 
     async def start(self) -> None:
@@ -137,11 +145,14 @@ class SpotCameraSource:
         )
 
     async def _stream(self, camera: str) -> None:
+        """Keep asking one camera for its newest image, at most `poll_hz` times a second."""
         request = self._request(camera)
         stats = self._stats[camera]
         wait = self.retry_backoff_s
         failing = False
+        last_capture: tuple[int, int] | None = None
         while True:
+            asked_at = time.monotonic()
             try:
                 responses = await await_sdk(
                     self.image_client.get_image_async([request], timeout=self.request_timeout_s)
@@ -161,12 +172,19 @@ class SpotCameraSource:
             if failing:
                 log.info("camera streaming again", extra={"event": "camera_ok", "camera": camera})
                 failing, wait = False, self.retry_backoff_s
-            now = time.monotonic()
             for response in responses:
+                stamp = response.shot.acquisition_time
+                capture = (stamp.seconds, stamp.nanos)
+                if capture == last_capture:
+                    stats.repeats += 1  # the robot had no newer image yet
+                    continue
+                last_capture = capture
+                now = time.monotonic()
                 stats.received += 1
                 stats.first_at = stats.first_at if stats.first_at is not None else now
                 stats.last_at = now
                 self._slots.put(camera, response)
+            await asyncio.sleep(max(0.0, asked_at + self.poll_interval_s - time.monotonic()))
 
     async def frames(self) -> AsyncIterator[Frame]:
         loop = asyncio.get_running_loop()
@@ -197,6 +215,7 @@ class SpotCameraSource:
             out[camera] = {
                 "camera_fps": round(s.fps(), 2),
                 "received": s.received,
+                "repeats": s.repeats,
                 "skipped": slot.skipped if slot else 0,
                 "errors": s.errors,
                 "decode_failures": s.decode_failures,

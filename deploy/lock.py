@@ -14,8 +14,9 @@ import json
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "deploy" / "constraints.txt"

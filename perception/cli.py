@@ -244,6 +244,9 @@ def detect_command(
         status = f"[red]skipped: {r.error}[/red]" if r.error else ("ok" + "".join(f"; {n}" for n in r.notes))
         table.add_row(str(r.path), str(r.frames), str(r.objects), str(r.tags), status)
     console.print(table)
+    for r in reports:
+        if r.error:  # also as one unwrapped line each: the full path stays copyable
+            console.print(f"skipped {r.path}: {r.error}", soft_wrap=True, markup=False)
     readable = [r for r in reports if r.frames]
     model_name = cfg.model_path.name
     console.print(

@@ -52,7 +52,8 @@ class UprightRotation:
         small image once instead of a full rotated canvas plus a resize.
         """
         sx, sy = size[0] / self.size[0], size[1] / self.size[1]
-        scale = np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]])
+        # Pixel centres: x' + 0.5 = (x + 0.5) * s, as cv2.resize maps them.
+        scale = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
         forward = (scale @ np.vstack([self.forward, [0.0, 0.0, 1.0]]))[:2]
         return _Warp(self.angle_deg, self.source_size, size, forward, cv2.invertAffineTransform(forward))
 
@@ -69,9 +70,10 @@ class UprightRotation:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         if self.is_identity or boxes.shape[0] == 0:
             return boxes.copy()
-        x1, y1, x2, y2 = boxes.T
+        # Box edges (pixel i spans [i, i + 1)) -> pixel-centre coordinates the affine uses, and back.
+        x1, y1, x2, y2 = boxes.T - 0.5
         corners = np.stack([x1, y1, x2, y1, x2, y2, x1, y2], axis=1).reshape(-1, 2)
-        back = self.points_to_source(corners).reshape(-1, 4, 2)
+        back = self.points_to_source(corners).reshape(-1, 4, 2) + 0.5
         w, h = self.source_size
         out = np.concatenate([back.min(axis=1), back.max(axis=1)], axis=1)
         np.clip(out[:, 0::2], 0, w, out=out[:, 0::2])

@@ -33,12 +33,12 @@ NEAR_M = 0.05  # near clipping plane (camera z)
 # last band the floor is its mean grey up to the horizon; the backdrop is above the horizon.
 FLOOR_BANDS: tuple[tuple[float, int], ...] = ((2.5, 0), (4.0, 1), (6.5, 2), (10.0, 3))
 DEPTH_MAX_RANGE_M = 10.0  # farther surfaces give no depth return (0), like a stereo camera
-BACKDROP_GREY = 178
+BACKDROP_GREY = 205  # bright overcast sky: persons stand out (measured with the default detector)
 POST_GREY = 95
 BOARD_BACK_GREY = 200
 SIGN_BACK_GREY = 150
 POST_WIDTH_M = 0.04
-TAG_MIN_EDGE_PX = 14.0  # smaller tags are not reported by visible_tags
+TAG_MIN_EDGE_PX = 12.0  # smaller tags are not reported (OpenCV decodes 36h11 down to about 11 px)
 TAG_MAX_VIEW_ANGLE_DEG = 75.0
 MIP_BIAS = 1  # pick one mip level sharper than one texel per pixel (crisper, little aliasing)
 _SUBPIXEL_SHIFT = 4  # fillPoly vertices with 4 fractional bits
@@ -66,6 +66,7 @@ class _Plane:
     back: bool = False  # seen from behind: paint the texture's shape in `grey`
     distance: float = 0.0  # painter's order key (metres from the camera)
     object_index: int = -1  # which scenario object it belongs to
+    solid: bool = True  # False for shadows: painted, but hide nothing and give no depth
 
 
 # --- Camera pose -----------------------------------------------------------------------------
@@ -110,7 +111,17 @@ def _scene_planes(scenario: Scenario, t: float, rot: np.ndarray, origin: np.ndar
             right = np.array([-face[1], face[0], 0.0])
             width = obj.height_m * textures.person_aspect()
             corners = _upright_quad(centre, right, width, obj.height_m, 0.0)
-            parts = [_Plane(corners, textures.person_texture())]
+            # A soft contact shadow on the floor under the feet, painted just before the person.
+            half_w, half_d = 0.45 * width, 0.25
+            along = np.array([face[0], face[1], 0.0])
+            lift = np.array([0.0, 0.0, 0.002])
+            shadow = np.array([
+                centre - half_w * right + half_d * along + lift,
+                centre + half_w * right + half_d * along + lift,
+                centre + half_w * right - half_d * along + lift,
+                centre - half_w * right - half_d * along + lift,
+            ])
+            parts = [_Plane(shadow, textures.shadow_texture(), solid=False), _Plane(corners, textures.person_texture())]
             face3 = np.array([face[0], face[1], 0.0])
         else:
             face3 = np.array([math.cos(yaw), math.sin(yaw), 0.0])
@@ -195,6 +206,13 @@ def _fill(mask: np.ndarray, uv: np.ndarray, offset: tuple[int, int], value: int)
     cv2.fillPoly(mask, [fixed], value, lineType=cv2.LINE_8, shift=_SUBPIXEL_SHIFT)
 
 
+def _blend(dst: np.ndarray, src: np.ndarray, coverage: np.ndarray) -> None:
+    """dst = src over dst with 0..255 coverage, in place (uint8)."""
+    cov = coverage.astype(np.uint16)
+    mixed = (src.astype(np.uint16) * cov + dst.astype(np.uint16) * (255 - cov) + 127) // 255
+    dst[...] = mixed.astype(np.uint8)
+
+
 # --- Painting ------------------------------------------------------------------------------------
 
 
@@ -265,8 +283,10 @@ class _Canvas:
                 ground = origin[:2] + rays[:, :2] * (-height / np.minimum(rays[:, 2:3], -1e-9))
                 period = textures.FLOOR_TILE_M
                 corner = period * np.floor(ground.min(axis=0) / period)
-                ppm = textures.FLOOR_PX_PER_M / 2.0**level
-                texel_to_floor = np.array([[1.0 / ppm, 0.0, corner[0] + 0.5 / ppm], [0.0, 1.0 / ppm, corner[1] + 0.5 / ppm], [0.0, 0.0, 1.0]])
+                # Level-L texel i sits on level-0 texel 2**L * i, whose centre is (i + 0.5) / ppm.
+                ppm = float(textures.FLOOR_PX_PER_M)
+                step = 2.0**level / ppm
+                texel_to_floor = np.array([[step, 0.0, corner[0] + 0.5 / ppm], [0.0, step, corner[1] + 0.5 / ppm], [0.0, 0.0, 1.0]])
                 fits = bool(np.all(ground.max(axis=0) - corner < textures.FLOOR_LEVEL_EXTENT_M[level]))
                 warped = cv2.warpPerspective(
                     pyramid[level],
@@ -310,21 +330,26 @@ class _Canvas:
                 self.grey[y0:y1, x0:x1][mask > 0] = plane.grey
         elif tex.alpha is not None or self.grey is not None:
             level, h_roi = self._texture_homography(plane, tex, (x0, y0))
+            coverage = None
             if tex.alpha is not None:
                 alpha = cv2.warpPerspective(
                     tex.alpha[level], h_roi, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
                 )
-                mask &= np.where(alpha >= 128, np.uint8(255), np.uint8(0))
+                coverage = cv2.min(alpha, mask)  # soft cut-out edges, inside the clipped outline
+                mask = np.where(coverage >= 128, np.uint8(255), np.uint8(0))  # for depth
             if self.grey is not None:
                 roi = self.grey[y0:y1, x0:x1]
                 if plane.back:
-                    roi[mask > 0] = plane.grey
+                    warped = np.full(mask.shape, plane.grey, np.uint8)
                 else:
                     warped = cv2.warpPerspective(
                         tex.grey[level], h_roi, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
                     )
+                if coverage is None:
                     cv2.copyTo(warped, mask, roi)
-        if self.depth is not None:
+                else:
+                    _blend(roi, warped, coverage)
+        if self.depth is not None and plane.solid:
             c = plane.corners
             normal = np.cross(c[1] - c[0], c[3] - c[0])
             normal /= np.linalg.norm(normal)
@@ -347,8 +372,8 @@ class _Canvas:
             ratio = tex.width / span_px
             level = int(min(len(tex.grey) - 1, max(0, math.floor(math.log2(max(ratio, 1.0))) - MIP_BIAS)))
         if level:
-            s = float(2**level)
-            h = h @ np.array([[s, 0.0, (s - 1) / 2], [0.0, s, (s - 1) / 2], [0.0, 0.0, 1.0]])
+            # cv2.pyrDown centres texel i of level L on texel 2**L * i of level 0.
+            h = h @ np.diag([2.0**level, 2.0**level, 1.0])
         return level, _shift(*offset) @ h
 
 
@@ -450,7 +475,7 @@ def visible_tags(camera: CameraSpec, odom_tform_body: SE3Pose, scenario: Scenari
             planes = _scene_planes(scenario, t, rot, origin)
         centre_px = _project(_to_camera(centre[None, :], rot, origin), k)[0]
         own = next(p.distance for p in planes if p.object_index == index)
-        if any(p.object_index != index and p.distance < own and _covers(p, centre_px, k) for p in planes):
+        if any(p.solid and p.object_index != index and p.distance < own and _covers(p, centre_px, k) for p in planes):
             continue
         views.append(
             TagView(

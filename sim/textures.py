@@ -47,7 +47,7 @@ def _texture(grey: np.ndarray, alpha: np.ndarray | None = None) -> Texture:
     grey_levels = _pyramid(grey)
     if alpha is None:
         return Texture(grey_levels)
-    alpha_levels = tuple(cv2.resize(alpha, (g.shape[1], g.shape[0]), interpolation=cv2.INTER_AREA) for g in grey_levels)
+    alpha_levels = _pyramid(alpha)  # same pyrDown steps: texel i of level L sits at 2**L * i of level 0
     return Texture(grey_levels, alpha_levels)
 
 
@@ -130,7 +130,11 @@ PERSON_TEXTURE_SCALE = 0.5  # store at half the photo's resolution: plenty for a
 
 @lru_cache(maxsize=1)
 def person_texture() -> Texture:
-    """Whole standing person: the astronaut photo (head to waist) cut out, with drawn legs in her suit."""
+    """Whole standing person: the astronaut photo (head to waist) cut out, with drawn arms and legs."""
+    return _build_person()
+
+
+def _build_person(trousers: float = 70.0, forearms: bool = True, gain: float = 1.0) -> Texture:
     from skimage import data  # imported here: loading scikit-image is slow and only this needs it
 
     photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
@@ -161,7 +165,7 @@ def person_texture() -> Texture:
     cx = width * 0.52
     crotch = 0.29 * px  # below the photo's edge (the photo ends at about the waist)
     ankle = h - 0.08 * px
-    trousers, skin, shoes = 70.0, 165.0, 30.0
+    skin, shoes = 165.0, 30.0
 
     def quad(tl: tuple[float, float], tr: tuple[float, float], br: tuple[float, float], bl: tuple[float, float], grey_level: float) -> None:
         """Fill a quad (top and bottom edges horizontal) with cylindrical shading across it."""
@@ -180,7 +184,7 @@ def person_texture() -> Texture:
         lower_alpha[top : bottom + 1][inside] = 255
 
     # Forearms in the suit, then hands (the photo cuts the arms at the wrist).
-    for x0, x1 in ((12.0, 68.0), (296.0, 350.0)):
+    for x0, x1 in ((12.0, 68.0), (296.0, 350.0)) if forearms else ():
         quad((x0, 0), (x1, 0), (x1 - 4, 0.22 * px), (x0 + 4, 0.22 * px), suit)
         quad((x0 + 6, 0.2 * px), (x1 - 6, 0.2 * px), (x1 - 12, 0.3 * px), (x0 + 12, 0.3 * px), skin)
     # Hips, then two legs tapering to the ankles with a gap widening towards the feet.
@@ -208,6 +212,16 @@ def person_texture() -> Texture:
     grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
     alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
     return _texture(grey, alpha)
+
+
+@lru_cache(maxsize=1)
+def shadow_texture() -> Texture:
+    """A soft dark blob for the floor under a person's feet (alpha at most about half)."""
+    size = 64
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    r2 = ((xs - (size - 1) / 2) / (size / 2)) ** 2 + ((ys - (size - 1) / 2) / (size / 2)) ** 2
+    alpha = np.clip(120.0 * np.exp(-3.0 * r2) * (r2 < 1.0), 0, 255).astype(np.uint8)  # < 128: no depth
+    return _texture(np.full((size, size), 40, np.uint8), alpha)
 
 
 def person_aspect() -> float:

@@ -147,8 +147,8 @@ class FakeEngine:
 
 
 def _safety(**kw: Any) -> SafetyConfig:
-    base = dict(max_frame_age_s=0.5, watchdog_s=0.6, tick_hz=20, detect_workers=1,
-                reconnect_backoff_s=0.1, reconnect_backoff_max_s=0.4)
+    base = dict(max_frame_age_s=0.5, watchdog_s=0.6, watchdog_startup_grace_s=0.0, tick_hz=20,
+                detect_workers=1, reconnect_backoff_s=0.1, reconnect_backoff_max_s=0.4)
     base.update(kw)
     return SafetyConfig(**base)
 
@@ -252,6 +252,25 @@ def test_watchdog_stops_once_and_behaviors_stay_halted_until_rule_fires_again() 
     assert any(e.kind == "watchdog_recovered" for e in report.events)
     # Frames came back but the rule did not fire again: no motion after the trip.
     assert not any(isinstance(r.command, Velocity) and r.time > trips[0].time for r in robot.recorded)
+
+
+@pytest.mark.parametrize("grace_s, trips", [(1.0, 0), (0.0, 1)])
+def test_watchdog_allows_a_startup_grace_for_the_first_detection(grace_s: float, trips: int) -> None:
+    clock = SystemClock()
+    cams = FakeCameras(["a"], fps=30, clock=clock)
+    cams.paused = True  # streams still connecting
+
+    async def scenario() -> Any:
+        async def connect_late() -> None:
+            await asyncio.sleep(0.6)
+            cams.paused = False
+        asyncio.create_task(connect_late())
+        pipe = Pipeline(cams, lambda: SlowDetector(0.0, []), FakeEngine(), DryRunRobot(clock),
+                        _safety(watchdog_s=0.3, watchdog_startup_grace_s=grace_s), clock)
+        return await pipe.run(duration_s=1.0)
+
+    report = asyncio.run(scenario())
+    assert report.stats["watchdog_trips"] == trips
 
 
 class LeaseTakenRobot(DryRunRobot):

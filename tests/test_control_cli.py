@@ -159,7 +159,8 @@ def test_keys_and_curve_end_to_end(tmp_path: Path, agent: FakeAgent) -> None:
 @pytest.mark.parametrize(
     "text, value",
     [("1", 1), ("-2", -2), ("0.5", 0.5), ("1e3", 1000.0), ("true", True), ("False", False),
-     ("person", "person"), ("nan", "nan"), ("inf", "inf"), ("", "")],
+     ("person", "person"), ("nan", "nan"), ("inf", "inf"), ("", ""), ("null", None),
+     ("[1, 2]", [1, 2]), ('{"behavior": "sit"}', {"behavior": "sit"})],
 )
 def test_parse_value(text: str, value: object) -> None:
     parsed = parse_value(text)
@@ -170,6 +171,8 @@ def test_parse_params_errors() -> None:
     assert parse_params(["a=1", "b=x=y"]) == {"a": 1, "b": "x=y"}
     with pytest.raises(ValueError, match="key=value"):
         parse_params(["novalue"])
+    with pytest.raises(ValueError, match="not valid JSON"):
+        parse_params(["steps=[{behavior: sit}]"])
     with pytest.raises(ValueError, match="twice"):
         parse_params(["a=1", "a=2"])
 

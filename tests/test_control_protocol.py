@@ -58,6 +58,12 @@ def test_launch_keeps_typed_params() -> None:
     assert type(request.args.params["n"]) is int and type(request.args.params["loud"]) is bool
 
 
+def test_launch_accepts_structured_params() -> None:
+    steps = [{"behavior": "sit", "params": {}}, {"behavior": "stand"}]
+    request = decode_request(req("launch", {"name": "sequence", "params": {"steps": steps}}))
+    assert isinstance(request.args, LaunchArgs) and request.args.params["steps"] == steps
+
+
 def test_defaults_fill_in() -> None:
     stop = decode_request(req("stop"))
     assert isinstance(stop.args, StopArgs) and stop.args.reason == "operator stop"
@@ -106,7 +112,8 @@ def test_request_round_trips() -> None:
         (req("launch", {"name": 5}), ErrorCode.BAD_ARGS),
         (req("launch", {"name": "../etc"}), ErrorCode.BAD_ARGS),
         (req("launch", {"name": "sit", "params": {"bad key": 1}}), ErrorCode.BAD_ARGS),
-        (req("launch", {"name": "sit", "params": {"x": {"nested": 1}}}), ErrorCode.BAD_ARGS),
+        (req("launch", {"name": "sit", "params": {"x": {"bad key": 1}}}), ErrorCode.BAD_ARGS),
+        (req("launch", {"name": "sit", "params": {"x": [{"y": "z" * 300}]}}), ErrorCode.BAD_ARGS),
         (req("launch", {"name": "sit", "params": {"x": "y" * 300}}), ErrorCode.BAD_ARGS),
         (req("launch", {"name": "sit", "params": {"x": 2**60}}), ErrorCode.BAD_ARGS),
         (req("launch", {"name": "sit", "params": {f"p{i}": i for i in range(40)}}), ErrorCode.BAD_ARGS),

@@ -14,8 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -23,25 +21,26 @@ import yaml
 from packaging.requirements import Requirement
 
 from agent.config import load_agent_config
-from agent.package import (
+from agent.extension import (
     PAYLOAD_CREDENTIALS_PATH,
     PAYLOAD_PORT_RANGE,
     PAYLOAD_RESERVED_PORTS,
     compose_problems,
     manifest_problems,
-    read_image_archive,
 )
 from agent.paths import PROJECT_ROOT
 from deploy_support import (
     DEPLOY,
     DOCKERFILE,
     copy_sources,
+    docker_save_bytes,
     dockerfile_instructions,
     entry_command,
     env_of,
     final_stage,
 )
 
+tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11+")
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
 MANIFEST = json.loads((DEPLOY / "manifest.json").read_text())
 COMPOSE = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
@@ -134,7 +133,9 @@ def test_compose_problems_name_what_is_wrong(change, complaint):
 
 def test_compose_with_two_services_is_refused():
     two = {"services": {"a": _service(), "b": _service()}}
-    assert compose_problems(two) == ["docker-compose.yml must define exactly one service (the agent)"]
+    assert compose_problems(two) == [
+        "docker-compose.yml must define exactly one service (the agent)"
+    ]
 
 
 # --------------------------------------------------------------------------------- Dockerfile
@@ -156,7 +157,9 @@ def test_image_runs_spot_agent_with_the_payload_config_and_mounted_credentials()
     assert config == "/app/configs/payload.yaml"
     # The credentials file the agent reads is the one the compose file mounts.
     creds = _flag(argv, "--payload-credentials-file")
-    mounted = [v.split(":")[1] for v in _service()["volumes"] if v.startswith(PAYLOAD_CREDENTIALS_PATH)]
+    mounted = [
+        v.split(":")[1] for v in _service()["volumes"] if v.startswith(PAYLOAD_CREDENTIALS_PATH)
+    ]
     assert mounted == [creds]
     # The config file the image runs is one the Dockerfile copies in from configs/.
     copies = {dest: srcs for srcs, dest in copy_sources(INSTRUCTIONS)}
@@ -181,7 +184,9 @@ def test_everything_the_dockerfile_copies_exists_and_is_not_ignored():
     for sources, _dest in copy_sources(INSTRUCTIONS):
         for source in sources:
             assert (PROJECT_ROOT / source).exists(), f"COPY {source}: missing from the repo"
-            assert source.rstrip("/") in allowed, f"COPY {source}: excluded by Dockerfile.dockerignore"
+            assert source.rstrip("/") in allowed, (
+                f"COPY {source}: excluded by Dockerfile.dockerignore"
+            )
 
 
 def test_image_installs_the_project_from_its_packages_including_the_model():
@@ -212,15 +217,14 @@ def test_image_pins_satisfy_every_runtime_dependency():
         name = req.name.lower().replace("_", "-")
         assert name in pins, f"{name} is not pinned in deploy/constraints.txt: run deploy/lock.py"
         assert req.specifier.contains(pins[name]), (
-            f"deploy/constraints.txt pins {name}=={pins[name]}, outside {req.specifier}: run deploy/lock.py"
+            f"deploy/constraints.txt pins {name}=={pins[name]}, outside {req.specifier}: "
+            "run deploy/lock.py"
         )
 
 
 # ------------------------------------------------------------------------------- build script
 def test_build_script_builds_for_the_platform_and_packages_the_saved_image(tmp_path):
     """deploy/build_image.sh with a stand-in `docker` that writes a real docker save archive."""
-    from deploy_support import docker_save_bytes
-
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     calls = tmp_path / "docker-calls.txt"
@@ -230,7 +234,9 @@ def test_build_script_builds_for_the_platform_and_packages_the_saved_image(tmp_p
     docker.write_text(
         "#!/usr/bin/env bash\n"
         f'echo "$@" >> {calls}\n'
-        'for a in "$@"; do case "$a" in type=docker,dest=*) dest="${a#type=docker,dest=}";; esac; done\n'
+        'for a in "$@"; do\n'
+        '  case "$a" in type=docker,dest=*) dest="${a#type=docker,dest=}";; esac\n'
+        "done\n"
         f'cp {archive} "$dest"\n'
     )
     docker.chmod(0o755)
@@ -245,7 +251,9 @@ def test_build_script_builds_for_the_platform_and_packages_the_saved_image(tmp_p
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     (call,) = calls.read_text().splitlines()
-    assert call.startswith("buildx build --platform linux/arm64 -f deploy/Dockerfile -t spot-cue-agent:9.8.7 ")
+    assert call.startswith(
+        "buildx build --platform linux/arm64 -f deploy/Dockerfile -t spot-cue-agent:9.8.7 "
+    )
     assert (work / "build" / "spot-cue-agent-9.8.7-arm64.tar").is_file()
     assert "built:" in result.stdout and "extension spot-cue-agent 9.8.7" in result.stdout
     assert out.is_file()

@@ -9,11 +9,13 @@ import tarfile
 from pathlib import Path
 
 import pytest
-import yaml
 import typer
+import yaml
 from typer.testing import CliRunner
 
-from agent.package import PackageError, build_spx, check_spx, package_command, read_image_archive
+from agent.extension import PackageError
+from agent.image_archive import read_image_archive
+from agent.package import build_spx, check_spx, package_command
 from deploy_support import DEPLOY, docker_save_bytes, write_docker_save
 
 MANIFEST = json.loads((DEPLOY / "manifest.json").read_text())
@@ -43,7 +45,9 @@ def image_tar(tmp_path: Path) -> Path:
 # ----------------------------------------------------------------------------- image archives
 def test_reads_tags_and_platform_of_a_docker_save_archive(tmp_path):
     plain = read_image_archive(write_docker_save(tmp_path / "a.tar", [IMAGE], arch="arm64"))
-    zipped = read_image_archive(write_docker_save(tmp_path / "a.tar.gz", [IMAGE], gz=True, arch="amd64"))
+    zipped = read_image_archive(
+        write_docker_save(tmp_path / "a.tar.gz", [IMAGE], gz=True, arch="amd64")
+    )
     assert plain.tags == (IMAGE,) and plain.platforms == ("linux/arm64",)
     assert zipped.tags == (IMAGE,) and zipped.architectures == ("amd64",)
 
@@ -52,7 +56,10 @@ def test_reads_tags_and_platform_of_a_docker_save_archive(tmp_path):
     ("content", "complaint"),
     [
         (b"definitely not a tarball" * 40, "not a tar archive"),
-        (docker_save_bytes([IMAGE], docker_manifest=False), "OCI layout without docker's manifest.json"),
+        (
+            docker_save_bytes([IMAGE], docker_manifest=False),
+            "OCI layout without docker's manifest.json",
+        ),
         (docker_save_bytes([]), "has no tag"),
     ],
 )
@@ -104,7 +111,10 @@ def test_version_sets_manifest_and_image_tag_but_not_the_deploy_files(tmp_path):
     files = _members(summary.path)
     assert json.loads(files["manifest.json"])["version"] == "2.5.1"
     compose_text = files["docker-compose.yml"].decode()
-    assert yaml.safe_load(compose_text)["services"]["spot-cue-agent"]["image"] == "spot-cue-agent:2.5.1"
+    assert (
+        yaml.safe_load(compose_text)["services"]["spot-cue-agent"]["image"]
+        == "spot-cue-agent:2.5.1"
+    )
     assert "# CORE I/O's firewall opens" in compose_text  # comments kept for whoever edits it
     assert {p.name: p.read_bytes() for p in DEPLOY.iterdir() if p.is_file()} == before
 
@@ -185,7 +195,9 @@ def test_check_finds_what_is_wrong_with_an_spx(tmp_path, mutate, complaint):
     files = _good_files(tmp_path)
     mutate(files)
     bad = _write_spx(tmp_path / "bad.spx", files)
-    with pytest.raises(PackageError, match=complaint.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+    with pytest.raises(
+        PackageError, match=complaint.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+    ):
         check_spx(bad)
 
 
@@ -219,7 +231,10 @@ def test_cli_builds_then_checks(tmp_path, image_tar, cli):
     assert f"built: {out}" in built.output and IMAGE_MEMBER in built.output
     checked = runner.invoke(cli, ["package", "--check", str(out)])
     assert checked.exit_code == 0, checked.output
-    assert f"ok: {out} (extension spot-cue-agent {MANIFEST['version']}, image {IMAGE}, linux/arm64)" in checked.output
+    assert (
+        f"ok: {out} (extension spot-cue-agent {MANIFEST['version']}, image {IMAGE}, linux/arm64)"
+        in checked.output
+    )
 
 
 def test_cli_errors_are_one_clear_line_and_exit_2(tmp_path, cli):

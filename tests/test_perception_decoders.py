@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fixtures.perception_support import FIXTURES
+from fixtures.perception_support import FIXTURES, iou
 from perception.decoders import (
     DecodeParams,
     NanoDetDecoder,
@@ -31,21 +31,23 @@ def _scene(colour: str, box: tuple[int, int, int, int], size: tuple[int, int] = 
 
 
 FIXTURE_MODELS = {
-    # file: (decoder, box tolerance px on a 128 px image, score tolerance)
-    "ssd_postprocess_fixture.tflite": ("ssd", 0.5, 0.002),
-    "ssd_postprocess_uint8_fixture.tflite": ("ssd", 2.5, 0.01),
-    "yolo_fixture_float.tflite": ("yolo", 0.5, 0.002),
-    "yolo_fixture_int8.tflite": ("yolo", 1.5, 0.01),
+    # file: (decoder, minimum IoU with the true box, score tolerance). Float graphs are exact;
+    # the int8 YOLO computes its box inside an 8-bit graph, which costs a few pixels (its exact
+    # dequantisation is checked by hand below).
+    "ssd_postprocess_fixture.tflite": ("ssd", 0.98, 0.002),
+    "ssd_postprocess_uint8_fixture.tflite": ("ssd", 0.98, 0.01),
+    "yolo_fixture_float.tflite": ("yolo", 0.98, 0.002),
+    "yolo_fixture_int8.tflite": ("yolo", 0.85, 0.01),
 }
 
 
 @pytest.fixture(scope="module", params=sorted(FIXTURE_MODELS))
 def fixture_detector(request: pytest.FixtureRequest) -> tuple[TFLiteDetector, float, float]:
     name = request.param
-    expected_decoder, box_tol, score_tol = FIXTURE_MODELS[name]
+    expected_decoder, min_iou, score_tol = FIXTURE_MODELS[name]
     det = TFLiteDetector(FIXTURES / name, labels=LABELS, score_threshold=0.3, num_threads=1)
     assert det.decoder_name == expected_decoder  # picked from the signature
-    return det, box_tol, score_tol
+    return det, min_iou, score_tol
 
 
 @pytest.mark.parametrize(
@@ -55,23 +57,25 @@ def fixture_detector(request: pytest.FixtureRequest) -> tuple[TFLiteDetector, fl
 def test_fixture_models_give_the_known_box_class_and_score(
     fixture_detector: tuple[TFLiteDetector, float, float], colour: str, box: tuple[int, int, int, int]
 ) -> None:
-    det, box_tol, score_tol = fixture_detector
+    det, min_iou, score_tol = fixture_detector
     found = det.detect(_scene(colour, box))
     assert len(found) == 1, found
     d = found[0]
     assert d.label == colour and d.class_id == LABELS.index(colour)
     assert d.score == pytest.approx(0.9, abs=score_tol)
-    assert np.allclose(d.box, box, atol=box_tol), (d.box, box)
+    assert iou(d.box, box) >= min_iou, (d.box, box)
+    if min_iou > 0.95:
+        assert np.allclose(d.box, box, atol=1.0), (d.box, box)
 
 
 def test_fixture_boxes_map_back_to_non_square_originals(
     fixture_detector: tuple[TFLiteDetector, float, float],
 ) -> None:
-    det, box_tol, _ = fixture_detector
+    det, min_iou, _ = fixture_detector
     # 256 x 64 image -> 64 x 64 model input: x scaled by 4, y by 1.
     found = det.detect(_scene("blue", (64, 16, 192, 48), size=(256, 64)))
     assert len(found) == 1
-    assert np.allclose(found[0].box, (64, 16, 192, 48), atol=4 * box_tol + 0.5)
+    assert iou(found[0].box, (64, 16, 192, 48)) >= min_iou
 
 
 def test_fixture_models_find_nothing_in_an_empty_scene(
@@ -100,6 +104,31 @@ def test_quantized_input_and_output_use_the_tensors_own_parameters() -> None:
     # RGB red = 255 -> real 1.0 -> q = 1.0 / scale + zero_point; black -> real 0 -> zero_point.
     assert buf[0, 10, 10, 0] == int(round(1.0 / inp.scale + inp.zero_point))
     assert buf[0, 10, 10, 1] == inp.zero_point
+
+
+def test_int8_yolo_output_is_dequantised_exactly() -> None:
+    """The decoder's box equals the int8 output dequantised by hand: (q - zero_point) * scale."""
+    det = TFLiteDetector(FIXTURES / "yolo_fixture_int8.tflite", labels=LABELS, num_threads=1)
+    found = det.detect(_scene("red", (8, 16, 40, 56), size=(64, 64)))
+    assert len(found) == 1
+    out = det.signature.outputs[0]
+    q = det.interpreter.get_tensor(out.index)[0].astype(np.float64)  # [7, 64], from that invoke
+    real = (q - out.zero_point) * out.scale
+    anchor = int(np.argmax(real[4]))  # best red anchor
+    cx, cy, w, h = real[:4, anchor] * 64
+    assert np.allclose(found[0].box, (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), atol=1e-3)
+    assert found[0].score == pytest.approx(real[4, anchor], abs=1e-6)
+
+
+def test_uint8_ssd_boxes_are_the_ops_outputs_scaled_to_the_image() -> None:
+    det = TFLiteDetector(FIXTURES / "ssd_postprocess_uint8_fixture.tflite", labels=LABELS, num_threads=1)
+    assert det.signature.inputs[0].dtype == np.uint8 and det.signature.inputs[0].quantized
+    found = det.detect(_scene("blue", (64, 0, 128, 32)))
+    roles = det.decoder.roles  # type: ignore[attr-defined]
+    ymin, xmin, ymax, xmax = det.interpreter.get_tensor(roles.boxes.index)[0, 0]
+    assert len(found) == 1
+    assert np.allclose(found[0].box, np.clip([xmin, ymin, xmax, ymax], 0, 1) * 128, atol=1e-3)
+    assert found[0].score == pytest.approx(float(det.interpreter.get_tensor(roles.scores.index)[0, 0]))
 
 
 # --- hand-built outputs -------------------------------------------------------------------
@@ -156,17 +185,18 @@ def test_nanodet_nms_is_per_class() -> None:
                  _spec(5, (1, 1, 2)), _spec(6, (1, 1, 32))),
     )
     raw = NanoDetDecoder(sig).decode(outputs.__getitem__, _params(iou=0.5))
-    assert sorted(zip(raw.class_ids.tolist(), np.round(raw.scores, 2).tolist())) == [(0, 0.9), (1, 0.7)]
+    assert raw.class_ids.tolist() == [0, 1]
+    assert raw.scores.tolist() == pytest.approx([0.9, 0.7])
 
 
 def test_yolo_pixel_boxes_and_transposed_layout() -> None:
-    # [1, N, 4 + C] with pixel boxes (as some non-Ultralytics exports): N = 6, C = 2.
-    out = np.zeros((1, 6, 6), np.float32)
+    # [1, N, 4 + C] with pixel boxes (as some non-Ultralytics exports): N = 8, C = 2.
+    out = np.zeros((1, 8, 6), np.float32)
     out[0, 0] = [100, 50, 40, 20, 0.1, 0.95]  # class 1, box (80, 40, 120, 60)
     out[0, 1] = [102, 51, 40, 20, 0.1, 0.90]  # same object, suppressed
     out[0, 2] = [100, 50, 40, 20, 0.85, 0.1]  # class 0 at the same place: per-class NMS keeps it
     out[0, 3] = [10, 10, 4, 4, 0.2, 0.1]  # below threshold
-    sig = ModelSignature(inputs=(_spec(0, (1, 160, 160, 3)),), outputs=(_spec(7, (1, 6, 6)),))
+    sig = ModelSignature(inputs=(_spec(0, (1, 160, 160, 3)),), outputs=(_spec(7, (1, 8, 6)),))
     decoder = select_decoder(sig)
     assert isinstance(decoder, YoloDecoder) and not decoder.channels_first
     raw = decoder.decode({7: out}.__getitem__, _params(w=160, h=160))

@@ -21,8 +21,10 @@ from agent.replay_sources import (
     RecordedEvent,
     RecordedFrame,
     RecordedObservation,
-    RecordedTick,
+    RecordedStatus,
+    RecordedStep,
 )
+from agent.robot import LeaseLost, RobotStatus
 from behaviors.commands import GoTo, Sit, Velocity
 from perception.detection import FrameResult, Sighting
 from perception.frame import Frame, PinholeIntrinsics
@@ -100,7 +102,10 @@ def _record_session(path: Path, n: int = 6) -> tuple[list[Frame], list]:
         for i, frame in enumerate(frames):
             assert rec.record_frame(frame)
             assert rec.record_observed(_result(frame), frame.acquisition_time_local + 0.02)
-            assert rec.record_tick(frame.acquisition_time_local + 0.03, {"x": 0.1 * i, "y": 0.0, "yaw": 0.0})
+            assert rec.record_step(frame.acquisition_time_local + 0.03, "cue" if i % 2 else "tick")
+            status = RobotStatus(True, True, False, True, odom_x=0.1 * i, detail="ok")
+            assert rec.record_status(frame.acquisition_time_local + 0.031, status)
+        assert rec.record_status(T0 + 0.35, None, LeaseLost("tablet took it"))
         assert rec.record_event("cue_fired", T0 + 0.3, {"rule": "person_sit"})
         for k, cmd in enumerate(commands):
             assert rec.record_command(T0 + 0.4 + k, cmd, "sent" if k else "refused: too fast")
@@ -123,7 +128,8 @@ def test_recording_opens_with_mcap_reader_with_foxglove_schemas(tmp_path: Path) 
             f"/camera/{CAMERA}/annotations": ("foxglove.ImageAnnotations", "protobuf"),
             f"/camera/{CAMERA}/meta": ("spot_cue_agent.FrameMeta", "json"),
             "/detections": ("spot_cue_agent.ObservedResult", "json"),
-            "/engine/ticks": ("spot_cue_agent.EngineTick", "json"),
+            "/pipeline/steps": ("spot_cue_agent.ControlStep", "json"),
+            "/robot/status": ("spot_cue_agent.RobotStatus", "json"),
             "/events": ("spot_cue_agent.EngineEvent", "json"),
             "/commands": ("spot_cue_agent.Command", "json"),
         }
@@ -161,12 +167,16 @@ def test_frames_round_trip_bit_exact_with_meta(tmp_path: Path) -> None:
     assert recording.cameras == [CAMERA]
 
     observations = [i for i in items if isinstance(i, RecordedObservation)]
-    ticks = [i for i in items if isinstance(i, RecordedTick)]
+    control = [i for i in items if isinstance(i, RecordedStep)]
     assert [o.result for o in observations] == [_result(f) for f in frames]
-    assert sorted(o.step for o in observations) + sorted(t.step for t in ticks) != []
-    steps = sorted([o.step for o in observations] + [t.step for t in ticks])
-    assert steps == list(range(2 * len(frames)))
-    assert ticks[2].pose == {"x": 0.2, "y": 0.0, "yaw": 0.0}
+    # Engine inputs are numbered in the order they happened: observe, step, observe, step...
+    assert [o.step for o in observations] == list(range(0, 2 * len(frames), 2))
+    assert [c.step for c in control] == list(range(1, 2 * len(frames), 2))
+    assert [c.trigger for c in control][:3] == ["tick", "cue", "tick"]
+    statuses = [i for i in items if isinstance(i, RecordedStatus)]
+    assert statuses[2].status == RobotStatus(True, True, False, True, odom_x=0.2, detail="ok")
+    assert (statuses[-1].status, statuses[-1].error_kind) == (None, "LeaseLost")
+    assert statuses[-1].error_message == "tablet took it"
     assert [c.command for c in items if isinstance(c, RecordedCommand)] == commands
     assert [c.outcome for c in items if isinstance(c, RecordedCommand)][0] == "refused: too fast"
     assert [e.kind for e in items if isinstance(e, RecordedEvent)] == ["cue_fired"]
@@ -250,7 +260,7 @@ def test_full_queue_drops_and_counts_never_blocks(tmp_path: Path) -> None:
         for i in range(1, 200):
             accepted.append(rec.record_frame(_frame(i, image, jpeg)))
         for i in range(200):
-            accepted.append(rec.record_tick(float(i)))
+            accepted.append(rec.record_step(float(i)))
 
     producer = threading.Thread(target=produce)
     producer.start()
@@ -260,10 +270,10 @@ def test_full_queue_drops_and_counts_never_blocks(tmp_path: Path) -> None:
     # The stuck writer holds frame 0; frames may fill half the queue, ticks the rest.
     assert sum(accepted[:200]) == 1 + 4
     assert sum(accepted[200:]) == 8 - 4
-    assert stats.dropped == {"frame": 195, "tick": 196}
+    assert stats.dropped == {"frame": 195, "step": 196}
     release.set()
     final = rec.close()
-    assert final.written == {"frame": 5, "tick": 4}
+    assert final.written == {"frame": 5, "step": 4}
     assert final.dropped_total == 391
     recording = McapRecording(path)
     assert len(list(recording.items())) == 9
@@ -275,7 +285,7 @@ def test_full_queue_drops_and_counts_never_blocks(tmp_path: Path) -> None:
 def test_after_close_records_are_refused(tmp_path: Path) -> None:
     rec = Recorder(tmp_path / "x.mcap")
     rec.close()
-    assert rec.record_tick(1.0) is False
+    assert rec.record_step(1.0) is False
     assert rec.close().written_total == 0  # closing twice is fine
 
 

@@ -145,7 +145,9 @@ def behaviors_command(ctx: typer.Context) -> None:
 def launch_command(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Behavior name (see `spot-agent op behaviors`)."),
-    params: Optional[list[str]] = typer.Argument(None, help="Parameters as key=value."),
+    params: Optional[list[str]] = typer.Argument(
+        None, help="Parameters as key=value (numbers, true/false, null, or JSON like [1,2])."
+    ),
 ) -> None:
     """Start a behavior. It pre-empts cue behaviors until it finishes or you `stop`."""
     try:
@@ -290,8 +292,18 @@ def keys_command(
 
 
 def parse_value(text: str) -> Any:
-    """`true`/`false` -> bool, numbers -> int/float, `a,b` stays text; anything else is text."""
+    """`true`/`false` -> bool, numbers -> int/float, `[...]` / `{...}` -> JSON, `null` -> None;
+    anything else is text."""
+    import json
+
+    if text[:1] in ("[", "{"):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ValueError(f"{text[:40]!r} looks like JSON but is not valid JSON") from None
     lowered = text.lower()
+    if lowered in ("null", "none"):
+        return None
     if lowered in ("true", "yes", "on"):
         return True
     if lowered in ("false", "no", "off"):
@@ -397,12 +409,12 @@ def _detections_text(items: list[dict[str, Any]]) -> str:
 
 def _command_text(cmd: dict[str, Any]) -> str:
     kind = cmd.get("kind", "?")
-    if kind == "velocity":
+    if kind == "velocity" and "vx" in cmd:
         return (
             f"velocity vx={cmd.get('vx', 0):.2f} vy={cmd.get('vy', 0):.2f} "
             f"vyaw={cmd.get('vyaw', 0):.2f} for {cmd.get('duration_s', 0):.1f} s"
         )
-    if kind == "goto":
+    if kind == "goto" and "x" in cmd:
         return (
             f"go to ({cmd.get('x', 0):.2f}, {cmd.get('y', 0):.2f}, yaw {cmd.get('yaw', 0):.2f}) "
             f"in {cmd.get('frame')}"
@@ -452,15 +464,15 @@ def _health_line(d: dict[str, Any]) -> tuple[str, bool]:
     robot = d.get("robot") or {}
     bad = False
     if robot:
-        flags = [k for k in ("connected", "powered", "has_lease") if robot.get(k)]
-        missing = [k for k in ("connected", "powered", "has_lease") if robot.get(k) is False]
-        text = "robot " + ", ".join(flags or ["-"])
-        if missing:
-            text += " (NOT " + ", ".join(missing) + ")"
-        if robot.get("estopped"):
-            text += " E-STOPPED"
-        bad = bool(missing) or bool(robot.get("estopped"))
-        parts.append(text)
+        words = {
+            "connected": ("connected", "NOT CONNECTED"),
+            "powered": ("motors on", "motors off"),
+            "estopped": ("E-STOPPED", "E-Stop released"),
+            "has_lease": ("lease held", "NO LEASE"),
+        }
+        said = [words[k][0 if robot[k] else 1] for k in words if isinstance(robot.get(k), bool)]
+        bad = any(w.isupper() or w == "motors off" for w in said)
+        parts.append("robot: " + ", ".join(said))
     return "  ".join(parts), bad
 
 

@@ -17,7 +17,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -86,13 +86,39 @@ class NoArgs(_Args):
     """`hello`, `status`, `behaviors`, `pause_cues`, `resume_cues` take no arguments."""
 
 
-Scalar = Union[bool, int, float, str, None]
-ParamValue = Union[Scalar, list[Union[bool, int, float, str]]]
+def _check_param_value(key: str, value: Any) -> None:
+    """Parameters are JSON values (the behavior engine checks their meaning); bound their size
+    so a request cannot smuggle anything unreasonable past the envelope."""
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int):
+        if abs(value) > 2**53:
+            raise ValueError(f"parameter {key!r}: integer out of range")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"parameter {key!r}: numbers must be finite")
+    elif isinstance(value, str):
+        if len(value) > 256:
+            raise ValueError(f"parameter {key!r}: text longer than 256 characters")
+    elif isinstance(value, list):
+        if len(value) > 32:
+            raise ValueError(f"parameter {key!r}: at most 32 list items")
+        for item in value:
+            _check_param_value(key, item)
+    elif isinstance(value, dict):
+        if len(value) > 32:
+            raise ValueError(f"parameter {key!r}: at most 32 keys in an object")
+        for name, item in value.items():
+            if not _NAME.match(name):
+                raise ValueError(f"parameter {key!r}: key {name[:70]!r} is not a plain identifier")
+            _check_param_value(key, item)
+    else:
+        raise ValueError(f"parameter {key!r}: not a JSON value")
 
 
 class LaunchArgs(_Args):
     name: str = Field(description="Behavior name, as listed by `behaviors`.")
-    params: dict[str, ParamValue] = Field(
+    params: dict[str, Any] = Field(
         default_factory=dict, max_length=32, description="Behavior parameters by name."
     )
 
@@ -109,16 +135,7 @@ class LaunchArgs(_Args):
         for key, item in value.items():
             if not _NAME.match(key):
                 raise ValueError(f"parameter name {key[:70]!r} is not a plain identifier")
-            items = item if isinstance(item, list) else [item]
-            if len(items) > 32:
-                raise ValueError(f"parameter {key!r}: at most 32 list items")
-            for x in items:
-                if isinstance(x, float) and not math.isfinite(x):
-                    raise ValueError(f"parameter {key!r}: numbers must be finite")
-                if isinstance(x, str) and len(x) > 256:
-                    raise ValueError(f"parameter {key!r}: text longer than 256 characters")
-                if isinstance(x, int) and not isinstance(x, bool) and abs(x) > 2**53:
-                    raise ValueError(f"parameter {key!r}: integer out of range")
+            _check_param_value(key, item)
         return value
 
 

@@ -180,15 +180,18 @@ class ImageServicer(image_service_pb2_grpc.ImageServiceServicer):
         self._closing = True
         self._unstalled.set()
 
-    def _wait_if_stalled(self, context: grpc.ServicerContext) -> bool:
-        """Block while stalled; False if the caller gave up (deadline or cancel) meanwhile."""
+    def _wait_if_stalled(self, context: grpc.ServicerContext) -> None:
+        """Block while stalled; if the caller's deadline passes meanwhile, fail the RPC with
+        DEADLINE_EXCEEDED (never answer late with an empty response)."""
         while not self._unstalled.is_set():
             remaining = context.time_remaining()
-            if not context.is_active() or (remaining is not None and remaining <= 0):
-                return False
-            wait = 0.05 if remaining is None else min(0.05, remaining)
-            self._unstalled.wait(wait)
-        return not self._closing or context.is_active()
+            if remaining is not None and remaining <= 0:
+                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "image service stalled (sim test hook)")
+            if not context.is_active():
+                context.abort(grpc.StatusCode.CANCELLED, "client went away while the image service was stalled")
+            self._unstalled.wait(0.05 if remaining is None else min(0.05, remaining))
+        if self._closing:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "sim shutting down")
 
     # ------------------------------------------------------------------ rendering
     def _render_grey(self, camera: CameraSpec, body: BodyState) -> np.ndarray:
@@ -202,16 +205,14 @@ class ImageServicer(image_service_pb2_grpc.ImageServiceServicer):
         self, request: image_pb2.ListImageSourcesRequest, context: grpc.ServicerContext
     ) -> image_pb2.ListImageSourcesResponse:
         response = image_pb2.ListImageSourcesResponse()
-        if not self._wait_if_stalled(context):
-            return response
+        self._wait_if_stalled(context)
         with Reply(response, request, self._clock):
             response.image_sources.extend(self._sources)
         return response
 
     def GetImage(self, request: image_pb2.GetImageRequest, context: grpc.ServicerContext) -> image_pb2.GetImageResponse:
         response = image_pb2.GetImageResponse()
-        if not self._wait_if_stalled(context):
-            return response
+        self._wait_if_stalled(context)
         with Reply(response, request, self._clock):
             if not request.image_requests:
                 raise InvalidRequest("image_requests is empty")

@@ -1,0 +1,180 @@
+"""What a Spot Extension for CORE I/O is made of: its manifest and its compose file, checked.
+
+A Spot Extension (`.spx`) is a gzip tarball holding, at its top level, `manifest.json`,
+`docker-compose.yml`, the `docker save` image archive(s) the manifest's `images` names and
+optionally the icon the manifest names (Boston Dynamics, "Running Custom Applications with
+Spot", and the SDK's `python/examples/extensions/build_extension.py`, whose manifest checks
+these mirror). The compose checks are this project's: the agent's container must restart by
+itself, log to journald, use the host network (CORE I/O's firewall opens ports on the host's
+stack) and read the payload credentials from a read-only mount.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agent.paths import PROJECT_ROOT
+
+DEPLOY_DIR = PROJECT_ROOT / "deploy"
+MANIFEST_NAME = "manifest.json"
+COMPOSE_NAME = "docker-compose.yml"
+
+# Where CORE I/O keeps its payload GUID and secret (two lines), and where the agent's container
+# reads them (same path inside, as the SDK's CORE I/O examples mount it).
+PAYLOAD_CREDENTIALS_PATH = "/opt/payload_credentials/payload_guid_and_secret"
+
+# Incoming ports a CORE I/O's firewall lets through (TCP and UDP), less one it keeps for itself.
+PAYLOAD_PORT_RANGE = range(21000, 22001)
+PAYLOAD_RESERVED_PORTS = frozenset({21443})
+
+EXTENSION_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
+_INSTALLATION_TARGETS = ("spot", "orbit")
+_RESTART_POLICIES = ("always", "unless-stopped", "on-failure")
+ARCHITECTURES = ("arm64", "amd64")
+
+
+class PackageError(ValueError):
+    """An input to the extension (image archive, manifest, compose file, .spx) is not right."""
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise PackageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise PackageError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PackageError(f"{path}: expected a JSON object")
+    return data
+
+
+def load_compose(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise PackageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise PackageError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PackageError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def manifest_problems(manifest: dict[str, Any]) -> list[str]:
+    """What is wrong with a Spot Extension manifest (empty list: nothing)."""
+    problems = []
+    name = manifest.get("extension_name")
+    if not isinstance(name, str) or not EXTENSION_NAME_PATTERN.match(name):
+        problems.append(f"extension_name must be letters, digits, '-' and '_' only (got {name!r})")
+    version = manifest.get("version")
+    if not isinstance(version, str) or not VERSION_PATTERN.match(version):
+        problems.append(f"version must be X.Y.Z with integers X, Y, Z (got {version!r})")
+    if not isinstance(manifest.get("description"), str) or not manifest["description"].strip():
+        problems.append("description must be a non-empty string")
+    images = manifest.get("images")
+    if not isinstance(images, list) or not images or not all(isinstance(i, str) for i in images):
+        problems.append(
+            f"images must be a non-empty list of image archive file names (got {images!r})"
+        )
+    else:
+        for image in images:
+            if (
+                "/" in image
+                or image.startswith(".")
+                or not image.endswith((".tar", ".tar.gz", ".tgz"))
+            ):
+                problems.append(
+                    f"images entry {image!r} must be a plain file name ending .tar, .tar.gz or .tgz"
+                )
+    target = manifest.get("installation_target", "spot")
+    if target not in _INSTALLATION_TARGETS:
+        problems.append(
+            f"installation_target must be one of {_INSTALLATION_TARGETS} (got {target!r})"
+        )
+    icon = manifest.get("icon")
+    if icon is not None and (not isinstance(icon, str) or "/" in icon or not icon):
+        problems.append(f"icon must be a plain file name (got {icon!r})")
+    date = manifest.get("date")
+    if date is not None:
+        try:
+            datetime.fromisoformat(str(date))
+        except ValueError:
+            problems.append(f"date must be an ISO 8601 time (got {date!r})")
+    return problems
+
+
+def _service(compose: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    services = compose.get("services")
+    if not isinstance(services, dict) or len(services) != 1:
+        raise PackageError("docker-compose.yml must define exactly one service (the agent)")
+    ((name, service),) = services.items()
+    if not isinstance(service, dict):
+        raise PackageError(f"docker-compose.yml: service {name!r} must be a mapping")
+    return name, service
+
+
+def compose_image(compose: dict[str, Any]) -> str:
+    """The `name:tag` image reference the compose file's (single) service runs."""
+    name, service = _service(compose)
+    image = service.get("image")
+    if not isinstance(image, str) or ":" not in image:
+        raise PackageError(
+            f"docker-compose.yml: service {name!r} needs `image: name:tag` (got {image!r})"
+        )
+    return image
+
+
+def _volume_parts(volume: Any) -> tuple[str, str, str]:
+    """(host, container, mode) of a short-syntax or long-syntax volume entry."""
+    if isinstance(volume, str):
+        parts = volume.split(":")
+        host, container = parts[0], parts[1] if len(parts) > 1 else parts[0]
+        return host, container, parts[2] if len(parts) > 2 else "rw"
+    if isinstance(volume, dict):
+        return (
+            str(volume.get("source", "")),
+            str(volume.get("target", "")),
+            "ro" if volume.get("read_only") else "rw",
+        )
+    return "", "", ""
+
+
+def compose_problems(compose: dict[str, Any]) -> list[str]:
+    """What keeps a compose file from running the agent well on CORE I/O (empty: nothing)."""
+    try:
+        name, service = _service(compose)
+        compose_image(compose)
+    except PackageError as exc:
+        return [str(exc)]
+    problems = []
+    where = f"service {name!r}"
+    if service.get("restart") not in _RESTART_POLICIES:
+        problems.append(
+            f"{where}: restart must be one of {_RESTART_POLICIES} so the agent comes back after "
+            f"a failure or a reboot (got {service.get('restart')!r})"
+        )
+    logging_cfg = service.get("logging") or {}
+    if not isinstance(logging_cfg, dict) or logging_cfg.get("driver") != "journald":
+        problems.append(f"{where}: logging.driver must be journald (the payload's system log)")
+    if service.get("network_mode") != "host":
+        problems.append(
+            f"{where}: network_mode must be host (CORE I/O's firewall opens ports 21000-22000 "
+            "on the host network stack)"
+        )
+    mounts = [_volume_parts(v) for v in service.get("volumes") or []]
+    creds = [m for m in mounts if m[0] == PAYLOAD_CREDENTIALS_PATH]
+    if not creds:
+        problems.append(f"{where}: must mount {PAYLOAD_CREDENTIALS_PATH} (the payload credentials)")
+    elif creds[0][2] != "ro":
+        problems.append(f"{where}: mount the payload credentials read-only (':ro')")
+    for port in service.get("ports") or []:
+        problems.append(f"{where}: ports {port!r} has no effect with network_mode host")
+    return problems

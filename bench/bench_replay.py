@@ -1,0 +1,118 @@
+"""Replay throughput: `spot-agent replay --fast` frames/s versus the detector's raw invoke rate.
+
+One run, same machine, same detector config (configs/agent.yaml unless --config):
+1. records a test input: `--frames` grey 640x480 JPEG frames from two front cameras, built
+   from scikit-image's bundled photos (a person, a cup, a cameraman...), 15 Hz per camera;
+2. measures the raw invoke rate: `interpreter.invoke()` alone in a loop, input already set;
+3. replays the recording through the full pipeline (read, decode, rotate, detect, fiducials,
+   localise, cue engine, dry-run robot) as fast as it goes (`--fast`);
+and prints the ratio replay frames/s / raw invokes/s (target >= 0.9). Steps 2 and 3 alternate
+`--rounds` times and the medians are compared, so load from other processes affects both.
+
+    python bench/bench_replay.py [--frames 240] [--rounds 3] [--config configs/agent.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent.config import AgentConfig, load_agent_config  # noqa: E402
+from agent.paths import CONFIG_DIR  # noqa: E402
+from agent.recording import Recorder  # noqa: E402
+from agent.replay import replay  # noqa: E402
+from perception.detector import TFLiteDetector  # noqa: E402
+from perception.frame import Frame, PinholeIntrinsics  # noqa: E402
+
+CAMERAS = ["frontleft_fisheye_image", "frontright_fisheye_image"]
+
+
+def photos() -> list[np.ndarray]:
+    from skimage import data
+
+    rgb = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
+    grey = [cv2.cvtColor(p, cv2.COLOR_RGB2GRAY) for p in rgb] + [data.camera()]
+    return [cv2.resize(g, (640, 480)) for g in grey]
+
+
+def make_recording(path: Path, n_frames: int) -> None:
+    pics = photos()
+    t0 = 1_700_000_000.0
+    with Recorder(path, queue_size=4 * n_frames) as rec:
+        for i in range(n_frames):
+            camera = CAMERAS[i % 2]
+            image = np.roll(pics[(i // 2) % len(pics)], 3 * (i // 2), axis=1)
+            ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 75])
+            assert ok
+            t = t0 + (i // 2) / 15.0 + (i % 2) * 0.004
+            frame = Frame(
+                camera, cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE), t + 100.0, t,
+                intrinsics=PinholeIntrinsics(330.0, 330.0, 320.0, 240.0),
+                encoded=jpeg.tobytes(), seq=i,
+            )
+            assert rec.record_frame(frame)
+    stats = rec.stats()
+    assert stats.dropped_total == 0, stats
+
+
+def raw_invoke_rate(config: AgentConfig, seconds: float) -> float:
+    detector = TFLiteDetector.from_config(config.detector)
+    detector.detect(photos()[0])  # sets the input tensor once
+    for _ in range(3):
+        detector.invoke()
+    n, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        detector.invoke()
+        n += 1
+    return n / (time.perf_counter() - started)
+
+
+def replay_rate(path: Path, config: AgentConfig) -> tuple[float, int]:
+    result = asyncio.run(replay(path, config, mode="frames", speed=None))
+    return result.frames_per_s, result.summary.frames_processed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--frames", type=int, default=240)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--config", type=Path, default=CONFIG_DIR / "agent.yaml")
+    args = parser.parse_args()
+    config = load_agent_config(args.config)
+    print(
+        f"detector: {config.detector.model_path.name}, {config.detector.num_threads} interpreter "
+        f"thread(s); replay detects ahead on {config.safety.detect_workers} worker(s)"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.mcap"
+        make_recording(path, args.frames)
+        invoke_rates, replay_rates = [], []
+        for r in range(args.rounds):
+            invoke = raw_invoke_rate(config, seconds=3.0)
+            fps, processed = replay_rate(path, config)
+            assert processed == args.frames, (processed, args.frames)
+            invoke_rates.append(invoke)
+            replay_rates.append(fps)
+            print(f"round {r + 1}: raw invoke {invoke:6.1f}/s   replay --fast {fps:6.1f} frames/s"
+                  f"   ratio {fps / invoke:.2f}")
+    invoke, fps = statistics.median(invoke_rates), statistics.median(replay_rates)
+    ratio = fps / invoke
+    print(f"median: raw invoke {invoke:.1f}/s, replay --fast {fps:.1f} frames/s "
+          f"({args.frames} frames, full pipeline)")
+    print(f"ratio replay/raw invoke = {ratio:.2f} (target >= 0.9): {'OK' if ratio >= 0.9 else 'BELOW TARGET'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""`spot-agent sim`: run the simulated Spot until Ctrl-C."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import threading
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def sim_command(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for every interface)."),
+    port: int = typer.Option(44443, "--port", help="TLS port (a real robot uses 443; 0 picks a free port)."),
+    ca_out: Optional[Path] = typer.Option(
+        None, "--ca-out", help="Also write the sim's CA certificate (PEM) here, for clients to trust."
+    ),
+    scenario: Optional[Path] = typer.Option(
+        None, "--scenario", help="Scenario YAML (default: configs/scenarios/default.yaml)."
+    ),
+    camera_rate: float = typer.Option(15.0, "--camera-rate", min=0.1, max=120.0, help="Frames per second per camera."),
+    user: str = typer.Option("spot", "--user", help="Login user name."),
+    password: str = typer.Option("spot", "--password", help="Login password."),
+    clock_offset: float = typer.Option(
+        1.5, "--clock-offset", help="Seconds the robot clock runs ahead of this host's (clients must time-sync)."
+    ),
+    lease_timeout: float = typer.Option(
+        10.0, "--lease-timeout", min=0.5, help="Seconds without a lease retain/use before comms loss (sit, power off)."
+    ),
+) -> None:
+    """Run the simulated Spot robot: Spot's gRPC services over TLS, a small world, rendered cameras."""
+    import logging
+
+    from sim.certs import export_ca
+    from sim.scene import ScenarioError, default_scenario_path
+    from sim.sdk_shim import CA_ENV, PORT_ENV, write_shim
+    from sim.server import DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET, SimServer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    scenario_path = scenario or default_scenario_path()
+    try:
+        sim = SimServer.start(
+            scenario_path if scenario_path.exists() or scenario is not None else None,
+            host=host,
+            port=port,
+            camera_rate_hz=camera_rate,
+            user=user,
+            password=password,
+            clock_offset_s=clock_offset,
+            lease_timeout_s=lease_timeout,
+        )
+    except ScenarioError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except OSError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+    ca_path = sim.ca_path
+    if ca_out is not None:
+        ca_path = export_ca(sim.certificates, ca_out)
+    shim_dir = write_shim()
+    connect_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    q = shlex.quote
+    lines = [
+        f"Simulated Spot running: {sim.scenario.description or scenario_path}",
+        f"  address      {sim.host}:{sim.port} (TLS, one port for every service)",
+        f"  CA cert      {ca_path}",
+        f"  login        user {user!r}, password {password!r}",
+        f"  payload      GUID {DEFAULT_PAYLOAD_GUID}, secret {DEFAULT_PAYLOAD_SECRET}",
+        f"  robot clock  host clock {clock_offset:+.3f} s (use time sync)",
+        "",
+        "Python (bosdyn-client):",
+        f"  sdk = bosdyn.client.create_standard_sdk('me', cert_resource_glob={str(ca_path)!r})",
+        f"  robot = sdk.create_robot({connect_host!r}); robot.update_secure_channel_port({sim.port})",
+        f"  robot.authenticate({user!r}, {password!r}); robot.time_sync.wait_for_sync()",
+        "",
+        "Stock SDK examples, unmodified (hello_spot.py, get_image.py, ...):",
+        f"  PYTHONPATH={q(str(shim_dir))} {CA_ENV}={q(str(ca_path))} {PORT_ENV}={sim.port} \\",
+        f"  BOSDYN_CLIENT_USERNAME={q(user)} BOSDYN_CLIENT_PASSWORD={q(password)} python hello_spot.py {connect_host}",
+        "",
+        "Ctrl-C to stop.",
+    ]
+    typer.echo("\n".join(lines))
+
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        typer.echo("stopping the sim")
+        sim.stop()

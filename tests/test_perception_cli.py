@@ -1,0 +1,125 @@
+"""`spot-agent detect`: folders, videos, corrupt files, the JSONL contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import typer
+from skimage import data
+from typer.testing import CliRunner
+
+from fixtures.perception_support import render_tag
+from perception.cli import detect_command
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    app = typer.Typer()
+    app.command("detect")(detect_command)
+    app.command("noop")(lambda: None)  # two commands: typer then routes by name as spot-agent does
+    return app
+
+
+def _bgr(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+
+@pytest.fixture()
+def inputs(tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a_astronaut.jpg"), _bgr(data.astronaut()))
+    good = (folder / "a_astronaut.jpg").read_bytes()
+    (folder / "b_broken.jpg").write_bytes(good[: len(good) // 3])  # truncated download
+    (folder / "notes.txt").write_text("not an image")
+    writer = cv2.VideoWriter(str(folder / "c_clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (740, 500))
+    moto = _bgr(data.stereo_motorcycle()[0])[:500, :740]
+    for i in range(3):
+        writer.write(np.ascontiguousarray(np.roll(moto, 4 * i, axis=1)))
+    writer.release()
+    K = np.array([[552.0, 0, 322.0], [0, 550.0, 238.0], [0, 0, 1]])
+    cv2.imwrite(str(folder / "d_tag.png"), render_tag(8, np.diag([1.0, -1.0, -1.0]), np.array([0, 0, 1.0]), 0.146, K))
+    return folder
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+
+
+def test_folder_with_video_corrupt_file_and_tag(app: typer.Typer, inputs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["detect", str(inputs), "--out", str(out), "--intrinsics", "552,550,322,238", "--threads", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    records = _records(out)
+    by_file: dict[str, list[dict]] = {}
+    for r in records:
+        by_file.setdefault(Path(r["file"]).name, []).append(r)
+    assert set(by_file) == {"a_astronaut.jpg", "c_clip.mp4", "d_tag.png"}
+    person = by_file["a_astronaut.jpg"]
+    assert [(r["label"], r["frame"]) for r in person] == [("person", 0)]
+    assert set(person[0]) == {"file", "frame", "label", "score", "box"}
+    x1, y1, x2, y2 = person[0]["box"]
+    assert 0 <= x1 < 60 and y1 < 60 and 300 < x2 <= 512 and y2 > 450  # original 512 x 512 pixels
+    video = by_file["c_clip.mp4"]
+    assert sorted({r["frame"] for r in video}) == [0, 1, 2]
+    assert all(r["label"] == "motorcycle" for r in video if r["score"] > 0.5)
+    tag = by_file["d_tag.png"]
+    assert [r["label"] for r in tag] == ["tag:8"]
+    assert tag[0]["pose"]["camera_t_tag"] == pytest.approx([0.0, 0.0, 1.0], abs=0.03)
+    # Annotated images: one per image, one per video frame.
+    written = sorted(p.name for p in out.glob("*.jpg"))
+    assert written == ["a_astronaut.jpg", "c_clip_000000.jpg", "c_clip_000001.jpg", "c_clip_000002.jpg", "d_tag.jpg"]
+    assert cv2.imread(str(out / "a_astronaut.jpg")).shape == (512, 512, 3)
+    assert "b_broken.jpg" in result.output and "truncated" in result.output
+
+
+def test_nothing_readable_exits_non_zero(app: typer.Typer, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 definitely not a jpeg")
+    junk = tmp_path / "clip.mp4"
+    junk.write_bytes(b"\x00" * 100)
+    result = CliRunner().invoke(app, ["detect", str(bad), str(junk), str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1, result.output
+    assert (tmp_path / "o" / "detections.jsonl").read_text() == ""
+
+
+def test_tag_without_intrinsics_has_null_pose_and_a_hint(app: typer.Typer, inputs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o2"
+    result = CliRunner().invoke(app, ["detect", str(inputs / "d_tag.png"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    [rec] = _records(out)
+    assert rec["label"] == "tag:8" and rec["pose"] is None
+    assert "--intrinsics" in result.output
+
+
+def test_other_model_via_options(app: typer.Typer, tmp_path: Path) -> None:
+    fixtures = Path(__file__).parent / "fixtures"
+    labels = tmp_path / "labels.txt"
+    labels.write_text("red\ngreen\nblue\n")
+    img = np.zeros((128, 128, 3), np.uint8)
+    img[20:60, 40:100] = (0, 255, 0)
+    cv2.imwrite(str(tmp_path / "green.png"), img)
+    out = tmp_path / "o3"
+    result = CliRunner().invoke(
+        app,
+        ["detect", str(tmp_path / "green.png"), "--out", str(out), "--model", str(fixtures / "ssd_postprocess_fixture.tflite"),
+         "--labels", str(labels), "--no-fiducials"],
+    )
+    assert result.exit_code == 0, result.output
+    [rec] = _records(out)
+    assert rec["label"] == "green" and rec["box"] == pytest.approx([40, 20, 100, 60], abs=0.5)
+
+
+def test_unsupported_model_is_a_clear_setup_error(app: typer.Typer, tmp_path: Path) -> None:
+    fixtures = Path(__file__).parent / "fixtures"
+    result = CliRunner().invoke(
+        app, ["detect", str(tmp_path), "--out", str(tmp_path / "o"), "--model", str(fixtures / "classifier_fixture.tflite")]
+    )
+    assert result.exit_code == 2
+    assert "fits no decoder" in result.output

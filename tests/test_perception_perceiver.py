@@ -1,0 +1,111 @@
+"""The per-frame step the agent calls: decode -> rotation -> detector + fiducials -> sightings."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from fixtures.perception_support import iou, jpeg_response, render_tag, snapshot
+from perception.config import DetectorConfig
+from perception.decode import decode_image_response
+from perception.frame import PinholeIntrinsics
+from perception.perceiver import Perceiver
+from perception.rotation import upright_rotation
+
+
+@pytest.fixture(scope="module")
+def perceiver() -> Perceiver:
+    return Perceiver(DetectorConfig(num_threads=1))
+
+
+def _sideways_person() -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """A 640 x 480 grey frame as the frontleft camera sees an upright person (turned +78 deg),
+    and where the person's upright box lands in that frame."""
+    upright = np.zeros((480, 640), np.uint8)
+    person = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY), (420, 420))
+    upright[30:450, 110:530] = person
+    turn = upright_rotation(78.0, 640, 480)  # the inverse of the -78 that makes it upright
+    sideways = cv2.resize(turn.apply(upright), (640, 480))
+    sx, sy = 640 / turn.size[0], 480 / turn.size[1]
+    # Astronaut's person box in the upright image: (0, 10, 370, 512) of 512 -> scaled, offset.
+    k = 420 / 512
+    box = np.array([[110 + 0 * k, 30 + 10 * k, 110 + 370 * k, 30 + 512 * k]])
+    corners = np.array([[box[0, 0], box[0, 1]], [box[0, 2], box[0, 1]], [box[0, 2], box[0, 3]], [box[0, 0], box[0, 3]]])
+    moved = corners @ turn.forward[:, :2].T + turn.forward[:, 2]
+    moved *= [sx, sy]
+    return sideways, (moved[:, 0].min(), moved[:, 1].min(), moved[:, 0].max(), moved[:, 1].max())
+
+
+def test_sideways_front_camera_is_turned_upright_and_boxes_come_back(perceiver: Perceiver) -> None:
+    image, expected = _sideways_person()
+    frame = decode_image_response(jpeg_response(image, camera="frontleft_fisheye_image"))
+    found = perceiver.detect_objects(frame)
+    assert found and found[0].label == "person"
+    assert iou(found[0].box, expected) > 0.5, (found[0].box, expected)
+    # The same pixels from a camera that is not rotated: no person (the detector needs upright).
+    frame.camera = "back_fisheye_image"
+    assert "person" not in [d.label for d in perceiver.detect_objects(frame)]
+
+
+def test_process_returns_a_frame_result_with_placed_sightings(perceiver: Perceiver) -> None:
+    K = PinholeIntrinsics(552.0, 550.0, 322.0, 238.0)
+    tag_image = render_tag(21, np.diag([1.0, -1.0, -1.0]), np.array([0.0, 0.0, 1.0]), 0.146, K.camera_matrix())
+    resp = jpeg_response(
+        tag_image, quality=95, camera="back_fisheye_image", sensor_frame="frontleft_fisheye",
+        intrinsics=(K.fx, K.fy, K.cx, K.cy), snapshot=snapshot(), acquisition_s=100.0,
+    )
+    frame = decode_image_response(resp, robot_to_local=lambda t: t + 1000.0, seq=3)
+    result = perceiver.process(frame, now_local=1100.25)
+    assert result.camera == "back_fisheye_image" and result.seq == 3
+    assert result.time_robot == 100.0 and result.time_local == 1100.0
+    assert result.age_at_detection_s == pytest.approx(0.25)
+    assert result.detect_ms > 0
+    tags = [s for s in result.sightings if s.label == "tag:21"]
+    assert len(tags) == 1 and tags[0].position_odom is not None
+    # 1 m along the 45-degree-down axis of the camera at odom (2, 1.4, 0.5).
+    d = 1.0 / np.sqrt(2.0)
+    assert tags[0].position_odom == pytest.approx((2.0, 1.4 + d, 0.5 - d), abs=0.03)
+
+
+def test_depth_frames_produce_no_sightings(perceiver: Perceiver) -> None:
+    from bosdyn.api import image_pb2
+
+    from fixtures.perception_support import image_response
+
+    raw = np.full((4, 4), 1000, "<u2")
+    resp = image_response(raw.tobytes(), fmt=image_pb2.Image.FORMAT_RAW,
+                          pixel_format=image_pb2.Image.PIXEL_FORMAT_DEPTH_U16, rows=4, cols=4, depth_scale=1000.0)
+    assert perceiver.process(decode_image_response(resp)).sightings == []
+
+
+def test_reduced_decode_keeps_boxes_in_original_pixels(perceiver: Perceiver) -> None:
+    big = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (1024, 1024))
+    resp = jpeg_response(big, camera="hand_color_image")
+    full = perceiver.detect_objects(decode_image_response(resp))
+    reduced_frame = decode_image_response(resp, min_side=perceiver.decode_min_side)
+    assert reduced_frame.image_scale == 0.5
+    reduced = perceiver.detect_objects(reduced_frame)
+    assert full[0].label == reduced[0].label == "person"
+    assert iou(full[0].box, reduced[0].box) > 0.9
+    assert max(reduced[0].box) > 600  # original 1024-pixel coordinates, not the 512 decode
+
+
+def test_one_perceiver_per_worker_thread() -> None:
+    image, _ = _sideways_person()
+    frame = decode_image_response(jpeg_response(image, camera="frontleft_fisheye_image"))
+    results: dict[int, list[str]] = {}
+
+    def work(i: int) -> None:
+        p = Perceiver(DetectorConfig(num_threads=1, fiducials=False))
+        results[i] = [s.label for _ in range(3) for s in p.process(frame).sightings]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results[0] == results[1] == ["person"] * 3

@@ -1,0 +1,204 @@
+"""The simulated cameras and fiducials through the real bosdyn-client: formats, intrinsics,
+robot-clock timestamps, frame caching, stalling, and a rendered tag found by OpenCV where the
+world object service says it is."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import cv2
+import numpy as np
+import pytest
+from bosdyn.api import image_pb2, world_object_pb2
+from bosdyn.client.exceptions import TimedOutError
+from bosdyn.client.frame_helpers import BODY_FRAME_NAME, VISION_FRAME_NAME, get_a_tform_b
+from bosdyn.client.image import ImageClient, UnknownImageSourceError, build_image_request
+from bosdyn.client.math_helpers import Quat, SE3Pose
+from bosdyn.client.robot import Robot
+from bosdyn.client.robot_state import RobotStateClient
+from bosdyn.client.world_object import WorldObjectClient
+from bosdyn.util import timestamp_to_sec
+
+from sim.cameras import CAMERAS
+from sim.scene import default_scenario_path, load_scenario, scenario_dir
+from sim.server import SimServer
+from sim.testing import close_sdk, connect_sdk
+from sim.world import VISION_TFORM_ODOM
+
+Image = image_pb2.Image
+BODY_CAMERAS = sorted(CAMERAS)
+
+
+@pytest.fixture
+def images(spot_robot: Robot) -> ImageClient:
+    return spot_robot.ensure_client(ImageClient.default_service_name)
+
+
+def test_sources_have_pinhole_intrinsics_and_depth_scale(images: ImageClient) -> None:
+    sources = {source.name: source for source in images.list_image_sources()}
+    for name in BODY_CAMERAS:
+        camera = CAMERAS[name]
+        visual = sources[name]
+        assert (visual.rows, visual.cols) == (480, 640)
+        assert visual.image_type == image_pb2.ImageSource.IMAGE_TYPE_VISUAL
+        assert visual.pinhole.intrinsics.focal_length.x == pytest.approx(camera.fx)
+        assert visual.pinhole.intrinsics.principal_point.y == pytest.approx(camera.cy)
+        depth = sources[camera.depth_source_name]
+        assert depth.image_type == image_pb2.ImageSource.IMAGE_TYPE_DEPTH
+        assert depth.depth_scale == 1000.0
+
+
+def test_five_cameras_serve_grey_jpeg_by_default(images: ImageClient, spot_robot: Robot) -> None:
+    def robot_now() -> float:
+        return timestamp_to_sec(spot_robot.time_sync.robot_timestamp_from_local_secs(time.time()))
+
+    before = robot_now()
+    futures = [images.get_image_from_sources_async([name]) for name in BODY_CAMERAS]
+    responses = [f.result(timeout=10)[0] for f in futures]
+    after = robot_now()
+    for name, response in zip(BODY_CAMERAS, responses):
+        assert response.source.name == name
+        assert response.shot.image.format == Image.FORMAT_JPEG
+        assert response.shot.image.pixel_format == Image.PIXEL_FORMAT_GREYSCALE_U8
+        decoded = cv2.imdecode(np.frombuffer(response.shot.image.data, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert decoded.shape == (480, 640)
+        assert decoded.std() > 5.0  # a rendered scene, not a blank frame
+        assert response.shot.frame_name_image_sensor == CAMERAS[name].frame_name
+        # Acquisition time is on the robot clock (the client's clock converted through time sync).
+        assert before - 0.01 <= timestamp_to_sec(response.shot.acquisition_time) <= after + 0.01
+        get_a_tform_b(response.shot.transforms_snapshot, BODY_FRAME_NAME, response.shot.frame_name_image_sensor)
+
+
+def test_raw_grey_when_a_pixel_format_is_requested(images: ImageClient) -> None:
+    request = build_image_request("left_fisheye_image", pixel_format=Image.PIXEL_FORMAT_GREYSCALE_U8)
+    (response,) = images.get_image([request])
+    image = response.shot.image
+    assert image.format == Image.FORMAT_RAW
+    assert len(image.data) == image.rows * image.cols == 480 * 640
+    jpeg = images.get_image_from_sources(["left_fisheye_image"])[0].shot.image
+    decoded = cv2.imdecode(np.frombuffer(jpeg.data, np.uint8), cv2.IMREAD_UNCHANGED)
+    raw = np.frombuffer(image.data, np.uint8).reshape(480, 640)
+    assert np.abs(decoded.astype(int) - raw.astype(int)).mean() < 4.0  # same frame, JPEG-compressed
+
+
+def test_depth_in_visual_frame_is_u16_millimetres(images: ImageClient) -> None:
+    (response,) = images.get_image([build_image_request("frontleft_depth_in_visual_frame")])
+    image = response.shot.image
+    assert (image.format, image.pixel_format) == (Image.FORMAT_RAW, Image.PIXEL_FORMAT_DEPTH_U16)
+    depth_m = np.frombuffer(image.data, np.uint16).reshape(image.rows, image.cols) / response.source.depth_scale
+    valid = depth_m[depth_m > 0]
+    assert valid.size > 0.2 * depth_m.size  # the floor in front of the robot returns depth
+    assert 0.1 < np.median(valid) < 10.0
+
+
+def test_unknown_camera_gets_status_unknown_camera(images: ImageClient) -> None:
+    with pytest.raises(UnknownImageSourceError):
+        images.get_image_from_sources(["no_such_camera"])
+    responses = images.get_image([build_image_request("no_such_camera")], disable_error_handler=True)
+    assert responses[0].status == image_pb2.ImageResponse.STATUS_UNKNOWN_CAMERA
+
+
+def test_frames_are_rendered_at_most_once_per_frame_period(images: ImageClient) -> None:
+    first = images.get_image_from_sources(["back_fisheye_image"])[0]
+    again = images.get_image_from_sources(["back_fisheye_image"])[0]
+    assert again.shot.acquisition_time == first.shot.acquisition_time
+    assert again.shot.image.data == first.shot.image.data
+    time.sleep(1.5 / 15.0)
+    later = images.get_image_from_sources(["back_fisheye_image"])[0]
+    assert timestamp_to_sec(later.shot.acquisition_time) > timestamp_to_sec(first.shot.acquisition_time)
+
+
+def test_stalled_images_time_out_while_robot_state_still_answers(sim: SimServer, spot_robot: Robot, images: ImageClient) -> None:
+    state_client = spot_robot.ensure_client(RobotStateClient.default_service_name)
+    sim.stall_images(True)
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimedOutError):
+            images.get_image_from_sources(["frontleft_fisheye_image"], timeout=0.3)
+        assert time.monotonic() - started < 2.0
+        assert state_client.get_robot_state(timeout=1.0).HasField("kinematic_state")
+    finally:
+        sim.stall_images(False)
+    assert images.get_image_from_sources(["frontleft_fisheye_image"], timeout=5.0)[0].status == 1
+
+
+# ---------------------------------------------------------------- fiducials
+
+
+@pytest.fixture
+def tag_sim() -> Iterator[SimServer]:
+    """Tag 1 (0.2 m) ahead; the robot is moved to about 1.3 m from it, slightly off-axis."""
+    server = SimServer.start(scenario_dir() / "fiducial_ahead.yaml", port=0)
+    server.world.teleport(1.7, 0.15, 0.1)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _cv_tag_pose(response: image_pb2.ImageResponse, tag_id: int, size_m: float) -> SE3Pose:
+    """camera_tform_tag from OpenCV aruco + solvePnP on the served image and intrinsics."""
+    grey = cv2.imdecode(np.frombuffer(response.shot.image.data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    params = cv2.aruco.DetectorParameters()
+    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+    detector = cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_APRILTAG_36h11), params)
+    corners, ids, _ = detector.detectMarkers(grey)
+    assert ids is not None and tag_id in ids.flatten(), "OpenCV did not find the rendered tag"
+    found = corners[list(ids.flatten()).index(tag_id)].reshape(4, 2)
+    intr = response.source.pinhole.intrinsics
+    k = np.array([[intr.focal_length.x, 0, intr.principal_point.x], [0, intr.focal_length.y, intr.principal_point.y], [0, 0, 1]])
+    h = size_m / 2.0
+    object_points = np.array([[-h, h, 0], [h, h, 0], [h, -h, 0], [-h, -h, 0]], dtype=np.float64)
+    ok, rvec, tvec = cv2.solvePnP(object_points, found.astype(np.float64), k, None, flags=cv2.SOLVEPNP_IPPE_SQUARE)
+    assert ok
+    rot, _ = cv2.Rodrigues(rvec)
+    t = tvec.flatten()
+    return SE3Pose(t[0], t[1], t[2], Quat.from_matrix(rot))
+
+
+def test_rendered_tag_is_found_by_opencv_where_world_objects_put_it(tag_sim: SimServer) -> None:
+    robot = connect_sdk(tag_sim, "tag-test")
+    try:
+        objects = robot.ensure_client(WorldObjectClient.default_service_name).list_world_objects(
+            object_type=[world_object_pb2.WORLD_OBJECT_APRILTAG]
+        ).world_objects
+        assert [obj.apriltag_properties.tag_id for obj in objects] == [1]
+        tag = objects[0]
+        props = tag.apriltag_properties
+        assert props.dimensions.x == pytest.approx(0.2)
+        vision_tform_fiducial = get_a_tform_b(tag.transforms_snapshot, VISION_FRAME_NAME, props.frame_name_fiducial)
+        # The world object agrees with the scenario (odom -> vision through the fixed offset).
+        truth_odom = load_scenario(scenario_dir() / "fiducial_ahead.yaml").tags[0].odom_tform_tag()
+        truth_vision = VISION_TFORM_ODOM.get_closest_se3_transform() * truth_odom
+        assert [vision_tform_fiducial.x, vision_tform_fiducial.y, vision_tform_fiducial.z] == pytest.approx(
+            [truth_vision.x, truth_vision.y, truth_vision.z], abs=1e-6
+        )
+
+        camera = next(c for c in CAMERAS.values() if c.frame_name == props.frame_name_camera)
+        image_client = robot.ensure_client(ImageClient.default_service_name)
+        (response,) = image_client.get_image_from_sources([camera.name])
+        camera_tform_tag = _cv_tag_pose(response, 1, props.dimensions.x)
+        vision_tform_camera = get_a_tform_b(
+            response.shot.transforms_snapshot, VISION_FRAME_NAME, response.shot.frame_name_image_sensor
+        )
+        seen = vision_tform_camera * camera_tform_tag
+        error_m = np.linalg.norm([seen.x - truth_vision.x, seen.y - truth_vision.y, seen.z - truth_vision.z])
+        assert error_m < 0.03, f"OpenCV puts the tag {error_m:.3f} m from where it is"
+        # Same orientation convention: the tag's z (out of the face) agrees within a few degrees.
+        z_seen = seen.rot.to_matrix()[:, 2]
+        z_true = truth_vision.rot.to_matrix()[:, 2]
+        assert float(z_seen @ z_true) > np.cos(np.radians(5.0))
+    finally:
+        close_sdk(robot)
+
+
+def test_no_tags_reported_when_none_are_in_view(sim: SimServer) -> None:
+    sim.world.teleport(6.0, 0.0, np.pi)  # facing the back of the default scenario's tag
+    robot = connect_sdk(sim, "no-tags")
+    try:
+        objects = robot.ensure_client(WorldObjectClient.default_service_name).list_world_objects().world_objects
+        assert [o for o in objects if o.apriltag_properties.tag_id == 1] == []
+    finally:
+        close_sdk(robot)
+    assert default_scenario_path().exists()
