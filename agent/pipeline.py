@@ -62,8 +62,9 @@ class CueEngine(Protocol):
 
 
 # Engine event kinds: a cue appeared (in `observe`), a rule fired on it (in `tick`). Cue-to-
-# command latency runs from the capture of the frame that raised the cue to the robot taking
-# the first command of the rule it fired.
+# command latency runs from the moment perception delivered the result that raised the cue to
+# the robot accepting the first command of the rule it fired; capture-to-command from the
+# camera's capture of that frame (so it adds the frame's age and the detection time).
 CUE_APPEARED = "cue_fired"
 RULE_FIRED = "rule_fired"
 
@@ -136,7 +137,8 @@ class Pipeline:
         self._pose: RobotPose | None = None
         self._last_status: RobotStatus | None = None
         self._latest_result_time: float | None = None  # capture time of newest observed result
-        self._cue_capture_time: float | None = None  # capture time of the frame raising a cue
+        # (capture time, result time) of the frame that raised a cue, until a rule acts on it.
+        self._cue_times: tuple[float, float] | None = None
         self._lease_lost = False
         self._unavailable: str | None = None  # why the robot cannot take commands now
         self._reconnect = Backoff(safety.reconnect_backoff_s, safety.reconnect_backoff_max_s)
@@ -218,10 +220,12 @@ class Pipeline:
             return
         self.engine.observe(result)
         if self._watchdog is not None:
-            self._watchdog.feed(finished)
+            # Freshness is the capture time: the watchdog bounds how old the newest
+            # information is, whatever queueing or detection time came after the camera.
+            self._watchdog.feed(result.time_local)
         self._latest_result_time = max(self._latest_result_time or 0.0, result.time_local)
         if CUE_APPEARED in self._drain_engine_events():
-            self._cue_capture_time = result.time_local
+            self._cue_times = (result.time_local, finished)
             # React now rather than at the next tick.
             await self._control_step()
 
@@ -287,9 +291,9 @@ class Pipeline:
                 return
             commands = self.engine.tick(now, self._pose)
             fired = RULE_FIRED in self._drain_engine_events()
-            cue_time, self._cue_capture_time = self._cue_capture_time, None
+            cue_times, self._cue_times = self._cue_times, None
             for command in commands:
-                if not await self._send(command, cue_time if fired else None):
+                if not await self._send(command, cue_times if fired else None):
                     break
                 fired = False  # latency is to the first command of the firing
 
@@ -342,7 +346,7 @@ class Pipeline:
         self.stats.watchdog_trips += 1
         self._event(
             "watchdog_tripped",
-            f"no fresh detection for {self._watchdog.silence(now):.2f} s "
+            f"newest detected frame is {self._watchdog.silence(now):.2f} s old "
             f"(bound {self.safety.watchdog_s:.2f} s): stopping",
             silence_s=round(self._watchdog.silence(now), 3),
         )
@@ -350,7 +354,9 @@ class Pipeline:
         self._drain_engine_events()
         await self._send(Stop())
 
-    async def _send(self, command: MotionCommand, cue_time: float | None = None) -> bool:
+    async def _send(
+        self, command: MotionCommand, cue_times: tuple[float, float] | None = None
+    ) -> bool:
         """Send one command through the caps; False if the robot became unavailable."""
         checked = self.guard.apply(command, self._pose)
         if isinstance(checked, Refused):
@@ -371,8 +377,10 @@ class Pipeline:
         self.commands.append((sent_at, checked))
         if self._latest_result_time is not None:
             self.stats.age_at_command_s.add(sent_at - self._latest_result_time)
-        if cue_time is not None:
-            self.stats.cue_to_command_s.add(sent_at - cue_time)
+        if cue_times is not None:
+            captured, detected = cue_times
+            self.stats.capture_to_command_s.add(sent_at - captured)
+            self.stats.cue_to_command_s.add(sent_at - detected)
         log.debug("command sent", extra={"event": "command", **_flat(command_to_dict(checked))})
         return True
 

@@ -326,7 +326,7 @@ def render_summary(result: ReplayResult, console: Any = None, timeline_rows: int
 
     console = console or Console()
     s, read = result.summary, result.read
-    overview = Table(title=f"Replay of {result.source}", show_header=False)
+    overview = Table(title=f"Replay of {result.source}", show_header=False, title_justify="left")
     overview.add_column("what")
     overview.add_column("value")
     overview.add_row("mode", result.mode)
@@ -352,7 +352,7 @@ def render_summary(result: ReplayResult, console: Any = None, timeline_rows: int
         overview.add_row("wrote", str(out))
     console.print(overview)
 
-    classes = Table(title="Detections per class")
+    classes = Table(title="Detections per class", title_justify="left", min_width=24)
     classes.add_column("class")
     classes.add_column("count", justify="right")
     for label, n in s.per_class.most_common():
@@ -362,13 +362,13 @@ def render_summary(result: ReplayResult, console: Any = None, timeline_rows: int
     console.print(classes)
 
     t0 = _start_time(result)
-    timeline = Table(title="Timeline")
+    timeline = Table(title="Timeline (s from the start)", title_justify="left", min_width=40)
     timeline.add_column("t (s)", justify="right")
     timeline.add_column("what")
     rows: list[tuple[float, str]] = []
     for e in s.events:
         if e.kind in _TIMELINE_KINDS:
-            rows.append((e.time, f"{e.kind}: {e.message}"))
+            rows.append((e.time, _describe_event(e)))
     for t, cmd, outcome in s.commands:
         rows.append((t, f"command {cmd.kind} {_params(cmd)}" + ("" if outcome == "sent" else f" ({outcome})")))
     rows.sort(key=lambda r: r[0])
@@ -379,7 +379,7 @@ def render_summary(result: ReplayResult, console: Any = None, timeline_rows: int
     console.print(timeline)
 
     if read.problems:
-        losses = Table(title="Input problems (what was lost, where)")
+        losses = Table(title="Input problems (what was lost, where)", title_justify="left", min_width=40)
         losses.add_column("where")
         losses.add_column("what")
         for p in read.problems[:50]:
@@ -393,6 +393,19 @@ _TIMELINE_KINDS = {
     "cue_fired", "cue_cleared", "rule_fired", "behavior_started", "behavior_finished",
     "behavior_cancelled", "behavior_preempted", "watchdog_tripped", "command_refused",
 }
+
+
+def _describe_event(event: Any) -> str:
+    """The demo summary's plain-language phrasing of an event, else its kind and message."""
+    from agent.summary import _SAY  # one phrasing for demo and replay
+
+    say = _SAY.get(event.kind)
+    if say is not None:
+        try:
+            return str(say(event.data))
+        except (KeyError, TypeError, ValueError):
+            pass
+    return f"{event.kind}: {event.message}"
 
 
 def _start_time(result: ReplayResult) -> float:

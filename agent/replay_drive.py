@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 # How long (real time) to wait for the pipeline's control loop to come back to the clock.
 SETTLE_TIMEOUT_S = 30.0
+# Frames taken but not yet observed kept per camera (live results can arrive out of order).
+PENDING_PER_CAMERA = 8
 
 
 FrameKey = tuple[str, int, float]
@@ -350,8 +352,11 @@ class RecordedRunSource:
                 statuses = await self._take_followers(items, pending)
                 key = (item.result.camera, item.result.seq)
                 frame = pending.pop(key, None)
-                # Frames of that camera taken before this one were never observed: forget them.
-                for old in [k for k in pending if k[0] == key[0] and k[1] < key[1]]:
+                # Live detection ran on several workers, so results may come a little out of
+                # frame order; a frame still unobserved after several newer ones of its camera
+                # was dropped live (stale): forget it.
+                same_camera = sorted(k for k in pending if k[0] == key[0])
+                for old in same_camera[: max(0, len(same_camera) - PENDING_PER_CAMERA)]:
                     self._drop_pending(pending, old)
                 if frame is None:
                     self.live.missing_frames += 1

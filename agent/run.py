@@ -84,6 +84,8 @@ async def run_agent(
             jpeg_quality=config.cameras.jpeg_quality,
             request_timeout_s=config.cameras.request_timeout_s,
             poll_hz=config.cameras.poll_hz,
+            depth=config.cameras.depth,
+            depth_resize_ratio=config.cameras.depth_resize_ratio,
         )
         await source.start()
         pipeline = Pipeline(

@@ -2,8 +2,9 @@
 
 They are plain state machines driven by the pipeline's clock, so they behave the same live and
 in replay and are unit-tested without a robot. The policies they implement:
-- Watchdog: no fresh detection result for `watchdog_s` -> trip once (the pipeline sends one
-  Stop and halts the behaviors). It clears when results come back, but halted behaviors stay
+- Watchdog: the newest detection result shows a frame captured more than `watchdog_s` ago
+  (no fresh frame, or no detection of one) -> trip once (the pipeline sends one Stop and halts
+  the behaviors). It clears when results come back, but halted behaviors stay
   halted: only a rule firing again starts motion.
 - Caps: velocity and yaw rate clamped, deadlines capped, go-to goals beyond the configured
   distance refused. This is the agent's last word, on top of the rules file's own limits.
@@ -27,7 +28,7 @@ class WatchdogChange(Enum):
 
 
 class PerceptionWatchdog:
-    """Trips when no fresh detection result arrived within `timeout_s`."""
+    """Trips when the newest detected frame was captured more than `timeout_s` ago."""
 
     def __init__(self, timeout_s: float, start: float) -> None:
         self.timeout_s = timeout_s

@@ -1,11 +1,17 @@
 """`SpotCameraSource`: the `FrameSource` seam on Spot's (or the sim's) image service.
 
-One asyncio task per camera keeps one `GetImage` request in flight (`get_image_async`, JPEG for
-visual sources, the robot's default RAW for depth) and drops each response into that camera's
-latest slot, overwriting an untaken one (counted as skipped). Responses stay encoded until the
-pipeline asks for a frame: only the frame it takes is decoded, in a worker thread, so skipped
-frames cost nothing and the event loop never decodes. Capture times are converted from the
-robot's clock to ours through time sync when decoded.
+One asyncio task per camera keeps one `GetImage` call in flight at a time (`get_image_async`,
+at most `poll_hz` per second; JPEG for visual sources) and drops each new image into that
+camera's latest slot, overwriting an untaken one (counted as skipped). The robot answers with
+its newest image, so an answer carrying an image already received is a repeat and is dropped.
+
+With `depth` on, the same call also asks for the camera's registered depth
+(`<camera>_depth_in_visual_frame`, as the SDK's fiducial_follow does): both are taken together,
+and perception places detections in 3D from it (`Frame.depth_m`).
+
+Responses stay encoded until the pipeline asks for a frame: only the frame it takes is decoded,
+in a worker thread, so skipped frames cost nothing and the event loop never decodes. Capture
+times are converted from the robot's clock to ours through time sync when decoded.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ from perception.frame import Frame
 log = logging.getLogger(__name__)
 
 RobotToLocal = Callable[[float], float]
+Decode = Callable[[Any, RobotToLocal], Frame]
+
+_ImageResponse = image_pb2.ImageResponse
 
 
 class UnknownCameraError(ValueError):
@@ -50,12 +59,22 @@ def robot_to_local_converter(sdk_robot: SdkRobot) -> RobotToLocal:
     return robot_to_local
 
 
+def registered_depth_source(camera: str) -> str:
+    """Spot's name for the depth registered to a visual camera's pixels."""
+    if camera.endswith("_fisheye_image"):
+        return camera[: -len("_fisheye_image")] + "_depth_in_visual_frame"
+    if camera == "hand_color_image":
+        return "hand_depth_in_hand_color_frame"
+    return camera + "_depth_in_visual_frame"
+
+
 @dataclass
 class CameraStreamStats:
     received: int = 0  # new images (repeats excluded)
     repeats: int = 0  # answers carrying an image already received
-    errors: int = 0
+    errors: int = 0  # failed or timed-out calls
     decode_failures: int = 0
+    depth_failures: int = 0  # depth missing or undecodable (the frame is used without it)
     first_at: float | None = None
     last_at: float | None = None
 
@@ -63,6 +82,12 @@ class CameraStreamStats:
         if self.first_at is None or self.last_at is None or self.last_at <= self.first_at:
             return 0.0
         return (self.received - 1) / (self.last_at - self.first_at)
+
+
+@dataclass
+class _Shot:
+    visual: _ImageResponse
+    depth: _ImageResponse | None
 
 
 class SpotCameraSource:
@@ -76,9 +101,11 @@ class SpotCameraSource:
         jpeg_quality: int = 75,
         request_timeout_s: float = 0.5,
         poll_hz: float = 30.0,
+        depth: bool = True,
+        depth_resize_ratio: float = 0.25,
         retry_backoff_s: float = 0.1,
         retry_backoff_max_s: float = 1.0,
-        decode: Callable[[Any, RobotToLocal], Frame] = decode_image_response,
+        decode: Decode = decode_image_response,
     ) -> None:
         self.image_client = image_client
         self.cameras = list(cameras)
@@ -86,12 +113,15 @@ class SpotCameraSource:
         self.jpeg_quality = jpeg_quality
         self.request_timeout_s = request_timeout_s
         self.poll_interval_s = 1.0 / poll_hz
+        self.want_depth = depth
+        self.depth_resize_ratio = depth_resize_ratio
         self.retry_backoff_s = retry_backoff_s
         self.retry_backoff_max_s = retry_backoff_max_s
         self._decode = decode
-        self._slots: LatestSlots[Any] = LatestSlots(self.cameras)
+        self._slots: LatestSlots[_Shot] = LatestSlots(self.cameras)
         self._tasks: list[asyncio.Task[None]] = []
-        self._depth: set[str] = set()
+        self._depth_types: set[str] = set()  # configured cameras that are depth sources
+        self._depth_for: dict[str, str] = {}  # visual camera -> its registered depth source
         self._decode_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="decode"
         )
@@ -106,6 +136,8 @@ class SpotCameraSource:
         jpeg_quality: int = 75,
         request_timeout_s: float = 0.5,
         poll_hz: float = 30.0,
+        depth: bool = True,
+        depth_resize_ratio: float = 0.25,
         decode_min_side: int | None = None,
     ) -> "SpotCameraSource":
         client: ImageClient = sdk_robot.ensure_client(ImageClient.default_service_name)
@@ -116,13 +148,16 @@ class SpotCameraSource:
             jpeg_quality=jpeg_quality,
             request_timeout_s=request_timeout_s,
             poll_hz=poll_hz,
+            depth=depth,
+            depth_resize_ratio=depth_resize_ratio,
             decode=functools.partial(decode_image_response, min_side=decode_min_side),
         )
 
+    # ---------------------------------------------------------------------------- streaming
     async def start(self) -> None:
         """Check the cameras exist on the robot, then start one stream task per camera."""
         sources = await await_sdk(
-            self.image_client.list_image_sources_async(timeout=self.request_timeout_s * 4)
+            self.image_client.list_image_sources_async(timeout=max(2.0, self.request_timeout_s))
         )
         offered = {s.name: s for s in sources}
         missing = [c for c in self.cameras if c not in offered]
@@ -131,22 +166,33 @@ class SpotCameraSource:
                 f"camera(s) {', '.join(missing)} not offered by the robot; available: "
                 f"{', '.join(sorted(offered))}"
             )
-        self._depth = {
-            c for c in self.cameras if offered[c].image_type == image_pb2.ImageSource.IMAGE_TYPE_DEPTH
-        }
+        depth_type = image_pb2.ImageSource.IMAGE_TYPE_DEPTH
+        self._depth_types = {c for c in self.cameras if offered[c].image_type == depth_type}
+        if self.want_depth:
+            for camera in self.cameras:
+                depth = registered_depth_source(camera)
+                if camera not in self._depth_types and depth in offered:
+                    self._depth_for[camera] = depth
         for camera in self.cameras:
             self._tasks.append(asyncio.create_task(self._stream(camera), name=f"camera:{camera}"))
 
-    def _request(self, camera: str) -> image_pb2.ImageRequest:
-        if camera in self._depth:
-            return build_image_request(camera)  # the robot's default for depth: RAW U16
-        return build_image_request(
-            camera, quality_percent=self.jpeg_quality, image_format=image_pb2.Image.FORMAT_JPEG
-        )
+    def _requests(self, camera: str, depth_ratio: float) -> list[image_pb2.ImageRequest]:
+        if camera in self._depth_types:
+            return [build_image_request(camera)]  # the robot's default for depth: RAW U16
+        requests = [
+            build_image_request(
+                camera, quality_percent=self.jpeg_quality, image_format=image_pb2.Image.FORMAT_JPEG
+            )
+        ]
+        if camera in self._depth_for:
+            ratio = None if depth_ratio >= 1.0 else depth_ratio
+            requests.append(build_image_request(self._depth_for[camera], resize_ratio=ratio))
+        return requests
 
     async def _stream(self, camera: str) -> None:
         """Keep asking one camera for its newest image, at most `poll_hz` times a second."""
-        request = self._request(camera)
+        depth_ratio = self.depth_resize_ratio
+        requests = self._requests(camera, depth_ratio)
         stats = self._stats[camera]
         wait = self.retry_backoff_s
         failing = False
@@ -155,7 +201,7 @@ class SpotCameraSource:
             asked_at = time.monotonic()
             try:
                 responses = await await_sdk(
-                    self.image_client.get_image_async([request], timeout=self.request_timeout_s)
+                    self.image_client.get_image_async(requests, timeout=self.request_timeout_s)
                 )
             except (RpcError, SdkError) as exc:
                 stats.errors += 1
@@ -172,19 +218,43 @@ class SpotCameraSource:
             if failing:
                 log.info("camera streaming again", extra={"event": "camera_ok", "camera": camera})
                 failing, wait = False, self.retry_backoff_s
-            for response in responses:
-                stamp = response.shot.acquisition_time
-                capture = (stamp.seconds, stamp.nanos)
-                if capture == last_capture:
-                    stats.repeats += 1  # the robot had no newer image yet
-                    continue
+            visual = responses[0]
+            depth = responses[1] if len(responses) > 1 else None
+            if (
+                depth is not None
+                and depth.status == _ImageResponse.STATUS_UNSUPPORTED_RESIZE_RATIO_REQUESTED
+                and depth_ratio < 1.0
+            ):
+                log.warning(
+                    "robot refused the depth resize ratio; asking for full-size depth",
+                    extra={"event": "depth_resize_refused", "camera": camera},
+                )
+                depth_ratio = 1.0
+                requests = self._requests(camera, depth_ratio)
+            stamp = visual.shot.acquisition_time
+            capture = (stamp.seconds, stamp.nanos)
+            if capture == last_capture:
+                stats.repeats += 1  # the robot had no newer image yet
+            else:
                 last_capture = capture
                 now = time.monotonic()
                 stats.received += 1
                 stats.first_at = stats.first_at if stats.first_at is not None else now
                 stats.last_at = now
-                self._slots.put(camera, response)
+                self._slots.put(camera, _Shot(visual, depth))
             await asyncio.sleep(max(0.0, asked_at + self.poll_interval_s - time.monotonic()))
+
+    # ------------------------------------------------------------------------ FrameSource
+    def _decode_shot(self, shot: _Shot) -> Frame:
+        frame = self._decode(shot.visual, self.robot_to_local)
+        if shot.depth is not None:
+            try:
+                depth = self._decode(shot.depth, self.robot_to_local)
+            except FrameDecodeError:
+                self._stats[frame.camera].depth_failures += 1
+            else:
+                frame.depth_m = depth.image
+        return frame
 
     async def frames(self) -> AsyncIterator[Frame]:
         loop = asyncio.get_running_loop()
@@ -192,11 +262,9 @@ class SpotCameraSource:
             taken = await self._slots.take()
             if taken is None:
                 return
-            camera, response = taken
+            camera, shot = taken
             try:
-                frame = await loop.run_in_executor(
-                    self._decode_pool, self._decode, response, self.robot_to_local
-                )
+                frame = await loop.run_in_executor(self._decode_pool, self._decode_shot, shot)
             except FrameDecodeError as exc:
                 self._stats[camera].decode_failures += 1
                 log.warning(
@@ -219,6 +287,8 @@ class SpotCameraSource:
                 "skipped": slot.skipped if slot else 0,
                 "errors": s.errors,
                 "decode_failures": s.decode_failures,
+                "depth_failures": s.depth_failures,
+                "depth": camera in self._depth_for,
             }
         return out
 

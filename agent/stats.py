@@ -58,6 +58,7 @@ class PipelineStats:
     detect_s: Samples = field(default_factory=Samples)
     age_at_command_s: Samples = field(default_factory=Samples)
     cue_to_command_s: Samples = field(default_factory=Samples)
+    capture_to_command_s: Samples = field(default_factory=Samples)
     commands_sent: int = 0
     commands_refused: int = 0
     ticks: int = 0
@@ -103,5 +104,6 @@ class PipelineStats:
             "detect_ms": self.detect_s.summary(1000.0),
             "age_at_command_ms": self.age_at_command_s.summary(1000.0),
             "cue_to_command_ms": self.cue_to_command_s.summary(1000.0),
+            "capture_to_command_ms": self.capture_to_command_s.summary(1000.0),
             "cameras": per_camera,
         }

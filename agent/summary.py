@@ -87,6 +87,7 @@ def describe_run(report: PipelineReport, t0: float | None = None) -> str:
         lines.append(f"  {name}: detected {c['detect_fps']:.1f} fps{extra}")
     lines.append(f"Frame age at detection: {_ms(s['age_at_detection_ms'])}")
     lines.append(f"Detector time per frame: {_ms(s['detect_ms'])}")
-    lines.append(f"Cue-to-command latency: {_ms(s['cue_to_command_ms'])}")
+    lines.append(f"Cue-to-command latency: {_ms(s['cue_to_command_ms'])} "
+                 f"(from capture: {_ms(s['capture_to_command_ms'])})")
     lines.append(f"Run ended: {report.reason}")
     return "\n".join(lines)

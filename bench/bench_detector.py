@@ -86,7 +86,7 @@ def bench_threads(threads: int, frames: int, resp: image_pb2.ImageResponse) -> d
 
         pre.append(_ms(prep))
         det.invoke()
-        post.append(_ms(lambda: det.decoder.decode(det._read_output, det.params)))
+        post.append(_ms(lambda: det.decoder.decode(det.read_output, det.params)))
     assert found and found[0].label == "person", found
     med = statistics.median
     return {
@@ -112,15 +112,18 @@ def main() -> int:
     args = parser.parse_args()
     resp = spot_like_response()
     print("NanoDet-g 416x416 on a 640x480 grey JPEG ImageResponse (median of %d frames)" % args.frames)
-    print(f"{'threads':>7} {'invoke ms':>10} {'detect ms':>10} {'ratio':>6}   overhead split (decode / pre / post ms)")
+    print(
+        f"{'threads':>7} {'invoke ms':>10} {'detect ms':>10} {'ratio':>6} {'overhead ms':>12}"
+        "   split: decode / pre / post ms"
+    )
     worst = 0.0
     for threads in (1, 2):
         r = bench_threads(threads, args.frames, resp)
         ratio = r["full"] / r["invoke"]
         worst = max(worst, ratio)
         print(
-            f"{threads:>7} {r['invoke']:>10.2f} {r['full']:>10.2f} {ratio:>6.3f}   "
-            f"{r['decode']:.2f} / {r['pre']:.2f} / {r['post']:.2f}"
+            f"{threads:>7} {r['invoke']:>10.2f} {r['full']:>10.2f} {ratio:>6.3f} {r['full'] - r['invoke']:>12.2f}"
+            f"   {r['decode']:.2f} / {r['pre']:.2f} / {r['post']:.2f}"
         )
     extras = bench_extras(args.frames)
     print(f"frontleft Perceiver.process (decode + rotate-resize + detect + localize, 2 threads): "

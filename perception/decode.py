@@ -187,7 +187,8 @@ def _decode_raw(img: image_pb2.Image) -> np.ndarray:
         )
     pixels = np.frombuffer(img.data, np.uint8)
     if channels == 1:
-        return pixels.reshape(img.rows, img.cols)  # read-only view of the proto's bytes, no copy
+        # A copy: a view would be read-only (and pin the proto's bytes) wherever the frame goes.
+        return pixels.reshape(img.rows, img.cols).copy()
     pixels = pixels.reshape(img.rows, img.cols, channels)
     return cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR if channels == 3 else cv2.COLOR_RGBA2BGR)
 

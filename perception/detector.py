@@ -139,6 +139,9 @@ class TFLiteDetector:
         self.params = DecodeParams(score_threshold, iou_threshold, max_detections, w, h)
         self._input_index = self.signature.inputs[0].index
         self._lock = threading.Lock()
+        log.info(
+            "detector %s: decoder %s, input %dx%d, %d threads", path.name, self.decoder.name, w, h, num_threads
+        )
 
     @classmethod
     def from_config(cls, cfg: DetectorConfig) -> TFLiteDetector:
@@ -188,7 +191,7 @@ class TFLiteDetector:
             self.preprocessor.fill(image, buffer)
             del buffer
             self.interpreter.invoke()
-            raw = self.decoder.decode(self._read_output, self.params)
+            raw = self.decoder.decode(self.read_output, self.params)
         if len(raw) == 0:
             return raw
         sx, sy = w / self.params.input_width, h / self.params.input_height
@@ -209,5 +212,6 @@ class TFLiteDetector:
             for b, s, c in zip(raw.boxes, raw.scores, raw.class_ids)
         ]
 
-    def _read_output(self, index: int) -> np.ndarray:
+    def read_output(self, index: int) -> np.ndarray:
+        """A view of an output tensor, valid only until the next invoke() (no copy)."""
         return self.interpreter.tensor(index)()

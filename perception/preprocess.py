@@ -4,7 +4,8 @@ One `cv2.resize` to the model's input size (plain resize, no letterbox), then on
 per channel that folds the model's normalisation *and* its input quantisation into a single
 pass: `raw = quantize((pixel - mean) / std)` is precomputed for all 256 pixel values, so float,
 uint8 and int8 inputs cost the same. Grey frames (Spot's body cameras) are resized as one
-channel and expanded to three only through the lookup, never converted to BGR at full size.
+channel and expanded to three only at the model's size (one lookup plus two affine passes for
+float channels-first inputs), never converted to BGR at full size.
 """
 
 from __future__ import annotations
@@ -57,9 +58,26 @@ class InputPreprocessor:
         self._luts = self._build_luts(tensor, norm)
         # Model channel c reads image channel _source[c] of a BGR image.
         self._source = (0, 1, 2) if norm.channel_order == "bgr" else (2, 1, 0)
+        self._grey_affine = self._channel_affines() if tensor.dtype == np.float32 else None
         # Channels-last: one 3-channel table, channel c of the table for model channel c (the
         # image is put in the model's channel order first: cv2.LUT cannot reorder channels).
         self._lut3 = np.ascontiguousarray(np.concatenate(self._luts, axis=1)).reshape(256, 1, 3)
+
+    def _channel_affines(self) -> list[tuple[float, float]] | None:
+        """Float tables of channels 1, 2 as `a * table0 + b`: a grey image then needs one lookup
+        and two cheap affine passes (cv2.addWeighted) instead of three lookups."""
+        t0 = self._luts[0].astype(np.float64).ravel()
+        if t0[255] == t0[0]:
+            return None
+        out = []
+        for c in (1, 2):
+            tc = self._luts[c].astype(np.float64).ravel()
+            a = (tc[255] - tc[0]) / (t0[255] - t0[0])
+            b = tc[0] - a * t0[0]
+            if not np.allclose(a * t0 + b, tc, atol=1e-5):
+                return None
+            out.append((float(a), float(b)))
+        return out
 
     @property
     def size(self) -> tuple[int, int]:
@@ -107,6 +125,13 @@ class InputPreprocessor:
             plane = image if grey else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
             dst = target[0, 0] if self.channels_first else target[0, :, :, 0]
             _lut_into(plane, self._luts[0], dst)
+        elif self.channels_first and grey and self._grey_affine is not None:
+            first = target[0, 0]
+            _lut_into(image, self._luts[0], first)
+            for c, (a, b) in zip((1, 2), self._grey_affine):
+                result = cv2.addWeighted(first, a, first, 0.0, b, dst=target[0, c])
+                if not np.shares_memory(result, target):
+                    target[0, c] = result
         elif self.channels_first:
             planes = None if grey else cv2.split(image)
             for c in range(3):

@@ -1,10 +1,9 @@
 """Render what a simulated camera sees: grey image, depth, and which AprilTags are in view.
 
 Pinhole geometry throughout (the served intrinsics are exactly the ones used here). The world is
-a textured floor (z = 0 in odom, coarser texture levels with distance), a plain backdrop
-above the horizon, and
-planar objects: AprilTag boards and stop signs on posts, and people as upright billboards
-turned to face the camera. Every plane is clipped against the near plane in camera space
+a textured floor (z = 0 in odom, coarser texture levels with distance), a plain bright backdrop
+above the horizon, and planar objects: AprilTag boards and stop signs on posts, and people as
+upright billboards turned to face the camera. Every plane is clipped against the near plane in camera space
 before projection (no wrap-around from points behind the camera), warped into the image with
 an OpenCV homography restricted to its bounding box, and painted far to near.
 
@@ -94,7 +93,9 @@ def _upright_quad(centre: np.ndarray, right: np.ndarray, width: float, top: floa
     half = 0.5 * width * right
     up = np.array([0.0, 0.0, 1.0])
     base = np.array([centre[0], centre[1], 0.0])
-    return np.array([base - half + top * up, base + half + top * up, base + half + bottom * up, base - half + bottom * up])
+    return np.array(
+        [base - half + top * up, base + half + top * up, base + half + bottom * up, base - half + bottom * up]
+    )
 
 
 def _scene_planes(scenario: Scenario, t: float, rot: np.ndarray, origin: np.ndarray) -> list[_Plane]:
@@ -121,7 +122,10 @@ def _scene_planes(scenario: Scenario, t: float, rot: np.ndarray, origin: np.ndar
                 centre + half_w * right - half_d * along + lift,
                 centre - half_w * right - half_d * along + lift,
             ])
-            parts = [_Plane(shadow, textures.shadow_texture(), solid=False), _Plane(corners, textures.person_texture())]
+            parts = [
+                _Plane(shadow, textures.shadow_texture(), solid=False),
+                _Plane(corners, textures.person_texture()),
+            ]
             face3 = np.array([face[0], face[1], 0.0])
         else:
             face3 = np.array([math.cos(yaw), math.sin(yaw), 0.0])
@@ -136,6 +140,8 @@ def _scene_planes(scenario: Scenario, t: float, rot: np.ndarray, origin: np.ndar
                     _Plane(post, None, grey=POST_GREY),
                     _Plane(board, textures.tag_texture(obj.tag_id), grey=BOARD_BACK_GREY, back=not facing),
                 ]
+                if not facing:
+                    parts.reverse()  # seen from behind, the post is in front of the board
             elif isinstance(obj, StopSignObject):
                 sign = _upright_quad(centre, right, obj.size_m, z + obj.size_m / 2, z - obj.size_m / 2)
                 post = _upright_quad(centre - 0.01 * face3, right, POST_WIDTH_M, z, 0.0)
@@ -143,9 +149,11 @@ def _scene_planes(scenario: Scenario, t: float, rot: np.ndarray, origin: np.ndar
                     _Plane(post, None, grey=POST_GREY),
                     _Plane(sign, textures.stop_sign_texture(), grey=SIGN_BACK_GREY, back=not facing),
                 ]
+                if not facing:
+                    parts.reverse()
             else:  # pragma: no cover - the Scenario union has no other types
                 continue
-        # Parts of one object share its distance; the stable sort keeps posts behind boards.
+        # Parts of one object share its distance; the stable sort keeps their order.
         distance = float(np.linalg.norm(np.array([x, y, 0.0]) - origin))
         for part in parts:
             part.corners = _to_camera(part.corners, rot, origin)
@@ -230,8 +238,10 @@ class _Canvas:
         cam = self.camera
         x0, y0, x1, y1 = box
         # normal . (z r) = offset with r = ((u-cx)/fx, (v-cy)/fy, 1): z = offset / (linear in u, v).
-        across = (float(normal[0]) / cam.fx) * (np.arange(x0, x1, dtype=np.float32) - np.float32(cam.cx))
-        down = (float(normal[1]) / cam.fy) * (np.arange(y0, y1, dtype=np.float32) - np.float32(cam.cy)) + np.float32(normal[2])
+        us = np.arange(x0, x1, dtype=np.float32) - np.float32(cam.cx)
+        vs = np.arange(y0, y1, dtype=np.float32) - np.float32(cam.cy)
+        across = (float(normal[0]) / cam.fx) * us
+        down = (float(normal[1]) / cam.fy) * vs + np.float32(normal[2])
         denom = down[:, None] + across[None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.float32(offset) / denom
@@ -286,7 +296,9 @@ class _Canvas:
                 # Level-L texel i sits on level-0 texel 2**L * i, whose centre is (i + 0.5) / ppm.
                 ppm = float(textures.FLOOR_PX_PER_M)
                 step = 2.0**level / ppm
-                texel_to_floor = np.array([[step, 0.0, corner[0] + 0.5 / ppm], [0.0, step, corner[1] + 0.5 / ppm], [0.0, 0.0, 1.0]])
+                texel_to_floor = np.array(
+                    [[step, 0.0, corner[0] + 0.5 / ppm], [0.0, step, corner[1] + 0.5 / ppm], [0.0, 0.0, 1.0]]
+                )
                 fits = bool(np.all(ground.max(axis=0) - corner < textures.FLOOR_LEVEL_EXTENT_M[level]))
                 warped = cv2.warpPerspective(
                     pyramid[level],
@@ -357,7 +369,9 @@ class _Canvas:
             roi_depth = self.depth[y0:y1, x0:x1]
             roi_depth[mask > 0] = z[mask > 0]
 
-    def _texture_homography(self, plane: _Plane, tex: textures.Texture, offset: tuple[int, int]) -> tuple[int, np.ndarray]:
+    def _texture_homography(
+        self, plane: _Plane, tex: textures.Texture, offset: tuple[int, int]
+    ) -> tuple[int, np.ndarray]:
         """(mip level, homography from that level's pixels to the ROI's pixels)."""
         c = plane.corners
         du = (c[1] - c[0]) / tex.width  # camera-frame step per level-0 texel, across
@@ -377,7 +391,9 @@ class _Canvas:
         return level, _shift(*offset) @ h
 
 
-def _render(camera: CameraSpec, odom_tform_body: SE3Pose, scenario: Scenario, t: float, want_grey: bool, want_depth: bool) -> _Canvas:
+def _render(
+    camera: CameraSpec, odom_tform_body: SE3Pose, scenario: Scenario, t: float, want_grey: bool, want_depth: bool
+) -> _Canvas:
     rot, origin = _camera_rt(camera, odom_tform_body)
     canvas = _Canvas(camera, want_grey, want_depth)
     canvas.paint_floor(rot, origin)
@@ -387,7 +403,7 @@ def _render(camera: CameraSpec, odom_tform_body: SE3Pose, scenario: Scenario, t:
 
 
 def render_grey(camera: CameraSpec, odom_tform_body: SE3Pose, scenario: Scenario, t: float) -> np.ndarray:
-    """The camera's raw grey image (height x width uint8), as the robot would send it (sideways for the front pair)."""
+    """The camera's raw grey image (height x width uint8) as the robot sends it: the front pair sideways."""
     image = _render(camera, odom_tform_body, scenario, t, want_grey=True, want_depth=False).grey
     assert image is not None
     return image
@@ -400,7 +416,9 @@ def render_depth(camera: CameraSpec, odom_tform_body: SE3Pose, scenario: Scenari
     return depth
 
 
-def render_grey_and_depth(camera: CameraSpec, odom_tform_body: SE3Pose, scenario: Scenario, t: float) -> tuple[np.ndarray, np.ndarray]:
+def render_grey_and_depth(
+    camera: CameraSpec, odom_tform_body: SE3Pose, scenario: Scenario, t: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Both at once (shares the geometry work)."""
     canvas = _render(camera, odom_tform_body, scenario, t, want_grey=True, want_depth=True)
     assert canvas.grey is not None and canvas.depth is not None
@@ -466,7 +484,8 @@ def visible_tags(camera: CameraSpec, odom_tform_body: SE3Pose, scenario: Scenari
         if np.any(corners_cam[:, 2] <= NEAR_M):
             continue
         corners_px = _project(corners_cam, k)
-        if np.any(corners_px < 1.0) or np.any(corners_px[:, 0] > camera.width - 2.0) or np.any(corners_px[:, 1] > camera.height - 2.0):
+        inside = (corners_px >= 1.0) & (corners_px <= np.array([camera.width - 2.0, camera.height - 2.0]))
+        if not np.all(inside):
             continue
         edges = np.linalg.norm(corners_px - np.roll(corners_px, -1, axis=0), axis=1)
         if edges.min() < TAG_MIN_EDGE_PX:
@@ -475,7 +494,8 @@ def visible_tags(camera: CameraSpec, odom_tform_body: SE3Pose, scenario: Scenari
             planes = _scene_planes(scenario, t, rot, origin)
         centre_px = _project(_to_camera(centre[None, :], rot, origin), k)[0]
         own = next(p.distance for p in planes if p.object_index == index)
-        if any(p.solid and p.object_index != index and p.distance < own and _covers(p, centre_px, k) for p in planes):
+        nearer = [p for p in planes if p.solid and p.object_index != index and p.distance < own]
+        if any(_covers(p, centre_px, k) for p in nearer):
             continue
         views.append(
             TagView(

@@ -66,7 +66,8 @@ class PersonPath(_Strict):
 
     waypoints: list[Waypoint] = Field(..., min_length=1, description="visited in order")
     at_end: Literal["stop", "loop"] = Field(
-        "stop", description="stop at the last waypoint, or walk back to the start (at the first waypoint's speed) and repeat"
+        "stop",
+        description="stop at the last waypoint, or walk back to the start (at the first waypoint's speed) and repeat",
     )
     start_delay_s: float = Field(0.0, ge=0.0, description="seconds after sim start before walking")
 

@@ -28,11 +28,11 @@ from sim.cameras import CAMERAS, CameraSpec
 from sim.certs import SimCertificates, ensure_certificates
 from sim.scene import Scenario, default_scenario_path, load_scenario
 from sim.services.auth import AuthServicer, TokenStore
-from sim.services.common import ServiceSpec
+from sim.services.common import ServiceSpec, SimService
 from sim.services.data_buffer import DataBufferServicer
 from sim.services.directory import DirectoryServicer
 from sim.services.estop import EstopServicer, EstopSystem
-from sim.services.image import ImageServicer
+from sim.services.image import ImageServicer, stereo_depth_cameras
 from sim.services.lease import LeaseManager, LeaseServicer
 from sim.services.payload_registration import PayloadRegistrationServicer
 from sim.services.power import PowerServicer
@@ -135,15 +135,15 @@ class SimServer:
 
         self.tokens = TokenStore(issuer=SERIAL_NUMBER)
         self.estop = EstopSystem(clock, motors_on=lambda: self.world.snapshot().motor_power != MotorPower.OFF)
-        self.leases = LeaseManager(clock, lease_timeout_s, on_revoked=lambda _resource: self.world.on_comms_loss())
+        self.leases = LeaseManager(clock, lease_timeout_s, on_stale=lambda _resource: self.world.on_comms_loss())
         self.world.set_estop_level_source(self.estop.level)
         self.world.add_tick_hook(self.leases.tick)
 
-        snapshots = SnapshotBuilder(cameras.values())
+        snapshots = SnapshotBuilder([*cameras.values(), *stereo_depth_cameras(cameras).values()])
         self.time_sync = TimeSyncServicer(clock)
         self.image = ImageServicer(clock, self.world, scenario, cameras, snapshots, camera_rate_hz)
         self.data_buffer = DataBufferServicer(clock)
-        services = [
+        services: list[SimService] = [
             AuthServicer(clock, self.tokens, user, password),
             PayloadRegistrationServicer(clock, self.tokens, self.payloads),
             RobotIdServicer(clock),
@@ -157,7 +157,7 @@ class SimServer:
             WorldObjectServicer(clock, self.world, scenario, cameras, snapshots, refresh_hz=camera_rate_hz),
             self.data_buffer,
         ]
-        specs: list[ServiceSpec] = [s.spec for s in services]  # type: ignore[attr-defined]
+        specs: list[ServiceSpec] = [s.spec for s in services]
         directory = DirectoryServicer(clock, specs)
         services.append(directory)
         self.service_specs = [*specs, directory.spec]
@@ -166,10 +166,11 @@ class SimServer:
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sim-rpc"),
             interceptors=[_AuthInterceptor(self.tokens, open_services)],
-            options=generate_channel_options(),
+            # No SO_REUSEPORT: a second sim on the same port must fail, not share connections.
+            options=[*generate_channel_options(), ("grpc.so_reuseport", 0)],
         )
         for service in services:
-            service.add_to_server(self._server)  # type: ignore[attr-defined]
+            service.add_to_server(self._server)
         self._credentials = grpc.ssl_server_credentials([(certificates.server_key_pem, certificates.server_cert_pem)])
         self.port = 0
         self._stopped = False

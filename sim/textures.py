@@ -36,11 +36,17 @@ class Texture:
         return int(self.grey[0].shape[0])
 
 
+def _frozen(image: np.ndarray) -> np.ndarray:
+    """Shared by every render (and thread): make accidental writes fail loudly."""
+    image.flags.writeable = False
+    return image
+
+
 def _pyramid(image: np.ndarray, min_side: int = 8) -> tuple[np.ndarray, ...]:
-    levels = [image]
+    levels = [np.ascontiguousarray(image)]
     while min(levels[-1].shape[:2]) >= 2 * min_side:
         levels.append(cv2.pyrDown(levels[-1]))
-    return tuple(levels)
+    return tuple(_frozen(level) for level in levels)
 
 
 def _texture(grey: np.ndarray, alpha: np.ndarray | None = None) -> Texture:
@@ -167,7 +173,9 @@ def _build_person(trousers: float = 70.0, forearms: bool = True, gain: float = 1
     ankle = h - 0.08 * px
     skin, shoes = 165.0, 30.0
 
-    def quad(tl: tuple[float, float], tr: tuple[float, float], br: tuple[float, float], bl: tuple[float, float], grey_level: float) -> None:
+    Point = tuple[float, float]
+
+    def quad(tl: Point, tr: Point, br: Point, bl: Point, grey_level: float) -> None:
         """Fill a quad (top and bottom edges horizontal) with cylindrical shading across it."""
         top, bottom = int(round(tl[1])), int(round(bl[1]))
         rows = np.arange(top, bottom + 1, dtype=np.float32)
@@ -235,21 +243,26 @@ def person_aspect() -> float:
 
 @lru_cache(maxsize=1)
 def floor_texture() -> np.ndarray:
-    """A seamless 4 m x 4 m patch of 0.5 m floor tiles of varying grey with darker grout and grain."""
+    """A seamless 4 m x 4 m patch of weathered concrete: blotches at several scales, fine grain,
+    and faint expansion joints every 2 m.
+
+    Deliberately irregular: a grid of strong tile lines converging to the horizon reads as an
+    umbrella canopy to COCO detectors (measured with the default model).
+    """
     px = int(FLOOR_TILE_M * FLOOR_PX_PER_M)
-    tile_px = FLOOR_PX_PER_M // 2
-    tiles = px // tile_px
     rng = np.random.default_rng(11)
-    levels = rng.uniform(105, 145, size=(tiles, tiles))
-    floor = np.kron(levels, np.ones((tile_px, tile_px)))
-    floor += rng.normal(0.0, 7.0, size=floor.shape)
-    pad = 8  # blur with wrap-around so the patch stays seamless
-    padded = np.pad(floor, pad, mode="wrap").astype(np.float32)
-    floor = cv2.GaussianBlur(padded, (0, 0), 1.2)[pad:-pad, pad:-pad]
-    grout = (np.arange(px) % tile_px) < 2
-    floor[grout, :] = 80.0
-    floor[:, grout] = 80.0
-    return np.clip(floor, 0, 255).astype(np.uint8)
+    floor = np.full((px, px), 128.0, np.float32)
+    # (cells across the patch, amplitude): value noise on periodic grids, smoothly upsampled.
+    for cells, amplitude in ((2, 10.0), (8, 9.0), (32, 6.0), (100, 5.0)):
+        grid = rng.normal(0.0, amplitude, size=(cells, cells)).astype(np.float32)
+        tiled = np.tile(grid, (3, 3))  # upsample with wrap-around so the patch stays seamless
+        big = cv2.resize(tiled, (3 * px, 3 * px), interpolation=cv2.INTER_CUBIC)
+        floor += big[px : 2 * px, px : 2 * px]
+    floor += rng.normal(0.0, 4.0, size=floor.shape).astype(np.float32)
+    joints = (np.arange(px) % (2 * FLOOR_PX_PER_M)) < 2
+    floor[joints, :] -= 18.0
+    floor[:, joints] -= 18.0
+    return _frozen(np.clip(floor, 0, 255).astype(np.uint8))
 
 
 # Extent (metres) each floor mip level is pre-tiled to, so the floor seen in that level's distance
@@ -265,7 +278,7 @@ def floor_pyramid() -> tuple[np.ndarray, ...]:
     levels = []
     for extent in FLOOR_LEVEL_EXTENT_M:
         repeats = int(round(extent / FLOOR_TILE_M))
-        levels.append(np.ascontiguousarray(np.tile(pattern, (repeats, repeats))))
+        levels.append(_frozen(np.ascontiguousarray(np.tile(pattern, (repeats, repeats)))))
         padded = np.pad(pattern, pad, mode="wrap")  # blur with wrap-around: each level stays seamless
         pattern = cv2.pyrDown(padded)[pad // 2 : -pad // 2, pad // 2 : -pad // 2].copy()
     return tuple(levels)

@@ -217,8 +217,10 @@ def test_cue_to_motion_and_latency_measured() -> None:
     assert velocities, "rule fired but no motion was commanded"
     assert velocities[0].time > start + 0.3
     assert report.stats["cue_to_command_ms"]["n"] == 1
-    # Reacting right after the firing (not at the next tick): well under one frame + detection.
-    assert report.stats["cue_to_command_ms"]["p50"] < 80
+    # Reacting right after the firing (not at the next 50 ms tick): a few ms from the result,
+    # plus the 10 ms detection and up to a camera period from the capture.
+    assert report.stats["cue_to_command_ms"]["p50"] < 20
+    assert report.stats["capture_to_command_ms"]["p50"] < 80
     assert robot.x > 0.1  # the dry-run body walked
     assert isinstance(robot.recorded[-1].command, Stop)  # the run ends with a stop
 

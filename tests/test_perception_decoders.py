@@ -249,3 +249,15 @@ def test_preprocessor_normalises_like_the_formula() -> None:
     out2 = np.zeros((1, 4, 4, 3), np.float32)
     rgb.fill(img, out2)
     assert np.allclose(out2[0], img[:, :, ::-1] / 255.0, atol=1e-6)
+
+
+def test_grey_fast_path_equals_the_three_channel_result() -> None:
+    spec = _spec(0, (1, 3, 8, 8))
+    norm = NanoDetDecoder.default_normalization
+    pre = InputPreprocessor(spec, norm)
+    grey = np.random.default_rng(2).integers(0, 256, (8, 8), dtype=np.uint8)
+    a, b = np.zeros(spec.shape, np.float32), np.zeros(spec.shape, np.float32)
+    pre.fill(grey, a)
+    pre.fill(np.dstack([grey] * 3), b)
+    assert np.allclose(a, b, atol=1e-5)
+    assert np.allclose(a[0, 2], (grey - norm.mean[2]) / norm.std[2], atol=1e-5)

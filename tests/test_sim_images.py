@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 from bosdyn.api import image_pb2, world_object_pb2
-from bosdyn.client.exceptions import TimedOutError
-from bosdyn.client.frame_helpers import BODY_FRAME_NAME, VISION_FRAME_NAME, get_a_tform_b
+from bosdyn.client.exceptions import InvalidRequestError, TimedOutError
+from bosdyn.client.frame_helpers import BODY_FRAME_NAME, ODOM_FRAME_NAME, VISION_FRAME_NAME, get_a_tform_b
 from bosdyn.client.image import ImageClient, UnknownImageSourceError, build_image_request
 from bosdyn.client.math_helpers import Quat, SE3Pose
 from bosdyn.client.robot import Robot
@@ -21,7 +21,7 @@ from bosdyn.client.world_object import WorldObjectClient
 from bosdyn.util import timestamp_to_sec
 
 from sim.cameras import CAMERAS
-from sim.scene import default_scenario_path, load_scenario, scenario_dir
+from sim.scene import Scenario, parse_scenario
 from sim.server import SimServer
 from sim.testing import close_sdk, connect_sdk
 from sim.world import VISION_TFORM_ODOM
@@ -47,6 +47,8 @@ def test_sources_have_pinhole_intrinsics_and_depth_scale(images: ImageClient) ->
         depth = sources[camera.depth_source_name]
         assert depth.image_type == image_pb2.ImageSource.IMAGE_TYPE_DEPTH
         assert depth.depth_scale == 1000.0
+        stereo = sources[camera.frame_name.removesuffix("_fisheye") + "_depth"]
+        assert (stereo.rows, stereo.cols, stereo.depth_scale) == (240, 424, 1000.0)
 
 
 def test_five_cameras_serve_grey_jpeg_by_default(images: ImageClient, spot_robot: Robot) -> None:
@@ -82,14 +84,27 @@ def test_raw_grey_when_a_pixel_format_is_requested(images: ImageClient) -> None:
     assert np.abs(decoded.astype(int) - raw.astype(int)).mean() < 4.0  # same frame, JPEG-compressed
 
 
-def test_depth_in_visual_frame_is_u16_millimetres(images: ImageClient) -> None:
-    (response,) = images.get_image([build_image_request("frontleft_depth_in_visual_frame")])
+@pytest.mark.parametrize("source", ["frontleft_depth_in_visual_frame", "frontleft_depth"])
+def test_depth_is_u16_millimetres(images: ImageClient, source: str) -> None:
+    (response,) = images.get_image([build_image_request(source)])
     image = response.shot.image
     assert (image.format, image.pixel_format) == (Image.FORMAT_RAW, Image.PIXEL_FORMAT_DEPTH_U16)
     depth_m = np.frombuffer(image.data, np.uint16).reshape(image.rows, image.cols) / response.source.depth_scale
     valid = depth_m[depth_m > 0]
     assert valid.size > 0.2 * depth_m.size  # the floor in front of the robot returns depth
     assert 0.1 < np.median(valid) < 10.0
+    # Pixels + depth + intrinsics + the shot's snapshot give 3D points: the floor lands at z = 0.
+    intr = response.source.pinhole.intrinsics
+    rows, cols = np.nonzero(depth_m)
+    z = depth_m[rows, cols]
+    points = np.stack(
+        [(cols - intr.principal_point.x) / intr.focal_length.x * z, (rows - intr.principal_point.y) / intr.focal_length.y * z, z]
+    )
+    odom_tform_sensor = get_a_tform_b(response.shot.transforms_snapshot, ODOM_FRAME_NAME, response.shot.frame_name_image_sensor)
+    mat = odom_tform_sensor.to_matrix()
+    heights = (mat[:3, :3] @ points + mat[:3, 3:4])[2]
+    assert np.mean(np.abs(heights) < 0.02) > 0.5  # mostly floor
+    assert heights.min() > -0.02  # nothing below the floor
 
 
 def test_unknown_camera_gets_status_unknown_camera(images: ImageClient) -> None:
@@ -99,14 +114,41 @@ def test_unknown_camera_gets_status_unknown_camera(images: ImageClient) -> None:
     assert responses[0].status == image_pb2.ImageResponse.STATUS_UNKNOWN_CAMERA
 
 
+def test_empty_image_request_is_an_invalid_request(images: ImageClient) -> None:
+    with pytest.raises(InvalidRequestError):
+        images.get_image([])
+
+
+def test_unsupported_formats_get_their_statuses(images: ImageClient) -> None:
+    requests = [
+        build_image_request("back_fisheye_image", image_format=Image.FORMAT_RLE),
+        build_image_request("back_fisheye_image", pixel_format=Image.PIXEL_FORMAT_DEPTH_U16),
+        build_image_request("back_depth_in_visual_frame", image_format=Image.FORMAT_JPEG),
+        build_image_request("back_fisheye_image", resize_ratio=2.0),
+    ]
+    statuses = [r.status for r in images.get_image(requests, disable_error_handler=True)]
+    Status = image_pb2.ImageResponse
+    assert statuses == [
+        Status.STATUS_UNSUPPORTED_IMAGE_FORMAT_REQUESTED,
+        Status.STATUS_UNSUPPORTED_PIXEL_FORMAT_REQUESTED,
+        Status.STATUS_UNSUPPORTED_IMAGE_FORMAT_REQUESTED,
+        Status.STATUS_UNSUPPORTED_RESIZE_RATIO_REQUESTED,
+    ]
+
+
 def test_frames_are_rendered_at_most_once_per_frame_period(images: ImageClient) -> None:
-    first = images.get_image_from_sources(["back_fisheye_image"])[0]
-    again = images.get_image_from_sources(["back_fisheye_image"])[0]
-    assert again.shot.acquisition_time == first.shot.acquisition_time
-    assert again.shot.image.data == first.shot.image.data
+    started = time.monotonic()
+    burst = [images.get_image_from_sources(["back_fisheye_image"])[0] for _ in range(6)]
+    burst_s = time.monotonic() - started
+    stamps = [timestamp_to_sec(r.shot.acquisition_time) for r in burst]
+    # Within one burst shorter than a frame period, at most one new frame starts.
+    if burst_s < 1.0 / 15.0:
+        assert len(set(stamps)) <= 2
+    same = [(a, b) for a, b in zip(burst, burst[1:]) if a.shot.acquisition_time == b.shot.acquisition_time]
+    assert same and all(a.shot.image.data == b.shot.image.data for a, b in same)  # cached, not re-rendered
     time.sleep(1.5 / 15.0)
     later = images.get_image_from_sources(["back_fisheye_image"])[0]
-    assert timestamp_to_sec(later.shot.acquisition_time) > timestamp_to_sec(first.shot.acquisition_time)
+    assert timestamp_to_sec(later.shot.acquisition_time) > max(stamps)
 
 
 def test_stalled_images_time_out_while_robot_state_still_answers(sim: SimServer, spot_robot: Robot, images: ImageClient) -> None:
@@ -126,10 +168,18 @@ def test_stalled_images_time_out_while_robot_state_still_answers(sim: SimServer,
 # ---------------------------------------------------------------- fiducials
 
 
+def one_tag_scenario() -> Scenario:
+    """Tag 1 (0.2 m black square) 3 m ahead of the start, facing the robot, centre 0.4 m high."""
+    return parse_scenario(
+        {"objects": [{"type": "apriltag", "tag_id": 1, "size_m": 0.2, "pose": {"x": 3.0, "y": 0.0, "z": 0.4, "yaw_deg": 180.0}}]},
+        "one_tag_scenario",
+    )
+
+
 @pytest.fixture
 def tag_sim() -> Iterator[SimServer]:
-    """Tag 1 (0.2 m) ahead; the robot is moved to about 1.3 m from it, slightly off-axis."""
-    server = SimServer.start(scenario_dir() / "fiducial_ahead.yaml", port=0)
+    """One tag; the robot is moved to about 1.3 m from it, slightly off-axis."""
+    server = SimServer.start(one_tag_scenario(), port=0)
     server.world.teleport(1.7, 0.15, 0.1)
     try:
         yield server
@@ -169,7 +219,7 @@ def test_rendered_tag_is_found_by_opencv_where_world_objects_put_it(tag_sim: Sim
         assert props.dimensions.x == pytest.approx(0.2)
         vision_tform_fiducial = get_a_tform_b(tag.transforms_snapshot, VISION_FRAME_NAME, props.frame_name_fiducial)
         # The world object agrees with the scenario (odom -> vision through the fixed offset).
-        truth_odom = load_scenario(scenario_dir() / "fiducial_ahead.yaml").tags[0].odom_tform_tag()
+        truth_odom = one_tag_scenario().tags[0].odom_tform_tag()
         truth_vision = VISION_TFORM_ODOM.get_closest_se3_transform() * truth_odom
         assert [vision_tform_fiducial.x, vision_tform_fiducial.y, vision_tform_fiducial.z] == pytest.approx(
             [truth_vision.x, truth_vision.y, truth_vision.z], abs=1e-6
@@ -193,12 +243,11 @@ def test_rendered_tag_is_found_by_opencv_where_world_objects_put_it(tag_sim: Sim
         close_sdk(robot)
 
 
-def test_no_tags_reported_when_none_are_in_view(sim: SimServer) -> None:
-    sim.world.teleport(6.0, 0.0, np.pi)  # facing the back of the default scenario's tag
-    robot = connect_sdk(sim, "no-tags")
-    try:
-        objects = robot.ensure_client(WorldObjectClient.default_service_name).list_world_objects().world_objects
-        assert [o for o in objects if o.apriltag_properties.tag_id == 1] == []
-    finally:
-        close_sdk(robot)
-    assert default_scenario_path().exists()
+def test_no_tags_reported_from_behind_the_board() -> None:
+    with SimServer.start(one_tag_scenario(), port=0) as server:
+        server.world.teleport(5.0, 0.0, np.pi)  # 2 m behind the tag, looking at the back of its board
+        robot = connect_sdk(server, "no-tags")
+        try:
+            assert list(robot.ensure_client(WorldObjectClient.default_service_name).list_world_objects().world_objects) == []
+        finally:
+            close_sdk(robot)

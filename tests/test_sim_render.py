@@ -9,13 +9,12 @@ the intrinsics and the renderer agree.
 from __future__ import annotations
 
 import math
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 from bosdyn.client.math_helpers import Quat, SE3Pose
 
+from perception.detector import TFLiteDetector
 from perception.fiducials import FiducialFinder, tag_object_points
 from perception.rotation import upright_rotation
 from sim.cameras import CAMERAS, CameraSpec
@@ -28,10 +27,8 @@ STANDING_AT_START = SE3Pose(0.0, 0.0, 0.5, Quat.from_yaw(0.0))
 
 
 def _tag_scenario(x: float, y: float, z: float, yaw_deg: float, size: float = 0.2, tag_id: int = 7) -> Scenario:
-    return parse_scenario(
-        {"objects": [{"type": "apriltag", "tag_id": tag_id, "size_m": size, "pose": {"x": x, "y": y, "z": z, "yaw_deg": yaw_deg}}]},
-        "test",
-    )
+    pose = {"x": x, "y": y, "z": z, "yaw_deg": yaw_deg}
+    return parse_scenario({"objects": [{"type": "apriltag", "tag_id": tag_id, "size_m": size, "pose": pose}]}, "test")
 
 
 def _rotation_angle_deg(a: SE3Pose, b: SE3Pose) -> float:
@@ -134,7 +131,8 @@ def test_tag_pose_from_rendered_frame_matches_scenario(name: str, tag_pose: tupl
     # The AprilTag refinement puts pixel centres at +0.5 (AprilRobotics/apriltag#121); OpenCV and
     # the served intrinsics put them at integers.
     pts = corners[0].reshape(4, 2).astype(np.float64) - 0.5
-    ok, rvec, tvec = cv2.solvePnP(tag_object_points(0.2), pts, cam.camera_matrix(), None, flags=cv2.SOLVEPNP_IPPE_SQUARE)
+    k = cam.camera_matrix()
+    ok, rvec, tvec = cv2.solvePnP(tag_object_points(0.2), pts, k, None, flags=cv2.SOLVEPNP_IPPE_SQUARE)
     assert ok
     cam_tform_tag = np.eye(4)
     cam_tform_tag[:3, :3] = cv2.Rodrigues(rvec)[0]
@@ -169,7 +167,7 @@ def test_team_fiducial_finder_sees_tag_in_sideways_front_camera() -> None:
 
 def test_depth_is_optical_axis_distance_of_floor_and_objects() -> None:
     cam = CAMERAS["frontleft_fisheye_image"]
-    scenario = _tag_scenario(1.8, -0.3, 0.4, 170.0)
+    scenario = _tag_scenario(1.8, -0.3, 0.3, 170.0)  # board top below the camera: above the horizon is sky
     grey, depth = render_grey_and_depth(cam, BODY, scenario, 0.0)
     assert depth.dtype == np.float32 and depth.shape == (480, 640)
     np.testing.assert_array_equal(grey, render_grey(cam, BODY, scenario, 0.0))
@@ -183,15 +181,21 @@ def test_depth_is_optical_axis_distance_of_floor_and_objects() -> None:
     points = (rays * depth[vs, us][:, None]) @ odom_tform_cam[:3, :3].T + odom_tform_cam[:3, 3]
     tag = scenario.tags[0].odom_tform_tag().to_matrix()
     on_floor = np.abs(points[:, 2]) < 2e-3
-    on_tag_plane = np.abs((points - tag[:3, 3]) @ tag[:3, 2]) < 2e-3
-    assert np.all(on_floor | on_tag_plane)
+    off_tag_plane = (points - tag[:3, 3]) @ tag[:3, 2]
+    on_board = np.abs(off_tag_plane) < 2e-3
+    on_post = np.abs(off_tag_plane + 0.01) < 2e-3  # the post stands 1 cm behind the board
+    assert np.all(on_floor | on_board | on_post)
+    assert on_board.sum() > 500 and on_post.sum() > 50
     # The tag's centre pixel has the tag centre's camera z.
     (view,) = visible_tags(cam, BODY, scenario, 0.0)
     u, v = view.corners_px.mean(axis=0)
     assert depth[int(round(v)), int(round(u))] == pytest.approx(view.camera_tform_tag.z, abs=0.01)
     # Nothing beyond the depth sensor's range; the sky has no return.
     assert depth.max() <= 10.0
-    assert np.all(depth[grey == grey[0, 0]] == 0.0) if grey[0, 0] > 200 else True
+    all_v, all_u = np.mgrid[0:480, 0:640]
+    all_rays = np.stack([all_u, all_v, np.ones_like(all_u)], axis=-1) @ k_inv.T
+    looking_up = (all_rays @ odom_tform_cam[:3, :3].T)[..., 2] >= 0.0
+    assert looking_up.sum() > 1000 and np.all(depth[looking_up] == 0.0)
 
 
 def test_objects_behind_the_camera_leave_no_trace() -> None:
@@ -203,12 +207,14 @@ def test_objects_behind_the_camera_leave_no_trace() -> None:
             "objects": [
                 {"type": "person", "pose": {"x": -1.5, "y": 0.0}},
                 {"type": "stop_sign", "pose": {"x": -2.0, "y": 0.5, "z": 0.9, "yaw_deg": 0.0}},
-                {"type": "apriltag", "tag_id": 3, "size_m": 0.3, "pose": {"x": -1.0, "y": -0.5, "z": 0.4, "yaw_deg": 0.0}},
+                {"type": "apriltag", "tag_id": 3, "size_m": 0.3, "pose": {"x": -1.0, "y": -0.5, "z": 0.4}},
             ]
         },
         "test",
     )
-    np.testing.assert_array_equal(render_grey(cam, STANDING_AT_START, behind, 0.0), render_grey(cam, STANDING_AT_START, empty, 0.0))
+    np.testing.assert_array_equal(
+        render_grey(cam, STANDING_AT_START, behind, 0.0), render_grey(cam, STANDING_AT_START, empty, 0.0)
+    )
     assert visible_tags(cam, STANDING_AT_START, behind, 0.0) == []
 
     # A person right beside the camera, straddling its near plane.
@@ -242,54 +248,51 @@ def test_visible_tags_respects_facing_range_and_occlusion() -> None:
     hidden = parse_scenario(
         {
             "objects": [
-                {"type": "apriltag", "tag_id": 7, "size_m": 0.2, "pose": {"x": 3.0, "y": 0.4, "z": 0.6, "yaw_deg": 180.0}},
+                {"type": "apriltag", "tag_id": 7, "size_m": 0.2, "pose": {"x": 3.0, "y": 0.4, "z": 0.6, "yaw_deg": 180}},
                 {"type": "person", "pose": {"x": 2.0, "y": 0.27}},
             ]
         },
         "test",
     )
     assert visible_tags(cam, STANDING_AT_START, hidden, 0.0) == []
-    assert _aruco(cv2.aruco.CORNER_REFINE_NONE).detectMarkers(render_grey(cam, STANDING_AT_START, hidden, 0.0))[1] is None
+    hidden_image = render_grey(cam, STANDING_AT_START, hidden, 0.0)
+    assert _aruco(cv2.aruco.CORNER_REFINE_NONE).detectMarkers(hidden_image)[1] is None
 
 
 # --- The default detector on rendered frames -------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def detector():  # type: ignore[no-untyped-def]
-    from perception.detector import TFLiteDetector
-
+def detector() -> TFLiteDetector:
     return TFLiteDetector(score_threshold=0.2)
 
 
-def _best_score(detector, scenario: Scenario, t: float, label: str, save_as: str | None = None) -> float:  # type: ignore[no-untyped-def]
+def _best_score(detector: TFLiteDetector, scenario: Scenario, t: float, label: str) -> float:
     """Highest `label` score over the two front cameras, each rotated upright as the SDK does."""
     best = 0.0
     for name in FRONT:
         cam = CAMERAS[name]
         raw = render_grey(cam, STANDING_AT_START, scenario, t)
         upright = upright_rotation(cam.upright_rotation_deg, cam.width, cam.height).apply(raw)
-        if save_as:
-            cv2.imwrite(str(Path(save_as.format(camera=name))), upright)
         best = max([best] + [d.score for d in detector.detect(upright) if d.label == label])
     return best
 
 
 @pytest.mark.parametrize("distance", [2.0, 2.5, 3.0])
-def test_detector_finds_person_ahead(detector, distance: float) -> None:  # type: ignore[no-untyped-def]
+def test_detector_finds_person_ahead(detector: TFLiteDetector, distance: float) -> None:
     scenario = parse_scenario({"objects": [{"type": "person", "pose": {"x": distance, "y": 0.0}}]}, "test")
     assert _best_score(detector, scenario, 0.0, "person") > 0.4
 
 
 @pytest.mark.parametrize("distance", [2.5, 3.0])
-def test_detector_finds_stop_sign_ahead(detector, distance: float) -> None:  # type: ignore[no-untyped-def]
+def test_detector_finds_stop_sign_ahead(detector: TFLiteDetector, distance: float) -> None:
     scenario = parse_scenario(
         {"objects": [{"type": "stop_sign", "pose": {"x": distance, "y": 0.0, "z": 0.9, "yaw_deg": 180.0}}]}, "test"
     )
     assert _best_score(detector, scenario, 0.0, "stop sign") > 0.4
 
 
-def test_shipped_scenarios_show_what_they_promise(detector) -> None:  # type: ignore[no-untyped-def]
+def test_shipped_scenarios_show_what_they_promise(detector: TFLiteDetector) -> None:
     walking = load_scenario(scenario_dir() / "person_walking.yaml")
     assert _best_score(detector, walking, 30.0, "person") > 0.4  # stopped 3 m ahead
     assert _best_score(detector, load_scenario(scenario_dir() / "stop_sign.yaml"), 0.0, "stop sign") > 0.4

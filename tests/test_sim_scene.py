@@ -168,10 +168,8 @@ def test_shipped_person_walking_ends_three_metres_ahead() -> None:
 @pytest.mark.parametrize("yaw_deg", [180.0, 90.0, -30.0])
 def test_tag_frame_convention(yaw_deg: float) -> None:
     """z out of the face (along yaw), y up, x to the reader's right; origin at the tag centre."""
-    scenario = parse_scenario(
-        {"objects": [{"type": "apriltag", "tag_id": 5, "size_m": 0.15, "pose": {"x": 1.0, "y": 2.0, "z": 0.5, "yaw_deg": yaw_deg}}]},
-        "test",
-    )
+    pose = {"x": 1.0, "y": 2.0, "z": 0.5, "yaw_deg": yaw_deg}
+    scenario = parse_scenario({"objects": [{"type": "apriltag", "tag_id": 5, "size_m": 0.15, "pose": pose}]}, "test")
     mat = scenario.objects[0].odom_tform_tag().to_matrix()
     yaw = math.radians(yaw_deg)
     face = np.array([math.cos(yaw), math.sin(yaw), 0.0])

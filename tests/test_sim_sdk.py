@@ -12,7 +12,7 @@ from bosdyn.api import basic_command_pb2, estop_pb2, robot_state_pb2
 from bosdyn.client import math_helpers
 from bosdyn.client.auth import InvalidLoginError
 from bosdyn.client.estop import EstopClient, EstopEndpoint, EstopKeepAlive, IncorrectChallengeResponseError
-from bosdyn.client.exceptions import InvalidRequestError, LeaseUseError, UnauthenticatedError
+from bosdyn.client.exceptions import InvalidRequestError, LeaseUseError, UnauthenticatedError, UnimplementedError
 from bosdyn.client.frame_helpers import BODY_FRAME_NAME, ODOM_FRAME_NAME, VISION_FRAME_NAME, get_a_tform_b
 from bosdyn.client.lease import LeaseClient, LeaseKeepAlive, ResourceAlreadyClaimedError
 from bosdyn.client.payload_registration import InvalidPayloadCredentialsError
@@ -155,6 +155,8 @@ def test_lease_taken_by_another_client_fails_the_first_clients_commands(sim: Sim
         with pytest.raises(ResourceAlreadyClaimedError):
             other_lease.acquire()
         other_lease.take()
+        (body,) = [r for r in other_lease.list_leases() if r.resource == "body"]
+        assert body.lease_owner.client_name.startswith("lease-taker")
         with pytest.raises(LeaseUseError) as caught:
             command_client.robot_command(RobotCommandBuilder.stop_command())
         assert caught.value.lease_use_result.status == caught.value.lease_use_result.STATUS_OLDER
@@ -162,6 +164,34 @@ def test_lease_taken_by_another_client_fails_the_first_clients_commands(sim: Sim
         other.ensure_client(RobotCommandClient.default_service_name).robot_command(RobotCommandBuilder.stop_command())
     finally:
         close_sdk(other)
+
+
+def test_silent_lease_holder_goes_stale_robot_powers_off_and_others_may_acquire() -> None:
+    with SimServer.start(port=0, lease_timeout_s=1.5) as server:
+        first = connect_sdk(server, "silent-holder")
+        second = connect_sdk(server, "next-operator")
+        try:
+            lease_client = first.ensure_client(LeaseClient.default_service_name)
+            lease = lease_client.acquire()
+            power_on_motors(first.ensure_client("power"), timeout_sec=5, update_frequency=20)
+            # No keep-alive: after the timeout the robot sits and powers off (comms loss).
+            assert wait_until(lambda: not first.is_powered_on(), 4.0)
+            (body,) = [r for r in lease_client.list_leases() if r.resource == "body"]
+            assert body.is_stale
+            command_client = first.ensure_client(RobotCommandClient.default_service_name)
+            with pytest.raises(LeaseUseError) as caught:
+                command_client.robot_command(RobotCommandBuilder.stop_command())
+            assert caught.value.lease_use_result.status == caught.value.lease_use_result.STATUS_REVOKED
+            state = first.ensure_client(RobotStateClient.default_service_name).get_robot_state()
+            causes = [f.cause for f in state.behavior_fault_state.faults]
+            assert causes == [robot_state_pb2.BehaviorFault.CAUSE_LEASE_TIMEOUT]
+            # A stale lease may be acquired by someone else (no TakeLease needed).
+            second.ensure_client(LeaseClient.default_service_name).acquire()
+            with pytest.raises(LeaseUseError):
+                lease_client.retain_lease(lease)
+        finally:
+            close_sdk(first)
+            close_sdk(second)
 
 
 # ---------------------------------------------------------------- commands
@@ -236,6 +266,11 @@ def test_safe_power_off_sits_and_cuts_power(sim: SimServer, commanded) -> None: 
 def test_operator_comments_are_stored(sim: SimServer, spot_robot: Robot) -> None:
     spot_robot.operator_comment("sim test comment")
     assert [c.message for c in sim.operator_comments] == ["sim test comment"]
+
+
+def test_services_not_simulated_answer_unimplemented(spot_robot: Robot) -> None:
+    with pytest.raises(UnimplementedError):
+        spot_robot.ensure_client(RobotStateClient.default_service_name).get_robot_metrics()
 
 
 def test_feedback_for_unknown_command_is_an_invalid_request(spot_robot: Robot) -> None:

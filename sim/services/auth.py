@@ -11,6 +11,7 @@ import threading
 import time
 
 import jwt
+import grpc
 from bosdyn.api import auth_pb2, auth_service_pb2_grpc
 from bosdyn.client.auth import AuthClient
 
@@ -63,10 +64,10 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         self._user = user
         self._password = password
 
-    def add_to_server(self, server: object) -> None:
+    def add_to_server(self, server: grpc.Server) -> None:
         auth_service_pb2_grpc.add_AuthServiceServicer_to_server(self, server)
 
-    def GetAuthToken(self, request: auth_pb2.GetAuthTokenRequest, context: object) -> auth_pb2.GetAuthTokenResponse:
+    def GetAuthToken(self, request: auth_pb2.GetAuthTokenRequest, context: grpc.ServicerContext) -> auth_pb2.GetAuthTokenResponse:
         response = auth_pb2.GetAuthTokenResponse()
         with Reply(response, request, self._clock):
             if request.token:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Callable, Generic, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 import grpc
 from bosdyn.api import header_pb2
@@ -90,8 +90,9 @@ class Reply(Generic[ResponseT]):
         return True
 
 
-def add_servicer(
-    server: grpc.Server, add_fn: Callable[[object, grpc.Server], None], servicer: object
-) -> None:
-    """Register a generated servicer; methods it does not override answer UNIMPLEMENTED."""
-    add_fn(servicer, server)
+class SimService(Protocol):
+    """What the server needs from each simulated service."""
+
+    spec: ClassVar[ServiceSpec]
+
+    def add_to_server(self, server: grpc.Server) -> None: ...

@@ -25,7 +25,7 @@ class DataBufferServicer(data_buffer_service_pb2_grpc.DataBufferServiceServicer)
         self._comments: deque[data_buffer_pb2.OperatorComment] = deque(maxlen=KEPT_COMMENTS)
         self._next_schema_id = 1
 
-    def add_to_server(self, server: object) -> None:
+    def add_to_server(self, server: grpc.Server) -> None:
         data_buffer_service_pb2_grpc.add_DataBufferServiceServicer_to_server(self, server)
 
     @property

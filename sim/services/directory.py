@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import grpc
 from bosdyn.api import directory_pb2, directory_service_pb2_grpc
 from bosdyn.client.directory import DirectoryClient
 
@@ -26,11 +27,11 @@ class DirectoryServicer(directory_service_pb2_grpc.DirectoryServiceServicer):
             self._entries.append(entry)
         self._by_name = {entry.name: entry for entry in self._entries}
 
-    def add_to_server(self, server: object) -> None:
+    def add_to_server(self, server: grpc.Server) -> None:
         directory_service_pb2_grpc.add_DirectoryServiceServicer_to_server(self, server)
 
     def ListServiceEntries(
-        self, request: directory_pb2.ListServiceEntriesRequest, context: object
+        self, request: directory_pb2.ListServiceEntriesRequest, context: grpc.ServicerContext
     ) -> directory_pb2.ListServiceEntriesResponse:
         response = directory_pb2.ListServiceEntriesResponse()
         with Reply(response, request, self._clock):
@@ -38,7 +39,7 @@ class DirectoryServicer(directory_service_pb2_grpc.DirectoryServiceServicer):
         return response
 
     def GetServiceEntry(
-        self, request: directory_pb2.GetServiceEntryRequest, context: object
+        self, request: directory_pb2.GetServiceEntryRequest, context: grpc.ServicerContext
     ) -> directory_pb2.GetServiceEntryResponse:
         response = directory_pb2.GetServiceEntryResponse()
         with Reply(response, request, self._clock):

@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
+import grpc
 from bosdyn.api import estop_pb2, estop_service_pb2_grpc
 from bosdyn.client.estop import EstopClient
 from google.protobuf.duration_pb2 import Duration
@@ -240,10 +241,12 @@ class EstopServicer(estop_service_pb2_grpc.EstopServiceServicer):
         self._clock = clock
         self.system = system
 
-    def add_to_server(self, server: object) -> None:
+    def add_to_server(self, server: grpc.Server) -> None:
         estop_service_pb2_grpc.add_EstopServiceServicer_to_server(self, server)
 
-    def RegisterEstopEndpoint(self, request, context):  # type: ignore[no-untyped-def]
+    def RegisterEstopEndpoint(
+        self, request: estop_pb2.RegisterEstopEndpointRequest, context: grpc.ServicerContext
+    ) -> estop_pb2.RegisterEstopEndpointResponse:
         response = estop_pb2.RegisterEstopEndpointResponse()
         with Reply(response, request, self._clock):
             response.request.CopyFrom(request)
@@ -253,14 +256,18 @@ class EstopServicer(estop_service_pb2_grpc.EstopServiceServicer):
                 response.new_endpoint.CopyFrom(endpoint)
         return response
 
-    def DeregisterEstopEndpoint(self, request, context):  # type: ignore[no-untyped-def]
+    def DeregisterEstopEndpoint(
+        self, request: estop_pb2.DeregisterEstopEndpointRequest, context: grpc.ServicerContext
+    ) -> estop_pb2.DeregisterEstopEndpointResponse:
         response = estop_pb2.DeregisterEstopEndpointResponse()
         with Reply(response, request, self._clock):
             response.request.CopyFrom(request)
             response.status = self.system.deregister(request.target_config_id, request.target_endpoint)
         return response
 
-    def EstopCheckIn(self, request, context):  # type: ignore[no-untyped-def]
+    def EstopCheckIn(
+        self, request: estop_pb2.EstopCheckInRequest, context: grpc.ServicerContext
+    ) -> estop_pb2.EstopCheckInResponse:
         response = estop_pb2.EstopCheckInResponse()
         with Reply(response, request, self._clock):
             response.request.CopyFrom(request)
@@ -271,14 +278,18 @@ class EstopServicer(estop_service_pb2_grpc.EstopServiceServicer):
             response.challenge = challenge
         return response
 
-    def GetEstopConfig(self, request, context):  # type: ignore[no-untyped-def]
+    def GetEstopConfig(
+        self, request: estop_pb2.GetEstopConfigRequest, context: grpc.ServicerContext
+    ) -> estop_pb2.GetEstopConfigResponse:
         response = estop_pb2.GetEstopConfigResponse()
         with Reply(response, request, self._clock):
             response.request.CopyFrom(request)
             response.active_config.CopyFrom(self.system.config())
         return response
 
-    def SetEstopConfig(self, request, context):  # type: ignore[no-untyped-def]
+    def SetEstopConfig(
+        self, request: estop_pb2.SetEstopConfigRequest, context: grpc.ServicerContext
+    ) -> estop_pb2.SetEstopConfigResponse:
         response = estop_pb2.SetEstopConfigResponse()
         with Reply(response, request, self._clock):
             response.request.CopyFrom(request)
@@ -287,7 +298,9 @@ class EstopServicer(estop_service_pb2_grpc.EstopServiceServicer):
             response.active_config.CopyFrom(config)
         return response
 
-    def GetEstopSystemStatus(self, request, context):  # type: ignore[no-untyped-def]
+    def GetEstopSystemStatus(
+        self, request: estop_pb2.GetEstopSystemStatusRequest, context: grpc.ServicerContext
+    ) -> estop_pb2.GetEstopSystemStatusResponse:
         response = estop_pb2.GetEstopSystemStatusResponse()
         with Reply(response, request, self._clock):
             response.status.CopyFrom(self.system.status())

@@ -1,5 +1,7 @@
-"""Image service: the five body cameras (grey, JPEG by default, RAW on request) and their
-`*_depth_in_visual_frame` depth sources (DEPTH_U16 RAW, millimetres, depth_scale 1000).
+"""Image service: the five body cameras (grey, JPEG by default, RAW on request), their
+`*_depth_in_visual_frame` depth sources (same pixels and intrinsics as the grey image) and the
+stereo cameras' own `*_depth` sources (424 x 240, sensor frame `frontleft` etc.), all depth as
+DEPTH_U16 RAW in millimetres (depth_scale 1000).
 
 Each source behaves like a camera running at `camera_rate_hz`: a frame is rendered at most once
 per frame period, on demand, and every request within that period gets the same frame (same
@@ -12,6 +14,7 @@ a client's perception watchdog.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -44,6 +47,34 @@ VISUAL_PIXEL_FORMATS = (Image.PIXEL_FORMAT_GREYSCALE_U8, Image.PIXEL_FORMAT_RGB_
 VISUAL_IMAGE_FORMATS = (Image.FORMAT_JPEG, Image.FORMAT_RAW)
 DEPTH_PIXEL_FORMATS = (Image.PIXEL_FORMAT_DEPTH_U16,)
 DEPTH_IMAGE_FORMATS = (Image.FORMAT_RAW,)
+
+
+STEREO_DEPTH_WIDTH = 424
+STEREO_DEPTH_HEIGHT = 240
+
+
+def stereo_depth_cameras(cameras: dict[str, CameraSpec]) -> dict[str, CameraSpec]:
+    """The `*_depth` sources: each body camera's stereo depth at 424 x 240 with square pixels and
+    the same horizontal field of view, in its own sensor frame (`frontleft`, ...) mounted where the
+    fisheye is (the sim does not model the small baseline between them)."""
+    depth: dict[str, CameraSpec] = {}
+    for camera in cameras.values():
+        prefix = camera.frame_name.removesuffix("_fisheye")
+        scale = STEREO_DEPTH_WIDTH / camera.width
+        spec = dataclasses.replace(
+            camera,
+            name=f"{prefix}_depth",
+            frame_name=prefix,
+            depth_source_name=f"{prefix}_depth",
+            width=STEREO_DEPTH_WIDTH,
+            height=STEREO_DEPTH_HEIGHT,
+            fx=camera.fx * scale,
+            fy=camera.fx * scale,
+            cx=(STEREO_DEPTH_WIDTH - 1) / 2.0,
+            cy=(STEREO_DEPTH_HEIGHT - 1) / 2.0,
+        )
+        depth[spec.name] = spec
+    return depth
 
 
 class Unavailable(Exception):
@@ -84,14 +115,17 @@ class CameraFeed:
         self._lock = threading.Lock()
         self._frame: Frame | None = None
 
+    def _slot(self, robot_ns: int) -> int:
+        """Frame period index: the camera produces one frame per slot (a fixed 1/rate grid)."""
+        return robot_ns // self._period_ns
+
     def frame(self, world: SimWorld) -> Frame:
-        now = world.clock.now_ns()
         frame = self._frame
-        if frame is not None and now - frame.body.robot_ns < self._period_ns:
+        if frame is not None and self._slot(frame.body.robot_ns) == self._slot(world.clock.now_ns()):
             return frame
         with self._lock:  # one render per period even when many requests arrive at once
             frame = self._frame
-            if frame is not None and world.clock.now_ns() - frame.body.robot_ns < self._period_ns:
+            if frame is not None and self._slot(frame.body.robot_ns) == self._slot(world.clock.now_ns()):
                 return frame
             body = world.snapshot()
             frame = Frame(body, self._renderer(self.camera, body))
@@ -160,12 +194,20 @@ class ImageServicer(image_service_pb2_grpc.ImageServiceServicer):
             self.feeds[camera.depth_source_name] = CameraFeed(
                 _pinhole_source(camera.depth_source_name, camera, depth=True), camera, True, self._render_depth, period_ns
             )
+        for depth_camera in stereo_depth_cameras(cameras).values():
+            self.feeds[depth_camera.name] = CameraFeed(
+                _pinhole_source(depth_camera.name, depth_camera, depth=True),
+                depth_camera,
+                True,
+                self._render_depth,
+                period_ns,
+            )
         self._sources = [feed.source for feed in self.feeds.values()]
         self._unstalled = threading.Event()
         self._unstalled.set()
         self._closing = False
 
-    def add_to_server(self, server: object) -> None:
+    def add_to_server(self, server: grpc.Server) -> None:
         image_service_pb2_grpc.add_ImageServiceServicer_to_server(self, server)
 
     # ------------------------------------------------------------------ stalling (watchdog tests)

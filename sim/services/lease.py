@@ -8,8 +8,10 @@ than, or a sub-lease of the newest it has seen and answers everything else with 
 STATUS_WRONG_EPOCH / STATUS_UNMANAGED / STATUS_INVALID_LEASE for leases it cannot know), which the
 SDK turns into its LeaseUseError and uses to update the wallet.
 
-The lease holder must retain or use the lease at least every `lease_timeout_s`; otherwise the
-lease is revoked and `on_revoked` runs (the world then sits and powers off: comms loss).
+The lease holder must retain or use the lease at least every `lease_timeout_s`. Otherwise the
+lease goes *stale* (as on a robot): `on_stale` runs once (the world then sits and powers off:
+comms loss), commands carrying it get STATUS_REVOKED, and another client may AcquireLease. If
+the holder retains it again before someone else acquires, it is fresh again.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ class _ResourceLease:
     epoch: str
     root_sequence: int = 0
     root: Lease | None = None  # the lease the service issued last
-    owner: lease_pb2.LeaseOwner | None = None  # None: nobody holds it (never acquired, returned, revoked)
+    owner: lease_pb2.LeaseOwner | None = None  # None: nobody holds it (never acquired, or returned)
     last_use_ns: int = 0
+    stale: bool = False  # the holder went silent (see module doc)
     # Newest lease each consuming service has seen (sub-leases advance per command).
     latest_by_consumer: dict[str, Lease] = field(default_factory=dict)
 
@@ -60,12 +63,12 @@ class LeaseManager:
         self,
         clock: RobotClock,
         lease_timeout_s: float = 10.0,
-        on_revoked: Callable[[str], None] | None = None,
+        on_stale: Callable[[str], None] | None = None,
         resources: tuple[str, ...] = (BODY_RESOURCE,),
     ) -> None:
         self._clock = clock
         self.lease_timeout_ns = int(lease_timeout_s * NSEC_PER_SEC)
-        self._on_revoked = on_revoked
+        self._on_stale = on_stale
         self._lock = threading.Lock()
         epoch = secrets.token_hex(8)
         self._resources = {name: _ResourceLease(name, epoch) for name in resources}
@@ -81,7 +84,7 @@ class LeaseManager:
             state = self._resources.get(resource)
             if state is None:
                 return "invalid", None, None
-            if state.owner is not None and not take:
+            if state.owner is not None and not state.stale and not take:
                 return "claimed", None, state.owner
             state.root_sequence += 1
             lease = Lease(
@@ -94,6 +97,7 @@ class LeaseManager:
             )
             state.root = lease
             state.owner = owner
+            state.stale = False
             state.last_use_ns = self._clock.now_ns()
             state.latest_by_consumer.clear()
             return "ok", lease, owner
@@ -146,8 +150,8 @@ class LeaseManager:
             if compare in (Lease.CompareResult.OLDER, Lease.CompareResult.SUPER_LEASE):
                 result.status = LeaseUseResult.STATUS_OLDER
                 return result
-            if state.owner is None:
-                result.status = LeaseUseResult.STATUS_REVOKED  # returned or went stale
+            if state.owner is None or (state.stale and consumer is not None):
+                result.status = LeaseUseResult.STATUS_REVOKED  # returned, or stale (holder went silent)
                 return result
             if consumer is not None:
                 latest = state.latest_by_consumer.get(consumer)
@@ -160,6 +164,7 @@ class LeaseManager:
                 state.latest_by_consumer[consumer] = attempted
                 result.latest_known_lease.CopyFrom(proto)
             state.last_use_ns = self._clock.now_ns()
+            state.stale = False  # a retain by the holder freshens a stale lease
             result.status = LeaseUseResult.STATUS_OK
             return result
 
@@ -174,7 +179,7 @@ class LeaseManager:
                     item.lease_owner.CopyFrom(state.owner)
                     stale_at = state.last_use_ns + self.lease_timeout_ns
                     RobotClock.to_timestamp(stale_at, item.stale_time)
-                    item.is_stale = now > stale_at
+                    item.is_stale = state.stale or now > stale_at
                 resources.append(item)
         return resources
 
@@ -184,17 +189,17 @@ class LeaseManager:
             return state.owner if state is not None else None
 
     def tick(self, now: int) -> None:
-        """Revoke leases whose holder went silent (called every physics step)."""
-        revoked: list[str] = []
+        """Mark leases stale whose holder went silent (called every physics step)."""
+        went_stale: list[str] = []
         with self._lock:
             for state in self._resources.values():
-                if state.owner is not None and now - state.last_use_ns > self.lease_timeout_ns:
-                    _LOGGER.warning("lease on %r revoked: holder %s went silent", state.resource, state.owner.client_name)
-                    state.owner = None
-                    revoked.append(state.resource)
-        for resource in revoked:
-            if self._on_revoked is not None:
-                self._on_revoked(resource)
+                if state.owner is not None and not state.stale and now - state.last_use_ns > self.lease_timeout_ns:
+                    _LOGGER.warning("lease on %r is stale: holder %s went silent", state.resource, state.owner.client_name)
+                    state.stale = True
+                    went_stale.append(state.resource)
+        for resource in went_stale:
+            if self._on_stale is not None:
+                self._on_stale(resource)
 
 
 class LeaseServicer(lease_service_pb2_grpc.LeaseServiceServicer):
@@ -205,7 +210,7 @@ class LeaseServicer(lease_service_pb2_grpc.LeaseServiceServicer):
         self.leases = leases
         self._tokens = tokens
 
-    def add_to_server(self, server: object) -> None:
+    def add_to_server(self, server: grpc.Server) -> None:
         lease_service_pb2_grpc.add_LeaseServiceServicer_to_server(self, server)
 
     def _owner(self, request: object, context: grpc.ServicerContext) -> lease_pb2.LeaseOwner:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import threading
 
+import grpc
 from bosdyn.api import payload_registration_pb2 as pr
 from bosdyn.api import payload_registration_service_pb2_grpc
 from bosdyn.client.payload_registration import PayloadRegistrationClient
@@ -34,7 +35,7 @@ class PayloadRegistrationServicer(payload_registration_service_pb2_grpc.PayloadR
         self._secret_by_guid = dict(payloads)
         self._lock = threading.Lock()
 
-    def add_to_server(self, server: object) -> None:
+    def add_to_server(self, server: grpc.Server) -> None:
         payload_registration_service_pb2_grpc.add_PayloadRegistrationServiceServicer_to_server(self, server)
 
     def _secret_matches(self, guid: str, secret: str) -> bool:
@@ -42,7 +43,7 @@ class PayloadRegistrationServicer(payload_registration_service_pb2_grpc.PayloadR
             known = self._secret_by_guid.get(guid)
         return known is not None and secrets.compare_digest(known, secret)
 
-    def GetPayloadAuthToken(self, request: pr.GetPayloadAuthTokenRequest, context: object) -> pr.GetPayloadAuthTokenResponse:
+    def GetPayloadAuthToken(self, request: pr.GetPayloadAuthTokenRequest, context: grpc.ServicerContext) -> pr.GetPayloadAuthTokenResponse:
         response = pr.GetPayloadAuthTokenResponse()
         with Reply(response, request, self._clock):
             guid = request.payload_credentials.guid or request.payload_guid
@@ -56,7 +57,7 @@ class PayloadRegistrationServicer(payload_registration_service_pb2_grpc.PayloadR
                 response.status = pr.GetPayloadAuthTokenResponse.STATUS_INVALID_CREDENTIALS
         return response
 
-    def RegisterPayload(self, request: pr.RegisterPayloadRequest, context: object) -> pr.RegisterPayloadResponse:
+    def RegisterPayload(self, request: pr.RegisterPayloadRequest, context: grpc.ServicerContext) -> pr.RegisterPayloadResponse:
         response = pr.RegisterPayloadResponse()
         with Reply(response, request, self._clock):
             guid = request.payload.GUID

@@ -31,7 +31,7 @@ class PowerServicer(power_service_pb2_grpc.PowerServiceServicer):
         self._leases = leases
         self._estop = estop
 
-    def add_to_server(self, server: object) -> None:
+    def add_to_server(self, server: grpc.Server) -> None:
         power_service_pb2_grpc.add_PowerServiceServicer_to_server(self, server)
 
     def PowerCommand(self, request: power_pb2.PowerCommandRequest, context: grpc.ServicerContext) -> power_pb2.PowerCommandResponse:

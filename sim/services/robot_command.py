@@ -89,7 +89,7 @@ class RobotCommandServicer(robot_command_service_pb2_grpc.RobotCommandServiceSer
         self._leases = leases
         self._time_sync = time_sync
 
-    def add_to_server(self, server: object) -> None:
+    def add_to_server(self, server: grpc.Server) -> None:
         robot_command_service_pb2_grpc.add_RobotCommandServiceServicer_to_server(self, server)
 
     # ------------------------------------------------------------------ RobotCommand

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+import grpc
 from bosdyn.api import robot_id_pb2, robot_id_service_pb2_grpc
 from bosdyn.client.robot_id import RobotIdClient
 
@@ -49,10 +50,10 @@ class RobotIdServicer(robot_id_service_pb2_grpc.RobotIdServiceServicer):
         self._clock = clock
         self.robot_id = robot_id or build_robot_id()
 
-    def add_to_server(self, server: object) -> None:
+    def add_to_server(self, server: grpc.Server) -> None:
         robot_id_service_pb2_grpc.add_RobotIdServiceServicer_to_server(self, server)
 
-    def GetRobotId(self, request: robot_id_pb2.RobotIdRequest, context: object) -> robot_id_pb2.RobotIdResponse:
+    def GetRobotId(self, request: robot_id_pb2.RobotIdRequest, context: grpc.ServicerContext) -> robot_id_pb2.RobotIdResponse:
         response = robot_id_pb2.RobotIdResponse()
         with Reply(response, request, self._clock):
             response.robot_id.CopyFrom(self.robot_id)

@@ -119,7 +119,7 @@ class RobotStateServicer(robot_state_service_pb2_grpc.RobotStateServiceServicer)
         self._clock = clock
         self._builder = builder
 
-    def add_to_server(self, server: object) -> None:
+    def add_to_server(self, server: grpc.Server) -> None:
         robot_state_service_pb2_grpc.add_RobotStateServiceServicer_to_server(self, server)
 
     def GetRobotState(

@@ -13,6 +13,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
+import grpc
 from bosdyn.api import time_sync_pb2, time_sync_service_pb2_grpc
 from bosdyn.client.time_sync import TimeSyncClient
 from google.protobuf.duration_pb2 import Duration
@@ -68,7 +69,7 @@ class TimeSyncServicer(time_sync_service_pb2_grpc.TimeSyncServiceServicer):
         self._sessions: dict[str, _ClockSession] = {}
         self._lock = threading.Lock()
 
-    def add_to_server(self, server: object) -> None:
+    def add_to_server(self, server: grpc.Server) -> None:
         time_sync_service_pb2_grpc.add_TimeSyncServiceServicer_to_server(self, server)
 
     def is_synced(self, clock_identifier: str) -> bool:
@@ -78,7 +79,7 @@ class TimeSyncServicer(time_sync_service_pb2_grpc.TimeSyncServiceServicer):
             return session is not None and len(session.samples) >= MIN_SAMPLES
 
     def TimeSyncUpdate(
-        self, request: time_sync_pb2.TimeSyncUpdateRequest, context: object
+        self, request: time_sync_pb2.TimeSyncUpdateRequest, context: grpc.ServicerContext
     ) -> time_sync_pb2.TimeSyncUpdateResponse:
         response = time_sync_pb2.TimeSyncUpdateResponse()
         with Reply(response, request, self._clock):

@@ -56,17 +56,24 @@ class WorldObjectServicer(world_object_service_pb2_grpc.WorldObjectServiceServic
         self._detections: _Detections | None = None
         self._vision_tform_odom = vision_tform_odom_se3()
 
-    def add_to_server(self, server: object) -> None:
+    def add_to_server(self, server: grpc.Server) -> None:
         world_object_service_pb2_grpc.add_WorldObjectServiceServicer_to_server(self, server)
 
-    def detections(self) -> tuple[world_object_pb2.WorldObject, ...]:
+    def _fresh(self) -> tuple[world_object_pb2.WorldObject, ...] | None:
+        """The cached detections if still current: redone once per camera frame period (a 1/rate grid)."""
         cached = self._detections
-        if cached is not None and self._clock.now_ns() - cached.body.robot_ns < self._period_ns:
+        if cached is not None and cached.body.robot_ns // self._period_ns == self._clock.now_ns() // self._period_ns:
             return cached.objects
+        return None
+
+    def detections(self) -> tuple[world_object_pb2.WorldObject, ...]:
+        fresh = self._fresh()
+        if fresh is not None:
+            return fresh
         with self._lock:
-            cached = self._detections
-            if cached is not None and self._clock.now_ns() - cached.body.robot_ns < self._period_ns:
-                return cached.objects
+            fresh = self._fresh()
+            if fresh is not None:
+                return fresh
             body = self._world.snapshot()
             cached = _Detections(body, self._detect(body))
             self._detections = cached
