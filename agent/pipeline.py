@@ -319,7 +319,7 @@ class Pipeline:
         self._pose = RobotPose(status.odom_x, status.odom_y, status.odom_yaw)
         if self._watchdog is None:
             self._watchdog = PerceptionWatchdog(
-                self.safety.watchdog_s, now + self.safety.watchdog_startup_grace_s
+                self.safety.watchdog_s, now, self.safety.watchdog_startup_grace_s
             )
         problem = None
         if not status.has_lease:

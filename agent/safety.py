@@ -28,18 +28,23 @@ class WatchdogChange(Enum):
 
 
 class PerceptionWatchdog:
-    """Trips when the newest detected frame was captured more than `timeout_s` ago."""
+    """Trips when the newest detected frame was captured more than `timeout_s` ago.
 
-    def __init__(self, timeout_s: float, start: float) -> None:
+    Until the first result arrives, the clock runs from `start` plus `startup_grace_s` (the
+    streams are still connecting); the first result ends the grace.
+    """
+
+    def __init__(self, timeout_s: float, start: float, startup_grace_s: float = 0.0) -> None:
         self.timeout_s = timeout_s
-        self.last_fresh = start
+        self.last_fresh: float | None = None
+        self._grace_until = start + startup_grace_s
         self.tripped = False
 
-    def feed(self, now: float) -> None:
-        self.last_fresh = max(self.last_fresh, now)
+    def feed(self, captured_at: float) -> None:
+        self.last_fresh = captured_at if self.last_fresh is None else max(self.last_fresh, captured_at)
 
     def silence(self, now: float) -> float:
-        return now - self.last_fresh
+        return now - (self.last_fresh if self.last_fresh is not None else self._grace_until)
 
     def check(self, now: float) -> WatchdogChange | None:
         """The state change at `now`, if any (each trip and recovery is reported once)."""

@@ -103,10 +103,6 @@ class DetectorConfig(BaseModel):
     def model_path(self) -> Path:
         return self.model if self.model is not None else DEFAULT_MODEL
 
-    @property
-    def uses_default_model(self) -> bool:
-        return self.model is None or self.model.resolve() == DEFAULT_MODEL.resolve()
-
     def rotation_for(self, camera: str) -> float:
         return float(self.camera_rotation_deg.get(camera, 0.0))
 

@@ -152,7 +152,7 @@ class SimServer:
             LeaseServicer(clock, self.leases, self.tokens),
             PowerServicer(clock, self.world, self.leases, self.estop),
             RobotStateServicer(clock, RobotStateBuilder(self.world, self.estop, snapshots)),
-            RobotCommandServicer(clock, self.world, self.leases, self.time_sync),
+            RobotCommandServicer(clock, self.world, self.leases, self.time_sync, self.estop.level),
             self.image,
             WorldObjectServicer(clock, self.world, scenario, cameras, snapshots, refresh_hz=camera_rate_hz),
             self.data_buffer,

@@ -562,6 +562,8 @@ class SimWorld:
                 self._start_sit_locked(now)
             if self._posture == Posture.SITTING:
                 self._cut_power_locked(now, reason="E-Stop SETTLE_THEN_CUT", by_estop=True)
+        else:
+            self._settle_then_cut = False  # released before the cut: stay seated, powered
 
     def _step_power_locked(self, now: int) -> None:
         if self._power == MotorPower.POWERING_ON and now >= self._power_change_done_ns:

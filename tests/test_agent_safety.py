@@ -13,6 +13,13 @@ from behaviors.commands import GoTo, Sit, Velocity
 from behaviors.geometry import RobotPose
 
 
+def test_watchdog_startup_grace_ends_with_the_first_result() -> None:
+    dog = PerceptionWatchdog(1.0, start=0.0, startup_grace_s=3.0)
+    assert dog.check(3.9) is None  # still connecting
+    dog.feed(0.5)  # first result: from now on only capture times count
+    assert dog.check(1.6) is WatchdogChange.TRIPPED
+
+
 def test_watchdog_trips_once_and_recovers_once() -> None:
     dog = PerceptionWatchdog(1.0, start=0.0)
     assert dog.check(0.9) is None

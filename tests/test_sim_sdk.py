@@ -144,6 +144,27 @@ def test_estop_keepalive_allows_power_and_its_timeout_cuts_power(spot_robot: Rob
         keepalive.shutdown()
 
 
+def test_settle_then_cut_refuses_motion_sits_and_cuts_without_a_fault(spot_robot: Robot) -> None:
+    estop_client = spot_robot.ensure_client(EstopClient.default_service_name)
+    endpoint = EstopEndpoint(estop_client, "test-estop", estop_timeout=5.0)
+    endpoint.force_simple_setup()
+    keepalive = EstopKeepAlive(endpoint)
+    try:
+        lease_client = spot_robot.ensure_client(LeaseClient.default_service_name)
+        with LeaseKeepAlive(lease_client, must_acquire=True, return_at_exit=True):
+            power_on_motors(spot_robot.ensure_client("power"), timeout_sec=5, update_frequency=20)
+            command_client = spot_robot.ensure_client(RobotCommandClient.default_service_name)
+            blocking_stand(command_client, timeout_sec=5, update_frequency=20)
+            keepalive.settle_then_cut()
+            with pytest.raises(NotPoweredOnError):
+                command_client.robot_command(RobotCommandBuilder.synchro_stand_command())
+            assert wait_until(lambda: not spot_robot.is_powered_on(), 3.0)
+            state = spot_robot.ensure_client(RobotStateClient.default_service_name).get_robot_state()
+            assert not state.behavior_fault_state.faults  # it sat down before the cut: no fall
+    finally:
+        keepalive.shutdown()
+
+
 # ---------------------------------------------------------------- lease
 
 

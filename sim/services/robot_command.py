@@ -2,7 +2,7 @@
 
 Checks run in the robot's order and answer with the statuses the SDK maps to its own errors:
 malformed -> STATUS_INVALID_REQUEST, lease -> LeaseUseResult (LeaseUseError), unknown time sync
--> STATUS_NO_TIMESYNC, motors off -> STATUS_NOT_POWERED_ON, uncleared behavior fault ->
+-> STATUS_NO_TIMESYNC, motors off (or an E-Stop settling) -> STATUS_NOT_POWERED_ON, uncleared behavior fault ->
 STATUS_BEHAVIOR_FAULT, end time already past (robot clock) -> STATUS_EXPIRED, unknown frame ->
 STATUS_UNKNOWN_FRAME, arm/gripper/other hardware -> STATUS_UNSUPPORTED.
 """
@@ -10,10 +10,12 @@ STATUS_UNKNOWN_FRAME, arm/gripper/other hardware -> STATUS_UNSUPPORTED.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import grpc
 from bosdyn.api import (
     basic_command_pb2,
+    estop_pb2,
     lease_pb2,
     mobility_command_pb2,
     robot_command_pb2,
@@ -36,6 +38,7 @@ from sim.services.time_sync import TimeSyncServicer
 from sim.world import VISION_TFORM_ODOM, CommandKind, CommandRecord, MotorPower, RobotClock, SimWorld
 
 RCResponse = robot_command_pb2.RobotCommandResponse
+ESTOP_LEVEL_NONE = estop_pb2.ESTOP_LEVEL_NONE
 FeedbackStatus = basic_command_pb2.RobotCommandFeedbackStatus
 
 VELOCITY_FRAMES = {
@@ -83,11 +86,19 @@ def mobility_options(request: mobility_command_pb2.MobilityCommand.Request) -> M
 class RobotCommandServicer(robot_command_service_pb2_grpc.RobotCommandServiceServicer):
     spec = ServiceSpec(RobotCommandClient.default_service_name, RobotCommandClient.service_type)
 
-    def __init__(self, clock: RobotClock, world: SimWorld, leases: LeaseManager, time_sync: TimeSyncServicer) -> None:
+    def __init__(
+        self,
+        clock: RobotClock,
+        world: SimWorld,
+        leases: LeaseManager,
+        time_sync: TimeSyncServicer,
+        estop_level: Callable[[], int],
+    ) -> None:
         self._clock = clock
         self._world = world
         self._leases = leases
         self._time_sync = time_sync
+        self._estop_level = estop_level
 
     def add_to_server(self, server: grpc.Server) -> None:
         robot_command_service_pb2_grpc.add_RobotCommandServiceServicer_to_server(self, server)
@@ -143,6 +154,9 @@ class RobotCommandServicer(robot_command_service_pb2_grpc.RobotCommandServiceSer
             raise Rejected(RCResponse.STATUS_NO_TIMESYNC, f"unknown clock_identifier {request.clock_identifier!r}")
         if state.motor_power != MotorPower.ON:
             raise Rejected(RCResponse.STATUS_NOT_POWERED_ON, "motor power is not on")
+        if self._estop_level() != ESTOP_LEVEL_NONE:
+            # Settling before the cut: the robot takes no new motion.
+            raise Rejected(RCResponse.STATUS_NOT_POWERED_ON, "E-Stop engaged: motor power is being cut")
         if state.faults:
             ids = ", ".join(str(f.fault_id) for f in state.faults)
             raise Rejected(RCResponse.STATUS_BEHAVIOR_FAULT, f"uncleared behavior fault(s): {ids}")
