@@ -45,6 +45,14 @@ class RecordingError(RuntimeError):
     """The recording file cannot be created."""
 
 
+def check_recording_path(path: Path, overwrite: bool = False) -> None:
+    """Raise `RecordingError` unless a recording can be created at `path`."""
+    if path.exists() and not overwrite:
+        raise RecordingError(f"{path}: already exists (refusing to overwrite it)")
+    if not path.parent.is_dir():
+        raise RecordingError(f"{path}: directory {path.parent} does not exist")
+
+
 @dataclass
 class RecorderStats:
     written: dict[str, int] = field(default_factory=dict)  # per record kind
@@ -117,10 +125,7 @@ class Recorder:
         from foxglove.mcap import MCAPCompression, MCAPWriteOptions
 
         self.path = Path(path)
-        if self.path.exists() and not overwrite:
-            raise RecordingError(f"{self.path}: already exists (refusing to overwrite it)")
-        if not self.path.parent.is_dir():
-            raise RecordingError(f"{self.path}: directory {self.path.parent} does not exist")
+        check_recording_path(self.path, overwrite)
         compressions = {"zstd": MCAPCompression.Zstd, "lz4": MCAPCompression.Lz4, None: None}
         if compression not in compressions:
             raise ValueError(f"compression must be zstd, lz4 or None, not {compression!r}")

@@ -176,16 +176,15 @@ class ReplayResult:
         return self.summary.frames_processed / self.wall_s if self.wall_s > 0 else 0.0
 
 
-def _is_live_run_recording(recording: Any) -> bool:
-    """A recording made by `spot-agent run --record` carries the pipeline's engine inputs."""
+def _recording_header(recording: Any) -> dict[str, str]:
+    """The metadata the recorder wrote first (readable even when the file was cut short)."""
     from agent import recording_format as fmt
-    from agent.mcap_salvage import scan_messages, ScanResult
+    from agent.mcap_salvage import ScanResult, scan_messages
 
     scan = ScanResult()
     for _ in scan_messages(recording.path, scan):  # metadata comes first; one message is plenty
         break
-    header = scan.metadata.get(fmt.RECORDING_METADATA, {})
-    return header.get("pipeline_inputs") == "1"
+    return scan.metadata.get(fmt.RECORDING_METADATA, {})
 
 
 async def replay(
@@ -228,13 +227,15 @@ async def replay(
     safety = config.safety.model_copy(update={"detect_workers": 1})
     inner = open_replay_source(path, fps=fps, camera=camera)
     pacer = Pacer(speed)
+    header = _recording_header(inner.recording) if isinstance(inner, McapFrameSource) else {}
+    # Recordings made by `spot-agent run --record` carry the pipeline's engine inputs.
     live_mode = isinstance(inner, McapFrameSource) and (
-        mode == "recorded-run" or (mode == "auto" and _is_live_run_recording(inner.recording))
+        mode == "recorded-run" or (mode == "auto" and header.get("pipeline_inputs") == "1")
     )
     source: Any
     if live_mode:
         assert isinstance(inner, McapFrameSource)
-        clock: Any = ScriptedClock(start=0.0)
+        clock: Any = ScriptedClock(start=float(header.get("started_local", "0")))
         robot = ReplayRobot(clock)
         source = RecordedRunSource(inner.recording, clock, robot, pacer, detect_ahead=ahead)
         resolved_mode = "recorded-run"
@@ -258,7 +259,8 @@ async def replay(
     recorder: Recorder | None = None
     video: AnnotatedVideoWriter | None = None
     if out_mcap is not None:
-        recorder = Recorder(out_mcap, metadata={"replay_of": str(path), "mode": resolved_mode})
+        recorder = Recorder(out_mcap, metadata=recording_metadata(
+            config, replay_of=str(path), mode=resolved_mode, started_local=clock.now()))
         all_observers.append(RecordingObserver(recorder))
     if out_video is not None:
         video = AnnotatedVideoWriter(out_video, fps or 15.0)
@@ -291,6 +293,19 @@ async def replay(
         live_sent = [(c.time, c.command) for c in source.live.commands if c.outcome == "sent"]
         result.comparison = compare_commands(live_sent, replayed)
     return result
+
+
+def recording_metadata(config: Any, started_local: float, **extra: str) -> dict[str, str]:
+    """What a recording of the pipeline says about itself (MCAP metadata, written first)."""
+    return {
+        "pipeline_inputs": "1",  # engine inputs recorded: `replay` can reproduce the commands
+        "started_local": repr(started_local),
+        "rules": str(config.rules),
+        "detector_model": str(config.detector.model_path),
+        "tick_hz": repr(config.safety.tick_hz),
+        "cameras": ",".join(config.cameras.sources),
+        **extra,
+    }
 
 
 def _nothing_readable(read: Any) -> str:

@@ -3,17 +3,11 @@ robot seam (sent or refused)."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
-import pytest
-
-from agent.control.agent_control import CommandPublishingRobot, event_for_stream
+from agent.control.agent_control import command_for_stream, event_for_stream
 from agent.control.op_cli import format_event
 from agent.control.protocol import EVENT_TOPICS, Event
 from agent.events import AgentEvent
-from agent.robot import RobotStatus, RobotUnavailable
-from behaviors.commands import Sit, Stop, Velocity
+from behaviors.commands import GoTo, Sit, Stop, Velocity
 
 
 def test_engine_events_map_to_topics_with_readable_lines() -> None:
@@ -42,10 +36,7 @@ def test_agent_trouble_goes_to_health_and_intentions_are_not_published() -> None
     trip = AgentEvent(1.0, "watchdog_tripped", "no fresh detection for 1.20 s", {"silence_s": 1.2})
     assert event_for_stream(trip) == ("health", {"event": "watchdog_tripped", "silence_s": 1.2, "message": "no fresh detection for 1.20 s"})
     assert event_for_stream(AgentEvent(1.0, "command", "", {"kind": "velocity"})) is None
-    refused = AgentEvent(1.0, "command_refused", "refused goto: too far", {"command": "goto"})
-    topic, data = event_for_stream(refused)  # type: ignore[misc]
-    assert topic == "command" and data["ok"] is False and data["command"] == {"kind": "goto"}
-    assert "REFUSED goto: too far" in format_event(Event(topic, 1.0, 1, data)).plain
+    assert event_for_stream(AgentEvent(1.0, "command_refused", "refused goto: too far", {"command": "goto"})) is None
 
 
 def test_every_mapped_topic_is_a_documented_topic() -> None:
@@ -54,40 +45,14 @@ def test_every_mapped_topic_is_a_documented_topic() -> None:
     assert set(TOPIC_OF_KIND.values()) <= set(EVENT_TOPICS)
 
 
-class _Robot:
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.sent: list[Any] = []
-
-    async def send(self, command: Any) -> None:
-        if self.fail:
-            raise RobotUnavailable("E-Stop engaged")
-        self.sent.append(command)
-
-    async def status(self) -> RobotStatus:
-        return RobotStatus(connected=True, powered=True, estopped=False, has_lease=True)
-
-    def close(self) -> str:
-        return "closed"
-
-
-def test_commands_are_published_at_the_robot_seam() -> None:
-    published: list[tuple[str, dict[str, Any]]] = []
-    inner = _Robot()
-    robot = CommandPublishingRobot(inner, lambda topic, data, when: published.append((topic, data)))
-    asyncio.run(robot.send(Velocity(0.1, 0.0, 0.2, 0.6)))
-    assert inner.sent == [Velocity(0.1, 0.0, 0.2, 0.6)]
-    assert published == [("command", {"command": {"vx": 0.1, "vy": 0.0, "vyaw": 0.2, "duration_s": 0.6, "kind": "velocity"}, "ok": True})]
-    assert robot.close() == "closed"  # the rest of the robot passes through
-    assert asyncio.run(robot.status()).has_lease
-
-
-def test_refused_command_is_published_then_raised() -> None:
-    published: list[tuple[str, dict[str, Any]]] = []
-    robot = CommandPublishingRobot(_Robot(fail=True), lambda topic, data, when: published.append((topic, data)))
-    with pytest.raises(RobotUnavailable):
-        asyncio.run(robot.send(Sit()))
-    assert published[0][1]["ok"] is False and published[0][1]["error"] == "E-Stop engaged"
-    line = format_event(Event("command", 1.0, 1, published[0][1])).plain
-    assert "REFUSED sit: E-Stop engaged" in line
+def test_commands_sent_refused_and_failed() -> None:
+    sent = command_for_stream(Velocity(0.1, 0.0, 0.2, 0.6), "sent")
+    assert sent == {"command": {"vx": 0.1, "vy": 0.0, "vyaw": 0.2, "duration_s": 0.6, "kind": "velocity"}, "ok": True}
+    assert "sent velocity vx=0.10 vy=0.00 vyaw=0.20 for 0.6 s" in format_event(Event("command", 1.0, 1, sent)).plain
+    refused = command_for_stream(GoTo(9.0, 0.0, 0.0, "odom", 5.0), "refused: goal 9.0 m away, limit 5.0 m")
+    assert refused["ok"] is False and refused["error"] == "refused: goal 9.0 m away, limit 5.0 m"
+    line = format_event(Event("command", 1.0, 2, refused)).plain
+    assert "REFUSED go to (9.00, 0.00, yaw 0.00) in odom: refused: goal 9.0 m away" in line
+    failed = command_for_stream(Sit(), "failed: E-Stop engaged")
+    assert failed["error"] == "failed: E-Stop engaged"
     assert Stop().kind == "stop"

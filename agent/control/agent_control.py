@@ -2,8 +2,9 @@
 and the event stream fed from what the pipeline sees and does.
 
 `ControlHost` is what `run_agent` uses: it checks the settings (and loads the CurveZMQ keys)
-before the robot is touched, wraps the robot so every command sent is published, and, once the
-pipeline exists, serves requests, publishes events and health, and feeds the live view.
+before the robot is touched and, once the pipeline exists, observes it (frames and results,
+robot status, commands, events), serves requests, publishes events and health, and feeds the
+live view.
 
 All arbitration stays in the cue engine: an operator `launch` is `engine.launch(...,
 source="operator")`, which pre-empts cue behaviors until it finishes or is stopped, and `stop`
@@ -24,7 +25,8 @@ from agent.control.drawing import detection_summary, draw_detections, encode_jpe
 from agent.control.handler import Snapshot
 from agent.control.keys import ServerKeys, load_server_keys
 from agent.events import AgentEvent
-from agent.robot import Robot, RobotStatus, RobotUnavailable
+from agent.observers import PipelineObserver
+from agent.robot import RobotStatus
 from behaviors.commands import MotionCommand, command_to_dict
 from perception.detection import FrameResult, Sighting
 from perception.frame import Frame
@@ -34,8 +36,9 @@ log = logging.getLogger(__name__)
 Publish = Callable[[str, dict[str, Any], "float | None"], None]
 
 # Which event-stream topic each agent / engine event kind goes to. Kinds not listed are not
-# published: engine "command" events are the engine's intentions; what the robot was actually
-# sent is published at the robot seam (`CommandPublishingRobot`).
+# published: engine "command" / "command_capped" events are the engine's intentions; what was
+# actually sent to the robot (or refused, or failed) comes from the pipeline's `command`
+# observer call.
 TOPIC_OF_KIND: dict[str, str] = {
     "cue_fired": "cue",
     "cue_cleared": "cue",
@@ -52,8 +55,6 @@ TOPIC_OF_KIND: dict[str, str] = {
     "sequence_step": "behavior",
     "goal_refused": "behavior",
     "goal_clamped": "behavior",
-    "command_refused": "command",
-    "command_capped": "command",
     "watchdog_tripped": "health",
     "watchdog_recovered": "health",
     "robot_unavailable": "health",
@@ -89,40 +90,17 @@ def event_for_stream(event: AgentEvent) -> tuple[str, dict[str, Any]] | None:
             data.setdefault("reason", data.get("detail") or None)
         elif event.kind == "behavior_preempted":
             data.setdefault("reason", f"pre-empted by {data.get('by')}")
-    elif topic == "command" and event.kind == "command_refused":
-        data.setdefault("ok", False)
-        # the pipeline's message is "refused <kind>: <reason>": the reason is the error
-        data.setdefault("error", data.get("reason") or event.message.partition(": ")[2] or event.message)
-        if isinstance(data.get("command"), str):
-            data["command"] = {"kind": data["command"]}
     return topic, data
 
 
-class CommandPublishingRobot:
-    """The `Robot` seam, publishing each command sent (or refused by the robot)."""
-
-    def __init__(self, robot: Robot, publish: Publish, clock: Callable[[], float] = time.time) -> None:
-        self.robot = robot
-        self._publish = publish
-        self._clock = clock
-
-    async def send(self, command: MotionCommand) -> None:
-        try:
-            await self.robot.send(command)
-        except RobotUnavailable as exc:
-            self._publish(
-                "command",
-                {"command": command_to_dict(command), "ok": False, "error": str(exc)},
-                self._clock(),
-            )
-            raise
-        self._publish("command", {"command": command_to_dict(command), "ok": True}, self._clock())
-
-    async def status(self) -> RobotStatus:
-        return await self.robot.status()
-
-    def __getattr__(self, name: str) -> Any:  # start/close/... of the wrapped robot
-        return getattr(self.robot, name)
+def command_for_stream(command: MotionCommand, outcome: str) -> dict[str, Any]:
+    """The `command` event for a command the pipeline sent ("sent"), refused ("refused: why")
+    or failed to send ("failed: why")."""
+    state, _, why = outcome.partition(":")
+    data: dict[str, Any] = {"command": command_to_dict(command), "ok": state == "sent"}
+    if state != "sent":
+        data["error"] = f"{state}: {why.strip()}" if why.strip() else state
+    return data
 
 
 @dataclass
@@ -155,8 +133,8 @@ class _Drawn:
     box: tuple[float, float, float, float]
 
 
-class LiveAgentControl:
-    """`AgentControl` for a running `Pipeline` and its `CueEngine`."""
+class LiveAgentControl(PipelineObserver):
+    """`AgentControl` for a running `Pipeline` and its `CueEngine`, fed as a pipeline observer."""
 
     def __init__(
         self,
@@ -175,8 +153,37 @@ class LiveAgentControl:
         self.cameras: dict[str, _CameraState] = {
             name: _CameraState() for name in getattr(pipeline.source, "cameras", [])
         }
+        self.last_status: RobotStatus | None = None
+        self.last_status_error: str | None = None
+        # Frames taken for detection, until their result arrives (a few per camera at most).
+        self._taken: dict[tuple[str, int], Frame] = {}
 
-    # --- fed by the pipeline (event loop thread) -------------------------------------------
+    # --- PipelineObserver (event loop thread; quick, never raises) -------------------------
+
+    def frame_taken(self, frame: Frame) -> None:
+        self._taken[(frame.camera, frame.seq)] = frame
+        if len(self._taken) > 64:  # results of dropped (stale) frames never come
+            for key in list(self._taken)[: len(self._taken) - 32]:
+                del self._taken[key]
+
+    def result_observed(self, now: float, result: FrameResult) -> None:
+        frame = self._taken.pop((result.camera, result.seq), None)
+        if frame is not None:
+            self.on_result(frame, result)
+
+    def robot_status(self, now: float, status: RobotStatus | None, error: BaseException | None) -> None:
+        if status is not None:
+            self.last_status, self.last_status_error = status, None
+        elif error is not None:
+            self.last_status_error = str(error) or type(error).__name__
+
+    def command(self, now: float, command: MotionCommand, outcome: str) -> None:
+        self._publish("command", command_for_stream(command, outcome), now)
+
+    def event(self, event: AgentEvent) -> None:
+        mapped = event_for_stream(event)
+        if mapped is not None:
+            self._publish(mapped[0], mapped[1], event.time)
 
     def on_result(self, frame: Frame, result: FrameResult) -> None:
         state = self.cameras.setdefault(frame.camera, _CameraState())
@@ -202,11 +209,6 @@ class LiveAgentControl:
                 encoded=frame.encoded,
                 is_depth=frame.is_depth,
             )
-
-    def on_event(self, event: AgentEvent) -> None:
-        mapped = event_for_stream(event)
-        if mapped is not None:
-            self._publish(mapped[0], mapped[1], event.time)
 
     async def health_loop(self, interval_s: float) -> None:
         while True:
@@ -241,8 +243,13 @@ class LiveAgentControl:
         return out
 
     def _robot(self) -> dict[str, Any] | None:
-        status = getattr(self.pipeline, "last_status", None)
-        return asdict(status) if status is not None else None
+        if self.last_status is None:
+            return None
+        robot = asdict(self.last_status)
+        if self.last_status_error is not None:  # the latest poll failed: say so
+            robot["connected"] = False
+            robot["detail"] = self.last_status_error
+        return robot
 
     def _health(self) -> dict[str, Any]:
         now = time.time()
@@ -278,10 +285,10 @@ class LiveAgentControl:
         ]
 
     def _why_robot_cannot_move(self) -> str | None:
-        status = getattr(self.pipeline, "last_status", None)
+        status = self.last_status
         if status is None:
             return None
-        if not status.connected:
+        if self.last_status_error is not None or not status.connected:
             return "the robot is not connected"
         if status.estopped:
             return "the E-Stop is engaged"
@@ -358,9 +365,6 @@ class ControlHost:
         if self.live_view is not None and topic != "detection":  # boxes go out with frames
             self.live_view.offer_event(topic, time.time() if when is None else when, data)
 
-    def wrap_robot(self, robot: Robot) -> CommandPublishingRobot:
-        return CommandPublishingRobot(robot, self.publish)
-
     async def start(
         self,
         pipeline: Any,
@@ -409,7 +413,7 @@ class ControlHost:
 
 
 __all__ = [
-    "CommandPublishingRobot",
+    "command_for_stream",
     "ControlHost",
     "LiveAgentControl",
     "event_for_stream",
