@@ -19,10 +19,10 @@ def _register() -> None:
     app.command("sim", help="Run the simulated Spot robot (TLS gRPC, Spot's protocol).")(sim_command)
     from agent.run import run_command
 
-    app.command("run", help="Run the agent on a robot: stream cameras, detect, react per the cue rules.")(run_command)
+    app.command("run")(run_command)  # help: run_command's docstring
     from agent.demo import demo_command
 
-    app.command("demo", help="Run the agent on the simulated Spot and print what it saw and did.")(demo_command)
+    app.command("demo")(demo_command)  # help: demo_command's docstring
     from agent.control.op_cli import keys_command, op_app
 
     app.add_typer(op_app, name="op", help="Control a running agent: launch, stop, watch, snapshot.")

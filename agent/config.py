@@ -131,13 +131,20 @@ class CameraConfig(_Strict):
         description="Resize ratio asked for the depth image (480x640 U16 is 600 kB a frame; a "
         "quarter size is plenty for a median over a box). Falls back to full size if refused.",
     )
-    poll_hz: float = Field(
-        30.0,
+    frame_rate_hz: float = Field(
+        15.0,
         gt=0,
         le=100,
-        description="At most this many GetImage calls per second per camera. Spot's cameras run "
-        "at about 15 Hz and the robot answers with its newest image: polling at twice that rate "
-        "halves the wait for a new frame; repeats of an already received frame are dropped.",
+        description="The cameras' image rate (Spot's body cameras: about 15 Hz). The agent asks "
+        "for the next image one period after the last one was taken.",
+    )
+    max_poll_hz: float = Field(
+        60.0,
+        gt=0,
+        le=200,
+        description="At most this many GetImage calls per second per camera: the retry rate "
+        "while the next image is late. The robot answers with its newest image; answers "
+        "carrying an image already received are dropped.",
     )
 
     @field_validator("sources")

@@ -17,11 +17,13 @@ from typing import Callable
 import bosdyn.client
 import bosdyn.client.util
 from bosdyn.client.auth import InvalidLoginError, InvalidTokenError, TemporarilyLockedOutError
+from bosdyn.client.exceptions import Error as SdkError
 from bosdyn.client.exceptions import (
-    Error as SdkError,
+    ProxyConnectionError,
     RpcError,
     UnableToConnectToRobotError,
 )
+from bosdyn.client.exceptions import TimedOutError as RpcTimedOutError
 from bosdyn.client.payload_registration import (
     InvalidPayloadCredentialsError,
     PayloadNotAuthorizedError,
@@ -127,8 +129,11 @@ def _explain(exc: BaseException, config: RobotConfig, creds: Credentials) -> str
         return f"robot at {where} temporarily locked this user out after failed logins"
     if isinstance(exc, InvalidTokenError):
         return f"robot at {where} rejected the authentication token"
-    if isinstance(exc, UnableToConnectToRobotError):
-        return f"cannot reach the robot at {where} (is it on and reachable? right port?)"
+    if isinstance(exc, (UnableToConnectToRobotError, ProxyConnectionError, RpcTimedOutError)):
+        return (
+            f"cannot reach the robot at {where} (is it on and reachable? right port?): "
+            f"{exc.__class__.__name__}"
+        )
     if isinstance(exc, TimeSyncError):
         return f"no clock synchronisation with the robot at {where}: {exc}"
     if isinstance(exc, RpcError):

@@ -44,11 +44,6 @@ def demo_command(
     rules: Path | None = typer.Option(None, "--rules", help="Cue rules (default: configs/rules/default.yaml)."),
     log_level: str = typer.Option("warning", "--log-level", help="Log lines on stderr from this level."),
 ) -> None:
-    """Run the agent on the simulated Spot and tell what it saw and did.
-
-    The sim runs in this process on a free port; the agent connects to it over TLS gRPC with
-    the Spot SDK, exactly as it would to a robot, using configs/sim.yaml and the default rules.
-    """
     from agent.logs import setup_logging
     from agent.run import run_agent
     from agent.summary import describe_run
@@ -73,3 +68,14 @@ def demo_command(
     typer.echo(describe_run(result.report, t0=started))
     raise typer.Exit(result.exit_code)
 
+
+# `spot-agent demo --help` (rich re-wraps paragraphs only when each is one line, hence the joins).
+demo_command.__doc__ = "\n\n".join(
+    [
+        "Run the agent on the simulated Spot and print what it saw and did.",
+        "The sim runs in this process on a free port; the agent connects to it over TLS gRPC "
+        "with the Spot SDK exactly as it would to a robot (configs/sim.yaml, default rules), then "
+        "prints the cues it saw, the rules and behaviors they started, the commands, the final "
+        "pose and the pipeline's measurements.",
+    ]
+)

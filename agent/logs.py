@@ -16,6 +16,8 @@ from typing import Any
 # Attributes every LogRecord has; anything else came from `extra=` and is a structured field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
+_HANDLER_NAME = "spot-agent-kv"
+
 _SYSLOG_PRIORITY = {
     logging.CRITICAL: 2,
     logging.ERROR: 3,
@@ -64,8 +66,12 @@ def setup_logging(level: str | int = "INFO", stream: Any = None) -> None:
     """Route all logging (ours and the SDK's) through one key=value handler on stderr."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(KeyValueFormatter(journald=bool(os.environ.get("JOURNAL_STREAM"))))
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        # Replace our own handler from an earlier call, and Python's default stderr handler
+        # (logging.basicConfig); leave anything else (e.g. a test harness's capture) alone.
+        if old.get_name() == _HANDLER_NAME or type(old) is logging.StreamHandler:
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)

@@ -33,7 +33,7 @@ import numpy as np
 from agent.clock import Clock, SystemClock
 from agent.config import SafetyConfig
 from agent.events import AgentEvent, EventLog
-from agent.robot import ConnectionLost, LeaseLost, Robot, RobotStatus, RobotUnavailable
+from agent.robot import LeaseLost, Robot, RobotStatus, RobotUnavailable
 from agent.safety import Backoff, CommandGuard, PerceptionWatchdog, Refused, WatchdogChange
 from agent.sources import FrameSource
 from agent.stats import PipelineStats
@@ -216,6 +216,9 @@ class Pipeline:
         self.stats.age_at_result_s.add(finished - frame.acquisition_time_local)
         self.stats.detect_s.add(result.detect_ms / 1000.0)
         counters.detected += 1
+        for label in {s.label for s in result.sightings}:
+            near = [s.distance_m for s in result.sightings if s.label == label and s.distance_m is not None]
+            self.stats.saw(label, min(near) if near else None)
         if self._lease_lost:
             return
         self.engine.observe(result)

@@ -387,10 +387,8 @@ class RecordedRunSource:
             else:
                 self._note(item, pending)
         # The live run ended at its last recorded moment: the final stop happens then.
-        end = max(t for t in (self.live.end_time, last_time) if t is not None) if (
-            self.live.end_time is not None or last_time is not None
-        ) else self.clock.now()
-        self.clock.set(max(end, self.clock.now()))
+        ends = [t for t in (self.live.end_time, last_time, self.clock.now()) if t is not None]
+        self.clock.set(max(ends))
         self.robot.script([])
         for key in list(pending):
             self._drop_pending(pending, key)

@@ -9,6 +9,7 @@ running (the agent stopped commanding and left it to the other client).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from dataclasses import dataclass
@@ -57,19 +58,40 @@ async def run_agent(
     a lease lost while running is reported in the result, not raised.
     """
     from agent.connect import connect, resolve_credentials
-    from agent.pipeline import Pipeline
-    from agent.spot_robot import SpotRobot
-    from agent.spot_source import SpotCameraSource
     from behaviors.config import load_rules
-    from behaviors.engine import CueEngine
+    from perception.perceiver import Perceiver
 
     # Everything that can be checked without the robot is checked first.
     rules = load_rules(config.rules)
-    make_perceiver = perceiver_factory(config.detector)
-    make_perceiver()  # the model loads and verifies now, not in the first detector thread
-    if sdk_robot is None:
-        creds = resolve_credentials(config.robot.auth)
-        sdk_robot = await asyncio.to_thread(connect, config.robot, creds)
+    # The model loads and verifies now, not in the first detector thread.
+    decode_min_side = Perceiver.from_config(config.detector).decode_min_side
+    if sdk_robot is not None:
+        return await _drive(config, rules, decode_min_side, sdk_robot, duration_s,
+                            stop_on_signals, on_pipeline)
+    creds = resolve_credentials(config.robot.auth)
+    connected = await asyncio.to_thread(connect, config.robot, creds)
+    # The SDK robot is a context manager: leaving it stops its time-sync and token threads.
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(connected)
+        stack.callback(connected.shutdown)  # close its gRPC channels
+        return await _drive(config, rules, decode_min_side, connected, duration_s,
+                            stop_on_signals, on_pipeline)
+
+
+async def _drive(
+    config: Any,
+    rules: Any,
+    decode_min_side: int | None,
+    sdk_robot: Any,
+    duration_s: float | None,
+    stop_on_signals: bool,
+    on_pipeline: Callable[[Any], None] | None,
+) -> AgentRunResult:
+    from agent.pipeline import Pipeline
+    from agent.spot_robot import SpotRobot
+    from agent.spot_source import SpotCameraSource
+    from behaviors.engine import CueEngine
+
     robot = SpotRobot(sdk_robot, config.robot, config.safety)
     try:
         await asyncio.to_thread(robot.start)
@@ -77,20 +99,23 @@ async def run_agent(
         await asyncio.to_thread(robot.close)  # hand back whatever was taken (lease, E-Stop)
         raise
     source: SpotCameraSource | None = None
+    loop = asyncio.get_running_loop()
     try:
         source = SpotCameraSource.for_robot(
             sdk_robot,
             config.cameras.sources,
             jpeg_quality=config.cameras.jpeg_quality,
             request_timeout_s=config.cameras.request_timeout_s,
-            poll_hz=config.cameras.poll_hz,
+            max_poll_hz=config.cameras.max_poll_hz,
+            frame_rate_hz=config.cameras.frame_rate_hz,
             depth=config.cameras.depth,
             depth_resize_ratio=config.cameras.depth_resize_ratio,
+            decode_min_side=decode_min_side,
         )
         await source.start()
         pipeline = Pipeline(
             source,
-            make_perceiver,
+            perceiver_factory(config.detector),
             CueEngine(rules),
             robot,
             config.safety,
@@ -99,7 +124,6 @@ async def run_agent(
         if on_pipeline is not None:
             on_pipeline(pipeline)
         if stop_on_signals:
-            loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, pipeline.request_stop)
         try:
@@ -135,12 +159,6 @@ def run_command(
     ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
-    """Stream the cameras, detect, and let the cue rules drive the robot.
-
-    Needs an E-Stop configured and released, and the lease free. Stops commanding at once if
-    someone else takes the lease. User/password come from BOSDYN_CLIENT_USERNAME and
-    BOSDYN_CLIENT_PASSWORD unless --payload-credentials-file is given.
-    """
     from agent.config import config_overrides, load_agent_config
     from agent.config_loading import ConfigError
     from agent.connect import ConnectError
@@ -197,3 +215,18 @@ def run_command(
             err=True,
         )
     raise typer.Exit(result.exit_code)
+
+
+# `spot-agent run --help` (rich re-wraps paragraphs only when each is one line, hence the joins).
+run_command.__doc__ = "\n\n".join(
+    [
+        "Run the agent on a robot: stream cameras, detect, react per the cue rules.",
+        "Needs an E-Stop configured and released and the lease free; the agent acquires the "
+        "lease (never takes it), powers on and stands. If someone else takes the lease it stops "
+        "commanding at once and exits with code 5. User and password come from "
+        "BOSDYN_CLIENT_USERNAME and BOSDYN_CLIENT_PASSWORD unless --payload-credentials-file is "
+        "given.",
+        "Exit codes: 0 done, 2 bad config, 3 cannot reach or log in to the robot, 4 robot cannot "
+        "be driven (E-Stop, lease held elsewhere, cannot stand), 5 lease taken while running.",
+    ]
+)

@@ -1,9 +1,10 @@
 """`SpotCameraSource`: the `FrameSource` seam on Spot's (or the sim's) image service.
 
 One asyncio task per camera keeps one `GetImage` call in flight at a time (`get_image_async`,
-at most `poll_hz` per second; JPEG for visual sources) and drops each new image into that
-camera's latest slot, overwriting an untaken one (counted as skipped). The robot answers with
-its newest image, so an answer carrying an image already received is a repeat and is dropped.
+JPEG for visual sources), paced to the camera's frame period (`FramePacer`), and drops each new
+image into that camera's latest slot, overwriting an untaken one (counted as skipped). The robot
+answers with its newest image, so an answer carrying an image already received is a repeat and
+is dropped.
 
 With `depth` on, the same call also asks for the camera's registered depth
 (`<camera>_depth_in_visual_frame`, as the SDK's fiducial_follow does): both are taken together,
@@ -84,6 +85,30 @@ class CameraStreamStats:
         return (self.received - 1) / (self.last_at - self.first_at)
 
 
+class FramePacer:
+    """When to ask a camera again: just after its next image is due, not blindly in a loop.
+
+    After a new image the next request goes out so that it reaches the robot one camera period
+    after that image's capture, plus a little margin (a capture later than the request shows how
+    long a request takes to arrive); after a repeat (asked too early) it retries at the polling
+    cap. Requests never go out faster than the cap.
+    """
+
+    MARGIN_S = 0.005
+
+    def __init__(self, period_s: float, min_interval_s: float) -> None:
+        self.period_s = period_s
+        self.min_interval_s = min_interval_s
+
+    def after_new(self, asked_at: float, captured_at: float) -> float:
+        transit = min(max(captured_at - asked_at, 0.0), self.period_s / 2)
+        due = captured_at + self.period_s + self.MARGIN_S - transit
+        return max(asked_at + self.min_interval_s, due)
+
+    def after_repeat(self, asked_at: float) -> float:
+        return asked_at + self.min_interval_s
+
+
 @dataclass
 class _Shot:
     visual: _ImageResponse
@@ -100,7 +125,8 @@ class SpotCameraSource:
         robot_to_local: RobotToLocal,
         jpeg_quality: int = 75,
         request_timeout_s: float = 0.5,
-        poll_hz: float = 30.0,
+        max_poll_hz: float = 60.0,
+        frame_rate_hz: float = 15.0,
         depth: bool = True,
         depth_resize_ratio: float = 0.25,
         retry_backoff_s: float = 0.1,
@@ -112,7 +138,8 @@ class SpotCameraSource:
         self.robot_to_local = robot_to_local
         self.jpeg_quality = jpeg_quality
         self.request_timeout_s = request_timeout_s
-        self.poll_interval_s = 1.0 / poll_hz
+        self.min_interval_s = 1.0 / max_poll_hz
+        self.frame_period_s = 1.0 / frame_rate_hz
         self.want_depth = depth
         self.depth_resize_ratio = depth_resize_ratio
         self.retry_backoff_s = retry_backoff_s
@@ -135,7 +162,8 @@ class SpotCameraSource:
         cameras: list[str],
         jpeg_quality: int = 75,
         request_timeout_s: float = 0.5,
-        poll_hz: float = 30.0,
+        max_poll_hz: float = 60.0,
+        frame_rate_hz: float = 15.0,
         depth: bool = True,
         depth_resize_ratio: float = 0.25,
         decode_min_side: int | None = None,
@@ -147,7 +175,8 @@ class SpotCameraSource:
             robot_to_local_converter(sdk_robot),
             jpeg_quality=jpeg_quality,
             request_timeout_s=request_timeout_s,
-            poll_hz=poll_hz,
+            max_poll_hz=max_poll_hz,
+            frame_rate_hz=frame_rate_hz,
             depth=depth,
             depth_resize_ratio=depth_resize_ratio,
             decode=functools.partial(decode_image_response, min_side=decode_min_side),
@@ -190,18 +219,22 @@ class SpotCameraSource:
         return requests
 
     async def _stream(self, camera: str) -> None:
-        """Keep asking one camera for its newest image, at most `poll_hz` times a second."""
+        """Keep fetching one camera's newest image, asking again just after the next is due."""
         depth_ratio = self.depth_resize_ratio
         requests = self._requests(camera, depth_ratio)
         stats = self._stats[camera]
+        pacer = FramePacer(self.frame_period_s, self.min_interval_s)
         wait = self.retry_backoff_s
         failing = False
         last_capture: tuple[int, int] | None = None
+        # The first call also sets up the channel (TLS handshake, directory lookup): give it
+        # longer than a streaming call.
+        timeout = max(self.request_timeout_s, 2.0)
         while True:
-            asked_at = time.monotonic()
+            asked_at = time.time()
             try:
                 responses = await await_sdk(
-                    self.image_client.get_image_async(requests, timeout=self.request_timeout_s)
+                    self.image_client.get_image_async(requests, timeout=timeout)
                 )
             except (RpcError, SdkError) as exc:
                 stats.errors += 1
@@ -215,6 +248,7 @@ class SpotCameraSource:
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, self.retry_backoff_max_s)
                 continue
+            timeout = self.request_timeout_s
             if failing:
                 log.info("camera streaming again", extra={"event": "camera_ok", "camera": camera})
                 failing, wait = False, self.retry_backoff_s
@@ -235,6 +269,7 @@ class SpotCameraSource:
             capture = (stamp.seconds, stamp.nanos)
             if capture == last_capture:
                 stats.repeats += 1  # the robot had no newer image yet
+                next_at = pacer.after_repeat(asked_at)
             else:
                 last_capture = capture
                 now = time.monotonic()
@@ -242,7 +277,9 @@ class SpotCameraSource:
                 stats.first_at = stats.first_at if stats.first_at is not None else now
                 stats.last_at = now
                 self._slots.put(camera, _Shot(visual, depth))
-            await asyncio.sleep(max(0.0, asked_at + self.poll_interval_s - time.monotonic()))
+                captured_local = self.robot_to_local(stamp.seconds + stamp.nanos * 1e-9)
+                next_at = pacer.after_new(asked_at, captured_local)
+            await asyncio.sleep(max(0.0, next_at - time.time()))
 
     # ------------------------------------------------------------------------ FrameSource
     def _decode_shot(self, shot: _Shot) -> Frame:

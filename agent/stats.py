@@ -49,6 +49,19 @@ class CameraCounters:
 
 
 @dataclass
+class SeenLabel:
+    """How often perception reported a label, and how close it came (for the run summary)."""
+
+    frames: int = 0
+    closest_m: float | None = None
+
+    def add(self, distance_m: float | None) -> None:
+        self.frames += 1
+        if distance_m is not None and (self.closest_m is None or distance_m < self.closest_m):
+            self.closest_m = distance_m
+
+
+@dataclass
 class PipelineStats:
     started_at: float = 0.0
     finished_at: float | None = None
@@ -63,6 +76,10 @@ class PipelineStats:
     commands_refused: int = 0
     ticks: int = 0
     watchdog_trips: int = 0
+    seen: dict[str, SeenLabel] = field(default_factory=dict)
+
+    def saw(self, label: str, distance_m: float | None) -> None:
+        self.seen.setdefault(label, SeenLabel()).add(distance_m)
 
     def camera(self, name: str) -> CameraCounters:
         return self.cameras.setdefault(name, CameraCounters())
@@ -106,4 +123,9 @@ class PipelineStats:
             "cue_to_command_ms": self.cue_to_command_s.summary(1000.0),
             "capture_to_command_ms": self.capture_to_command_s.summary(1000.0),
             "cameras": per_camera,
+            "seen": {
+                label: {"frames": v.frames,
+                        "closest_m": None if v.closest_m is None else round(v.closest_m, 2)}
+                for label, v in sorted(self.seen.items())
+            },
         }

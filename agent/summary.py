@@ -64,6 +64,15 @@ def describe_run(report: PipelineReport, t0: float | None = None) -> str:
         lines.append(f"  {e.time - start:6.2f} s  {text}")
     if len(lines) == 1:
         lines.append("  nothing: no cue appeared")
+    seen = report.stats.get("seen") or {}
+    if seen:
+        parts = []
+        for label, v in seen.items():
+            closest = f", closest {v['closest_m']:.1f} m" if v.get("closest_m") is not None else ""
+            parts.append(f"{label} in {v['frames']} frames{closest}")
+        lines.append("Perception saw: " + "; ".join(parts))
+    else:
+        lines.append("Perception saw: nothing it knows")
     kinds = Counter(cmd.kind for _, cmd in report.commands)
     lines.append(
         "Commands sent: "

@@ -1,0 +1,274 @@
+"""Pipeline benchmark: throughput vs the detector's own rate, frame ages, cue-to-command latency.
+
+    python bench/bench_pipeline.py [--seconds 20] [--cameras 1 5]
+
+For each camera count, in one run on this machine:
+1. A simulated Spot runs in a child process (like a robot: its rendering is not ours), on an
+   ephemeral port; the agent connects over TLS gRPC, takes the lease, stands, and streams the
+   first N body cameras (frontleft, frontright, left, right, back) with registered depth.
+2. Raw rates, measured while those streams run (so the sim and gRPC load is the same): the
+   detector threads (`detect_workers`, one perceiver each) process one real frame back to back
+   (`Perceiver.process`: detector + fiducials + localisation), then `invoke()` alone.
+3. The full pipeline runs for `--seconds` with rules that make a cue fire often: the sim
+   teleports the robot to face tag 1, then away, every 0.5 s; each time the tag comes into
+   view the `stop` rule fires and the Stop command's latency is measured.
+
+Printed per camera count: frames offered by the cameras, pipeline detected frames/s, the raw
+rates, the ratio detected / min(offered, raw process rate) (target >= 0.9: the pipeline keeps the
+detector busy whenever there is a new frame, and costs little on top), frame age at detection,
+cue-to-command latency (result that raised the cue -> command accepted by the robot) and
+capture-to-command latency (camera capture -> command accepted), p50 / p95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent.config import AgentConfig, config_overrides  # noqa: E402
+from agent.connect import connect, resolve_credentials  # noqa: E402
+from agent.demo import sim_agent_config  # noqa: E402
+from agent.logs import setup_logging  # noqa: E402
+from agent.pipeline import Pipeline  # noqa: E402
+from agent.run import perceiver_factory  # noqa: E402
+from agent.spot_robot import SpotRobot  # noqa: E402
+from agent.spot_source import SpotCameraSource  # noqa: E402
+from behaviors.config import load_rules  # noqa: E402
+from behaviors.engine import CueEngine  # noqa: E402
+from perception.perceiver import Perceiver  # noqa: E402
+
+BODY_CAMERAS = [
+    "frontleft_fisheye_image",
+    "frontright_fisheye_image",
+    "left_fisheye_image",
+    "right_fisheye_image",
+    "back_fisheye_image",
+]
+
+SCENARIO = """\
+description: "bench: tag 1 ahead at 2.5 m; the bench turns the robot towards it and away"
+robot_start: {x: 0.0, y: 0.0, yaw_deg: 0.0}
+objects:
+  - {type: apriltag, tag_id: 1, size_m: 0.2, pose: {x: 2.5, y: 0.0, z: 0.4, yaw_deg: 180.0}}
+  - {type: person, height_m: 1.75, pose: {x: 3.0, y: -1.0, yaw_deg: 90.0}}
+"""
+
+RULES = """\
+cues:
+  tag_in_view:
+    label: "tag:1"
+    cameras: [frontleft_fisheye_image, frontright_fisheye_image]
+    persistence: {seen_in: 1, of_last: 1, clear_after_misses: 2, timeout_s: 0.3}
+rules:
+  - {name: stop_at_tag, cue: tag_in_view, behavior: stop, priority: 50, cooldown_s: 0}
+"""
+
+# The sim in a child process; it reads "teleport x y yaw" lines on stdin.
+SIM_CHILD = textwrap.dedent(
+    """
+    import logging, sys
+    logging.disable(logging.WARNING)
+    from sim.server import SimServer
+    sim = SimServer.start(scenario=sys.argv[1], port=0)
+    print(sim.host, sim.port, sim.ca_path, sim.user, sim.password, flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if words and words[0] == "teleport":
+            sim.world.teleport(*map(float, words[1:4]))
+    sim.stop()
+    """
+)
+
+
+class ChildSim:
+    def __init__(self, scenario: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SIM_CHILD, str(scenario)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        host, port, ca, user, password = self.proc.stdout.readline().split()
+        self.info = SimpleNamespace(host=host, port=int(port), ca_path=Path(ca), user=user,
+                                    password=password)
+
+    def teleport(self, x: float, y: float, yaw: float) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"teleport {x} {y} {yaw}\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _rate_in_threads(workers: int, seconds: float, make_step: Any) -> float:
+    """Calls per second of `step()` with `workers` threads (each with its own step) flat out."""
+    steps = [make_step() for _ in range(workers)]
+    counts = [0] * workers
+    stop = threading.Event()
+
+    def run(i: int) -> None:
+        step = steps[i]
+        step()  # warm
+        while not stop.is_set():
+            step()
+            counts[i] += 1
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    base, start = sum(counts), time.perf_counter()
+    time.sleep(seconds)
+    total, elapsed = sum(counts) - base, time.perf_counter() - start
+    stop.set()
+    for t in threads:
+        t.join()
+    return total / elapsed
+
+
+async def bench_cameras(n: int, seconds: float, workdir: Path) -> dict[str, Any]:
+    scenario = workdir / "scenario.yaml"
+    rules_path = workdir / "rules.yaml"
+    sim = ChildSim(scenario)
+    try:
+        cfg: AgentConfig = sim_agent_config(sim.info, rules=rules_path)
+        cfg = config_overrides(cfg, **{"cameras.sources": BODY_CAMERAS[:n]})
+        sdk = await asyncio.to_thread(connect, cfg.robot, resolve_credentials(cfg.robot.auth, {}))
+        with sdk:
+            robot = SpotRobot(sdk, cfg.robot, cfg.safety)
+            await asyncio.to_thread(robot.start)
+            try:
+                return await _measure(n, seconds, cfg, sdk, robot, sim, rules_path)
+            finally:
+                await asyncio.to_thread(robot.close)
+                sdk.shutdown()
+    finally:
+        sim.stop()
+
+
+async def _measure(n: int, seconds: float, cfg: AgentConfig, sdk: Any, robot: SpotRobot,
+                   sim: ChildSim, rules_path: Path) -> dict[str, Any]:
+    source = SpotCameraSource.for_robot(
+        sdk, cfg.cameras.sources, jpeg_quality=cfg.cameras.jpeg_quality,
+        request_timeout_s=cfg.cameras.request_timeout_s, max_poll_hz=cfg.cameras.max_poll_hz,
+        frame_rate_hz=cfg.cameras.frame_rate_hz,
+        depth=cfg.cameras.depth, depth_resize_ratio=cfg.cameras.depth_resize_ratio,
+    )
+    await source.start()
+    frames = source.frames().__aiter__()
+    frame = await frames.__anext__()  # a real frame (with depth) for the raw rates
+    workers = cfg.safety.detect_workers
+
+    # Raw rates while the camera streams run (same sim and gRPC load as the pipeline sees).
+    def process_step() -> Any:
+        perceiver = Perceiver.from_config(cfg.detector)
+        return lambda: perceiver.process(frame)
+
+    def invoke_step() -> Any:
+        return Perceiver.from_config(cfg.detector).detector.invoke
+
+    raw_process = await asyncio.to_thread(_rate_in_threads, workers, 5.0, process_step)
+    raw_invoke = await asyncio.to_thread(_rate_in_threads, workers, 3.0, invoke_step)
+
+    before = {c: s["received"] for c, s in source.stats().items()}
+    pipeline = Pipeline(source, perceiver_factory(cfg.detector), CueEngine(load_rules(rules_path)),
+                        robot, cfg.safety, source_stats=source.stats)
+
+    async def toggle() -> None:
+        facing = True
+        while True:
+            await asyncio.sleep(0.5)
+            facing = not facing
+            await asyncio.to_thread(sim.teleport, 0.0, 0.0, 0.0 if facing else 3.14159)
+
+    toggler = asyncio.create_task(toggle())
+    try:
+        report = await pipeline.run(seconds)
+    finally:
+        toggler.cancel()
+    stats = report.stats
+    elapsed = stats["elapsed_s"]
+    offered = sum(s["received"] - before[c] for c, s in stats["cameras"].items()) / elapsed
+    detected = stats["detect_fps"]
+    return {
+        "cameras": n,
+        "offered_fps": offered,
+        "detected_fps": detected,
+        "raw_process_fps": raw_process,
+        "raw_invoke_fps": raw_invoke,
+        "ratio": detected / min(offered, raw_process),
+        "ratio_vs_invoke": detected / min(offered, raw_invoke),
+        "skipped": sum(s.get("skipped", 0) for s in stats["cameras"].values()),
+        "dropped_stale": stats["dropped_stale"],
+        "age_at_detection_ms": stats["age_at_detection_ms"],
+        "detect_ms": stats["detect_ms"],
+        "cue_to_command_ms": stats["cue_to_command_ms"],
+        "capture_to_command_ms": stats["capture_to_command_ms"],
+        "watchdog_trips": stats["watchdog_trips"],
+    }
+
+
+def _pp(summary: dict[str, Any]) -> str:
+    if not summary or not summary.get("n"):
+        return "n/a"
+    return f"{summary['p50']:.0f} / {summary['p95']:.0f} ms (n={summary['n']})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="pipeline run per camera count")
+    parser.add_argument("--cameras", type=int, nargs="+", default=[1, 5], choices=range(1, 6))
+    args = parser.parse_args()
+    setup_logging("ERROR")
+    print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        (workdir / "scenario.yaml").write_text(SCENARIO)
+        (workdir / "rules.yaml").write_text(RULES)
+        for n in args.cameras:
+            print(f"\n== {n} camera(s), {args.seconds:.0f} s ...", flush=True)
+            r = asyncio.run(bench_cameras(n, args.seconds, workdir))
+            results.append(r)
+            print(f"  camera frames offered     {r['offered_fps']:6.1f} /s (new images, all cameras)")
+            print(f"  raw detector, per frame   {r['raw_process_fps']:6.1f} /s (Perceiver.process, "
+                  f"detect_workers threads)")
+            print(f"  raw detector, invoke only {r['raw_invoke_fps']:6.1f} /s")
+            print(f"  pipeline detected         {r['detected_fps']:6.1f} /s  "
+                  f"({r['skipped']} skipped as not newest, {r['dropped_stale']} dropped as stale)")
+            print(f"  throughput ratio          {r['ratio']:6.2f}  (detected / min(offered, raw "
+                  f"per-frame rate); vs invoke-only rate: {r['ratio_vs_invoke']:.2f}); target >= 0.9")
+            print(f"  frame age at detection    {_pp(r['age_at_detection_ms'])}  (p50 / p95)")
+            print(f"  detector time per frame   {_pp(r['detect_ms'])}")
+            print(f"  cue-to-command latency    {_pp(r['cue_to_command_ms'])}")
+            print(f"  capture-to-command        {_pp(r['capture_to_command_ms'])}")
+            if r["watchdog_trips"]:
+                print(f"  watchdog trips            {r['watchdog_trips']}")
+    print("\nsummary: " + "; ".join(
+        f"{r['cameras']} cam: ratio {r['ratio']:.2f}, age p50 {r['age_at_detection_ms']['p50']:.0f} ms, "
+        f"cue->cmd p50/p95 {_pp(r['cue_to_command_ms'])}" for r in results))
+
+
+if __name__ == "__main__":
+    main()
