@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from agent.config_loading import load_yaml_model
+from agent.control.config import ControlConfig
 from perception.config import DetectorConfig
 
 FRONT_CAMERAS = ["frontleft_fisheye_image", "frontright_fisheye_image"]
@@ -210,6 +211,10 @@ class AgentConfig(_Strict):
         Path("rules/default.yaml"), description="Cue rules file (relative to this config file)."
     )
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    control: ControlConfig = Field(
+        default_factory=ControlConfig,
+        description="Operator control socket and live view (agent/control/config.py); off by default.",
+    )
 
     @field_validator("rules")
     @classmethod

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 log = logging.getLogger("agent.events")
 
@@ -42,10 +42,17 @@ class EventLog:
     def __init__(self, keep: int = 10000) -> None:
         self.events: list[AgentEvent] = []
         self._keep = keep
+        # Called with every event as it is added (recorders, operator event streams).
+        self.listeners: list[Callable[[AgentEvent], None]] = []
 
     def add(self, event: AgentEvent) -> AgentEvent:
         if len(self.events) < self._keep:
             self.events.append(event)
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:  # a listener must never take the control path down
+                log.exception("event listener failed", extra={"event": "listener_failed"})
         extra = {"event": event.kind}
         for key, value in event.data.items():
             if _loggable(value):

@@ -11,8 +11,12 @@ detector never builds a backlog: the live source overwrites (skips) frames inste
 age (local clock now - capture time, converted from the robot clock by the source) is measured
 when detection starts and when its result is ready; a frame older than `max_frame_age_s` at
 either point is dropped, counted and never reaches the cue engine. The control loop ticks the
-engine at `tick_hz` and sends its commands; when a result makes the engine fire a rule, a
-control step runs right away instead of waiting for the next tick.
+engine at `tick_hz` and sends its commands; when a result raises a cue, a control step runs
+right away instead of waiting for the next tick.
+
+The engine's inputs are serialised: an observation (and the cue step it may trigger) and a
+control step (robot status, tick, commands) never interleave, so the order observers see (and
+recordings keep) is the order the engine saw.
 
 Safety (see agent/safety.py): perception watchdog, command caps, lease loss (stop commanding at
 once, report, end the run without trying to get the lease back), connection loss (halt the
@@ -33,6 +37,7 @@ import numpy as np
 from agent.clock import Clock, SystemClock
 from agent.config import SafetyConfig
 from agent.events import AgentEvent, EventLog
+from agent.observers import PipelineObserver
 from agent.robot import LeaseLost, Robot, RobotStatus, RobotUnavailable
 from agent.safety import Backoff, CommandGuard, PerceptionWatchdog, Refused, WatchdogChange
 from agent.sources import FrameSource
@@ -114,6 +119,7 @@ class Pipeline:
         clock: Clock | None = None,
         events: EventLog | None = None,
         source_stats: Callable[[], dict[str, Any]] | None = None,
+        observers: list[PipelineObserver] | None = None,
     ) -> None:
         self.source = source
         self.perceiver_factory = perceiver_factory
@@ -122,6 +128,10 @@ class Pipeline:
         self.safety = safety
         self.clock = clock or SystemClock()
         self.events = events or EventLog()
+        self.observers: list[PipelineObserver] = list(observers or [])
+        # (frame, result) callbacks for each result the engine observed (live views).
+        self.result_listeners: list[Callable[[Frame, FrameResult], None]] = []
+        self.events.listeners.append(self._tell_event)
         self._source_stats = source_stats
         self.stats = PipelineStats()
         self.guard = CommandGuard(safety)
@@ -129,7 +139,7 @@ class Pipeline:
         self._thread_perceiver = threading.local()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._free_workers = asyncio.Semaphore(safety.detect_workers)
-        self._step_lock = asyncio.Lock()
+        self._engine_lock = asyncio.Lock()  # one engine input at a time (see module docstring)
         self._inflight: set[asyncio.Task[None]] = set()
         self._done = asyncio.Event()
         self._end_reason = "stopped"
@@ -143,7 +153,18 @@ class Pipeline:
         self._unavailable: str | None = None  # why the robot cannot take commands now
         self._reconnect = Backoff(safety.reconnect_backoff_s, safety.reconnect_backoff_max_s)
         self._reconnect_at: float | None = None  # set while disconnected
-        self._needs_status = True
+
+    # ---------------------------------------------------------------------------- observers
+    def _tell(self, method: str, *args: Any) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, method)(*args)
+            except Exception:  # an observer must never take the control path down
+                log.exception("pipeline observer failed", extra={"event": "observer_failed",
+                                                                 "observer": type(observer).__name__})
+
+    def _tell_event(self, event: AgentEvent) -> None:
+        self._tell("event", event)
 
     # ------------------------------------------------------------------------------ events
     def _event(self, kind: str, message: str, **data: Any) -> AgentEvent:
@@ -202,6 +223,7 @@ class Pipeline:
     async def _detect_and_observe(self, frame: Frame) -> None:
         counters = self.stats.camera(frame.camera)
         counters.frames += 1
+        self._tell("frame_taken", frame)
         started = self.clock.now()
         if self._too_old(frame, started, counters, "before_detection"):
             return
@@ -209,28 +231,36 @@ class Pipeline:
         self.stats.age_at_detection_s.add(age_at_detection)
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(self._pool, self._perceive_in_thread, frame)
-        finished = self.clock.now()
-        if self._too_old(frame, finished, counters, "after_detection"):
-            return
-        result.age_at_detection_s = age_at_detection
-        self.stats.age_at_result_s.add(finished - frame.acquisition_time_local)
-        self.stats.detect_s.add(result.detect_ms / 1000.0)
-        counters.detected += 1
-        for label in {s.label for s in result.sightings}:
-            near = [s.distance_m for s in result.sightings if s.label == label and s.distance_m is not None]
-            self.stats.saw(label, min(near) if near else None)
-        if self._lease_lost:
-            return
-        self.engine.observe(result)
-        if self._watchdog is not None:
-            # Freshness is the capture time: the watchdog bounds how old the newest
-            # information is, whatever queueing or detection time came after the camera.
-            self._watchdog.feed(result.time_local)
-        self._latest_result_time = max(self._latest_result_time or 0.0, result.time_local)
-        if CUE_APPEARED in self._drain_engine_events():
-            self._cue_times = (result.time_local, finished)
-            # React now rather than at the next tick.
-            await self._control_step()
+        async with self._engine_lock:
+            finished = self.clock.now()
+            if self._too_old(frame, finished, counters, "after_detection"):
+                return
+            result.age_at_detection_s = age_at_detection
+            self.stats.age_at_result_s.add(finished - frame.acquisition_time_local)
+            self.stats.detect_s.add(result.detect_ms / 1000.0)
+            counters.detected += 1
+            for label in {s.label for s in result.sightings}:
+                near = [s.distance_m for s in result.sightings
+                        if s.label == label and s.distance_m is not None]
+                self.stats.saw(label, min(near) if near else None)
+            if self._lease_lost or self._done.is_set():
+                return
+            self._tell("result_observed", finished, result)
+            for listener in self.result_listeners:
+                try:
+                    listener(frame, result)
+                except Exception:
+                    log.exception("result listener failed", extra={"event": "listener_failed"})
+            self.engine.observe(result)
+            if self._watchdog is not None:
+                # Freshness is the capture time: the watchdog bounds how old the newest
+                # information is, whatever queueing or detection time came after the camera.
+                self._watchdog.feed(result.time_local)
+            self._latest_result_time = max(self._latest_result_time or 0.0, result.time_local)
+            if CUE_APPEARED in self._drain_engine_events():
+                self._cue_times = (result.time_local, finished)
+                # React now rather than at the next tick.
+                await self._control_step_locked("cue")
 
     async def _run_detection(self, frame: Frame) -> None:
         try:
@@ -266,39 +296,64 @@ class Pipeline:
             await self.clock.sleep_until(next_tick)
             if self._done.is_set():
                 break
-            await self._control_step()
+            async with self._engine_lock:
+                await self._control_step_locked("tick")
             next_tick += period
             now = self.clock.now()
             if next_tick < now:  # fell behind: skip ticks rather than bursting
                 next_tick = now + period
 
-    async def _control_step(self) -> None:
-        async with self._step_lock:
-            if self._done.is_set() or self._lease_lost:
-                return
+    async def step_now(self) -> None:
+        """Run a control step at once (e.g. right after an operator launch)."""
+        async with self._engine_lock:
+            await self._control_step_locked("operator")
+
+    async def stop_now(self, reason: str) -> list[MotionCommand]:
+        """The engine's stop (cancels any behavior), sent to the robot at once; what was sent."""
+        async with self._engine_lock:
             now = self.clock.now()
-            self.stats.ticks += 1
-            if not await self._refresh_status(now):
-                return
-            assert self._watchdog is not None and self._pose is not None
-            change = self._watchdog.check(now)
-            if change is WatchdogChange.TRIPPED:
-                await self._trip_watchdog(now)
-                return
-            if change is WatchdogChange.RECOVERED:
-                self._event(
-                    "watchdog_recovered",
-                    "fresh detections again; behaviors stay halted until a rule fires again",
-                )
-            if self._watchdog.tripped:
-                return
-            commands = self.engine.tick(now, self._pose)
-            fired = RULE_FIRED in self._drain_engine_events()
-            cue_times, self._cue_times = self._cue_times, None
+            self._tell("control_step", now, "stop")
+            commands = self.engine.stop(now, reason)
+            self._drain_engine_events()
+            sent: list[MotionCommand] = []
+            if self._lease_lost:
+                return sent
             for command in commands:
-                if not await self._send(command, cue_times if fired else None):
+                if not await self._send(command):
                     break
-                fired = False  # latency is to the first command of the firing
+                sent.append(command)
+            return sent
+
+    async def _control_step_locked(self, trigger: str) -> None:
+        """One control step; the caller holds the engine lock."""
+        if self._done.is_set() or self._lease_lost:
+            return
+        now = self.clock.now()
+        self.stats.ticks += 1
+        self._tell("control_step", now, trigger)
+        if not await self._refresh_status(now):
+            self._cue_times = None
+            return
+        assert self._watchdog is not None and self._pose is not None
+        change = self._watchdog.check(now)
+        if change is WatchdogChange.TRIPPED:
+            await self._trip_watchdog(now)
+            return
+        if change is WatchdogChange.RECOVERED:
+            self._event(
+                "watchdog_recovered",
+                "fresh detections again; behaviors stay halted until a rule fires again",
+            )
+        if self._watchdog.tripped:
+            self._cue_times = None
+            return
+        commands = self.engine.tick(now, self._pose)
+        fired = RULE_FIRED in self._drain_engine_events()
+        cue_times, self._cue_times = self._cue_times, None
+        for command in commands:
+            if not await self._send(command, cue_times if fired else None):
+                break
+            fired = False  # latency is to the first command of the firing
 
     async def _refresh_status(self, now: float) -> bool:
         """Poll the robot; False when it cannot be commanded (and handle why)."""
@@ -307,11 +362,14 @@ class Pipeline:
         try:
             status = await self.robot.status()
         except LeaseLost as exc:
+            self._tell("robot_status", now, None, exc)
             self._on_lease_lost(str(exc))
             return False
         except RobotUnavailable as exc:
+            self._tell("robot_status", now, None, exc)
             self._on_connection_lost(now, str(exc))
             return False
+        self._tell("robot_status", now, status, None)
         if self._reconnect_at is not None:
             self._reconnect_at = None
             self._reconnect.reset()
@@ -355,6 +413,7 @@ class Pipeline:
         )
         self.engine.halt("perception watchdog")
         self._drain_engine_events()
+        self._cue_times = None
         await self._send(Stop())
 
     async def _send(
@@ -364,20 +423,24 @@ class Pipeline:
         checked = self.guard.apply(command, self._pose)
         if isinstance(checked, Refused):
             self.stats.commands_refused += 1
+            self._tell("command", self.clock.now(), command, f"refused: {checked.reason}")
             self._event("command_refused", f"refused {command.kind}: {checked.reason}",
                         command=command.kind)
             return True
         try:
             await self.robot.send(checked)
         except LeaseLost as exc:
+            self._tell("command", self.clock.now(), checked, f"failed: {exc}")
             self._on_lease_lost(str(exc))
             return False
         except RobotUnavailable as exc:
+            self._tell("command", self.clock.now(), checked, f"failed: {exc}")
             self._on_connection_lost(self.clock.now(), str(exc))
             return False
         sent_at = self.clock.now()
         self.stats.commands_sent += 1
         self.commands.append((sent_at, checked))
+        self._tell("command", sent_at, checked, "sent")
         if self._latest_result_time is not None:
             self.stats.age_at_command_s.add(sent_at - self._latest_result_time)
         if cue_times is not None:
@@ -410,7 +473,9 @@ class Pipeline:
                 reason=reason,
             )
             # The robot stops by itself when velocity deadlines pass; still try to say so.
-            asyncio.get_running_loop().create_task(self._try_stop())
+            task = asyncio.get_running_loop().create_task(self._try_stop())
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
         else:
             log.info(
                 "still disconnected",
@@ -480,15 +545,18 @@ class Pipeline:
         """Stop walking when the run ends (not after a lost lease: it is not ours to command)."""
         if self._lease_lost or self._reconnect_at is not None:
             return
-        commands = self.engine.stop(self.clock.now(), f"agent stopping ({self._end_reason})")
+        now = self.clock.now()
+        commands = self.engine.stop(now, f"agent stopping ({self._end_reason})")
         self._drain_engine_events()
         for command in commands or [Stop()]:
             if not await self._send(command):
                 break
         try:
             self._last_status = await self.robot.status()
-        except RobotUnavailable:
-            pass
+        except RobotUnavailable as exc:
+            self._tell("robot_status", self.clock.now(), None, exc)
+        else:
+            self._tell("robot_status", self.clock.now(), self._last_status, None)
 
 
 def _flat(data: dict[str, Any]) -> dict[str, Any]:

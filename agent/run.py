@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -51,11 +52,14 @@ async def run_agent(
     sdk_robot: Any = None,
     stop_on_signals: bool = True,
     on_pipeline: Callable[[Any], None] | None = None,
+    record: Path | None = None,
 ) -> AgentRunResult:
     """Run the agent once against `config.robot` (connecting unless `sdk_robot` is given).
 
-    Raises `ConnectError` (cannot reach/authenticate) and `RobotUnavailable` (cannot drive);
-    a lease lost while running is reported in the result, not raised.
+    `record`: write an MCAP recording of the run (frames, results, steps, statuses, commands,
+    events) that `spot-agent replay` reproduces. Raises `ConnectError` (cannot reach or
+    authenticate) and `RobotUnavailable` (cannot drive); a lease lost while running is reported
+    in the result, not raised.
     """
     from agent.connect import connect, resolve_credentials
     from behaviors.config import load_rules
@@ -65,17 +69,36 @@ async def run_agent(
     rules = load_rules(config.rules)
     # The model loads and verifies now, not in the first detector thread.
     decode_min_side = Perceiver.from_config(config.detector).decode_min_side
-    if sdk_robot is not None:
-        return await _drive(config, rules, decode_min_side, sdk_robot, duration_s,
-                            stop_on_signals, on_pipeline)
-    creds = resolve_credentials(config.robot.auth)
-    connected = await asyncio.to_thread(connect, config.robot, creds)
-    # The SDK robot is a context manager: leaving it stops its time-sync and token threads.
     with contextlib.ExitStack() as stack:
-        stack.enter_context(connected)
-        stack.callback(connected.shutdown)  # close its gRPC channels
-        return await _drive(config, rules, decode_min_side, connected, duration_s,
-                            stop_on_signals, on_pipeline)
+        extras = _Extras(config, record, stack)
+        if sdk_robot is None:
+            creds = resolve_credentials(config.robot.auth)
+            sdk_robot = await asyncio.to_thread(connect, config.robot, creds)
+            # The SDK robot is a context manager: leaving it stops its time-sync and token
+            # threads; `shutdown` closes its gRPC channels.
+            stack.enter_context(sdk_robot)
+            stack.callback(sdk_robot.shutdown)
+        return await _drive(config, rules, decode_min_side, sdk_robot, duration_s,
+                            stop_on_signals, on_pipeline, extras)
+
+
+class _Extras:
+    """Optional parts of a run, set up before the robot is touched: recording, operator control."""
+
+    def __init__(self, config: Any, record: Path | None, stack: contextlib.ExitStack) -> None:
+        self.observers: list[Any] = []
+        self.control: Any = None
+        if record is not None:
+            from agent.recording import Recorder, RecordingObserver
+            from agent.replay import recording_metadata
+
+            recorder = Recorder(record, metadata=recording_metadata(config, started_local=time.time()))
+            stack.callback(recorder.close)
+            self.observers.append(RecordingObserver(recorder))
+        if config.control.enabled:
+            from agent.control.agent_control import ControlHost
+
+            self.control = ControlHost(config.control)  # loads the CurveZMQ keys now
 
 
 async def _drive(
@@ -86,6 +109,7 @@ async def _drive(
     duration_s: float | None,
     stop_on_signals: bool,
     on_pipeline: Callable[[Any], None] | None,
+    extras: _Extras,
 ) -> AgentRunResult:
     from agent.pipeline import Pipeline
     from agent.spot_robot import SpotRobot
@@ -113,14 +137,18 @@ async def _drive(
             decode_min_side=decode_min_side,
         )
         await source.start()
+        engine = CueEngine(rules)
         pipeline = Pipeline(
             source,
             perceiver_factory(config.detector),
-            CueEngine(rules),
+            engine,
             robot,
             config.safety,
             source_stats=source.stats,
+            observers=extras.observers,
         )
+        if extras.control is not None:
+            await extras.control.start(pipeline, engine, source.stats)
         if on_pipeline is not None:
             on_pipeline(pipeline)
         if stop_on_signals:
@@ -133,6 +161,8 @@ async def _drive(
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
     finally:
+        if extras.control is not None:
+            await extras.control.close()
         if source is not None:
             await source.close()
         await asyncio.to_thread(robot.close)
@@ -156,6 +186,9 @@ def run_command(
     rules: Path | None = typer.Option(None, "--rules", help="Cue rules file (overrides config)."),
     duration: float | None = typer.Option(
         None, "--duration", min=0.1, help="Stop after this many seconds (default: until Ctrl-C)."
+    ),
+    record: Path | None = typer.Option(
+        None, "--record", help="Record the run to this MCAP file (replay with `spot-agent replay`)."
     ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
@@ -184,9 +217,18 @@ def run_command(
         log.error("bad configuration", extra={"event": "config_error", "error": str(exc)})
         typer.echo(f"spot-agent: {exc}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None
+    from agent.control.endpoints import EndpointError
+    from agent.control.keys import KeyFileError
+    from agent.recording import RecordingError
+    from agent.spot_source import UnknownCameraError
+    from perception.detector import ModelIntegrityError
+
+    setup_errors = (ConfigError, KeyFileError, EndpointError, RecordingError,
+                    UnknownCameraError, ModelIntegrityError)
     try:
-        result = asyncio.run(run_agent(cfg, duration))
-    except ConfigError as exc:
+        result = asyncio.run(run_agent(cfg, duration, record=record))
+    except setup_errors as exc:
+        log.error("cannot start", extra={"event": "setup_error", "error": str(exc)})
         typer.echo(f"spot-agent: {exc}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None
     except ConnectError as exc:

@@ -227,7 +227,7 @@ def test_lease_taken_mid_behavior_stops_commanding_and_reports() -> None:
     finally:
         close_sdk(tablet)
         sim.stop()
-    assert "taken" in watch.marks, "the robot never started walking"
+    assert "taken" in watch.marks, ("the robot never started walking", watch.kinds())
     taken = watch.marks["taken"]
     assert result.report.reason == "lease_lost" and result.exit_code == EXIT_LEASE_LOST
     lost = watch.first_event("lease_lost")
@@ -253,7 +253,7 @@ def test_image_stall_stops_the_robot_within_the_watchdog_bound() -> None:
     finally:
         sim.stall_images(False)
         sim.stop()
-    assert "stalled" in watch.marks, "the robot never started walking"
+    assert "stalled" in watch.marks, ("the robot never started walking", watch.kinds())
     stalled = watch.marks["stalled"]
     cfg = sim_agent_config(sim)
     tripped = watch.first_event("watchdog_tripped")

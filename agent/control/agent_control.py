@@ -393,8 +393,7 @@ class ControlHost:
             self.server = None
             await self.close()
             raise
-        pipeline.result_listeners.append(self.control.on_result)
-        pipeline.events.listeners.append(self.control.on_event)
+        pipeline.observers.append(self.control)
         self._health_task = asyncio.create_task(
             self.control.health_loop(self.config.health_interval_s), name="control-health"
         )
