@@ -239,6 +239,7 @@ async def replay(
         robot = ReplayRobot(clock)
         source = RecordedRunSource(inner.recording, clock, robot, pacer, detect_ahead=ahead)
         resolved_mode = "recorded-run"
+        observers = [source.observer(), *(observers or [])]
     else:
         inner.on_read = ahead.submit
         # The clock starts at the first frame's time: peek at it.

@@ -35,6 +35,7 @@ from typing import Any, AsyncIterator, Callable, Iterator
 
 from agent.clock import FrameClock
 from agent.dry_run import DryRunRobot
+from agent.observers import PipelineObserver
 from agent.replay_sources import (
     McapRecording,
     ReadReport,
@@ -241,8 +242,32 @@ class LiveRun:
     events: list[RecordedEvent] = field(default_factory=list)
     observations: int = 0
     steps: int = 0
+    cue_steps: int = 0
     missing_frames: int = 0  # observations whose frame is not in the recording
+    unreproducible: list[str] = field(default_factory=list)  # operator steps, etc.
     end_time: float | None = None
+
+
+class _CueStepTimer(PipelineObserver):
+    """Moves the scripted clock to the live cue step's time when its result is observed.
+
+    Live, a result that raised a cue is reacted to within the same engine-lock region, a few
+    microseconds after the observation; the step reads the clock again. Replay reproduces that
+    reading exactly instead of reusing the observation time.
+    """
+
+    def __init__(self, source: RecordedRunSource) -> None:
+        self.source = source
+        self.replayed_steps: dict[str, int] = {}
+
+    def result_observed(self, now: float, result: Any) -> None:
+        pending = self.source._cue_time_for
+        if pending is not None and pending[0] == (result.camera, result.seq):
+            self.source.clock.set(pending[1])
+            self.source._cue_time_for = None
+
+    def control_step(self, now: float, trigger: str) -> None:
+        self.replayed_steps[trigger] = self.replayed_steps.get(trigger, 0) + 1
 
 
 class _Peekable:
@@ -292,6 +317,11 @@ class RecordedRunSource:
         self.read_ahead = read_ahead
         self.live = LiveRun()
         self._stop = threading.Event()
+        self._cue_time_for: tuple[tuple[str, int], float] | None = None
+
+    def observer(self) -> PipelineObserver:
+        """Add this to the pipeline's observers: it times cue reactions as they were live."""
+        return _CueStepTimer(self)
 
     def _on_read(self, item: RecordedItem) -> None:
         if self.detect_ahead is not None and isinstance(item, RecordedFrame):
@@ -304,19 +334,25 @@ class RecordedRunSource:
 
     async def _take_followers(
         self, items: _Peekable, pending: dict[tuple[str, int], Frame]
-    ) -> list[RecordedStatus]:
-        """Consume what belongs to the step just read: its statuses, cue reactions, frames,
-        commands and events, up to the next observation or periodic step."""
+    ) -> tuple[list[RecordedStatus], float | None]:
+        """Consume what belongs to the input just read, up to the next observation or step of
+        its own: the statuses it got, the time of the cue step it triggered (if any), and the
+        frames, commands and events recorded meanwhile."""
         statuses: list[RecordedStatus] = []
+        cue_time: float | None = None
         while True:
             item = await items.peek()
             if item is None or isinstance(item, RecordedObservation):
-                return statuses
+                return statuses, cue_time
             if isinstance(item, RecordedStep) and item.trigger != "cue":
-                return statuses
+                return statuses, cue_time
             await items.next()
             if isinstance(item, RecordedStatus):
                 statuses.append(item)
+            elif isinstance(item, RecordedStep):
+                self.live.steps += 1
+                self.live.cue_steps += 1
+                cue_time = item.time if cue_time is None else cue_time
             else:
                 self._note(item, pending)
 
@@ -330,8 +366,6 @@ class RecordedRunSource:
         elif isinstance(item, RecordedEvent):
             live.events.append(item)
             live.end_time = max(live.end_time or item.time, item.time)
-        elif isinstance(item, RecordedStep):
-            live.steps += 1
 
     async def frames(self) -> AsyncIterator[Frame]:
         # Items are read and decoded on a helper thread, `read_ahead` items ahead.
@@ -349,7 +383,7 @@ class RecordedRunSource:
                 break
             if isinstance(item, RecordedObservation):
                 self.live.observations += 1
-                statuses = await self._take_followers(items, pending)
+                statuses, cue_time = await self._take_followers(items, pending)
                 key = (item.result.camera, item.result.seq)
                 frame = pending.pop(key, None)
                 # Live detection ran on several workers, so results may come a little out of
@@ -369,19 +403,26 @@ class RecordedRunSource:
                 await self.pacer.wait_for(item.time)
                 self.clock.set(item.time)
                 self.robot.script(statuses)
+                # If the live result raised a cue, its reaction step ran at `cue_time`: the
+                # observer moves the clock there once the replayed result is observed.
+                self._cue_time_for = (key, cue_time) if cue_time is not None else None
                 last_time = item.time
                 yield frame
-            elif isinstance(item, RecordedStep) and item.trigger != "cue":
+            elif isinstance(item, RecordedStep) and item.trigger == "tick":
                 self.live.steps += 1
-                statuses = await self._take_followers(items, pending)
+                statuses, _ = await self._take_followers(items, pending)
                 await self.pacer.wait_for(item.time)
                 self.robot.script(statuses)
                 last_time = item.time
                 if not await self.clock.release(item.time):
                     log.warning("replay: the control loop did not come back; stopping")
                     break
-            elif isinstance(item, RecordedStep):  # a cue reaction with no observation before it
+            elif isinstance(item, RecordedStep):
+                # An operator's launch or stop (or a cue step without its observation): the
+                # operator's input is not in the recording, so replay cannot redo it.
                 self.live.steps += 1
+                self.live.unreproducible.append(f"{item.trigger} step at {item.time:.3f}")
+                await self._take_followers(items, pending)
             elif isinstance(item, RecordedStatus):
                 pass  # a status outside any step (the final one at shutdown)
             else:
