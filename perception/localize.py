@@ -6,7 +6,8 @@ pinhole intrinsics:
 - tags: the PnP pose, moved to odom; `yaw_odom` is the direction the tag's face points (its
   outward normal) projected on the floor.
 - objects: with a registered depth image, the median depth inside the box along the ray through
-  the box centre; otherwise the ray through the bottom-centre of the box (where an object stands)
+  the box centre; otherwise the ray through the box's foot point (where an upright object stands: the
+  box edge in the image's "down" direction, which is sideways on Spot's front cameras)
   meets the ground plane: the `gpe` frame's xy-plane when the snapshot has it, else odom z = 0.
 
 `distance_m` / `bearing_rad` are measured in the body frame's xy-plane (bearing 0 = straight
@@ -89,6 +90,31 @@ class FrameGeometry:
             return None
         return origin + t * direction
 
+    def foot_point(self, k: PinholeIntrinsics, box: tuple[float, float, float, float]) -> tuple[float, float]:
+        """Where an upright object in `box` touches the floor, in pixels.
+
+        Walk from the box centre towards the floor as the image sees it (gravity projected into
+        the image) until the box edge. On an upright camera that is the bottom-centre; on Spot's
+        sideways front cameras "down" runs along the image's x axis, so the bottom edge would be
+        wrong.
+        """
+        x1, y1, x2, y2 = box
+        cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+        ray = pixel_ray(k, cx, cy)
+        down_cam = self.odom_T_camera[:3, :3].T @ -self.ground_normal_odom
+        p = ray + 0.05 * down_cam
+        if p[2] <= 1e-6:
+            return cx, y2
+        du = k.fx * p[0] / p[2] + k.cx - cx
+        dv = k.fy * p[1] / p[2] + k.cy - cy
+        norm = math.hypot(du, dv)
+        if norm < 1e-9:  # looking straight down: the centre is the foot
+            return cx, cy
+        du, dv = du / norm, dv / norm
+        half_w, half_h = (x2 - x1) / 2.0, (y2 - y1) / 2.0
+        t = min(half_w / abs(du) if abs(du) > 1e-9 else math.inf, half_h / abs(dv) if abs(dv) > 1e-9 else math.inf)
+        return cx + t * du, cy + t * dv
+
     def range_and_bearing(self, p_odom: np.ndarray) -> tuple[float, float]:
         p_body = self.body_T_odom[:3, :3] @ p_odom + self.body_T_odom[:3, 3]
         return math.hypot(p_body[0], p_body[1]), math.atan2(p_body[1], p_body[0])
@@ -151,7 +177,7 @@ def _object_position(
         depth = _box_depth(frame.depth_m, box, size)
         if depth is not None:
             return geometry.camera_to_odom(pixel_ray(k, (x1 + x2) / 2, (y1 + y2) / 2) * depth)
-    return geometry.ground_hit(pixel_ray(k, (x1 + x2) / 2, y2))
+    return geometry.ground_hit(pixel_ray(k, *geometry.foot_point(k, box)))
 
 
 def _sighting(
