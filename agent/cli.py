@@ -23,6 +23,9 @@ def _register() -> None:
     from agent.demo import demo_command
 
     app.command("demo")(demo_command)  # help: demo_command's docstring
+    from agent.replay import replay_command
+
+    app.command("replay")(replay_command)  # help: replay_command's docstring
     from agent.control.op_cli import keys_command, op_app
 
     app.add_typer(op_app, name="op", help="Control a running agent: launch, stop, watch, snapshot.")

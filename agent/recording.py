@@ -218,8 +218,13 @@ class Recorder:
                 engine_steps=self._step,
             )
 
-    def close(self, timeout_s: float = 30.0) -> RecorderStats:
-        """Write what is queued, then the stats, and close the file. Safe to call twice."""
+    def close(self, timeout_s: float = 30.0, keep_empty: bool = False) -> RecorderStats:
+        """Write what is queued, then the stats, and close the file. Safe to call twice.
+
+        A recording that never got a single message (the run failed before it started) is
+        deleted, unless `keep_empty`: it holds nothing, and would only block the next run
+        that records to the same path.
+        """
         if not self._closed:
             self._closed = True
             self._queue.put(_STOP)  # the only blocking put: shutdown may wait for the writer
@@ -235,6 +240,9 @@ class Recorder:
                 self._writer.close()
             except Exception as exc:
                 log.error("recorder: closing %s failed: %s", self.path, exc)
+            if stats.written_total == 0 and stats.dropped_total == 0 and not keep_empty:
+                self.path.unlink(missing_ok=True)
+                log.info("recorder: nothing was recorded; removed %s", self.path)
         return self.stats()
 
     def __enter__(self) -> "Recorder":

@@ -42,8 +42,21 @@ class ReplaySummary(PipelineObserver):
         self.events: list[Any] = []  # AgentEvent
         self.commands: list[tuple[float, Any, str]] = []
         self.refused = 0
+        self.first_result_wall: float | None = None  # perf_counter at the first / last result
+        self.last_result_wall: float | None = None
+
+    @property
+    def steady_frames_per_s(self) -> float:
+        """Results per second between the first and the last (start-up and shutdown excluded)."""
+        if self.first_result_wall is None or self.last_result_wall is None:
+            return 0.0
+        span = self.last_result_wall - self.first_result_wall
+        return (self.frames_processed - 1) / span if span > 0 else 0.0
 
     def result_observed(self, now: float, result: Any) -> None:
+        wall = time.perf_counter()
+        self.first_result_wall = self.first_result_wall or wall
+        self.last_result_wall = wall
         self.frames_processed += 1
         self.per_camera[result.camera] += 1
         for sighting in result.sightings:
@@ -59,11 +72,12 @@ class ReplaySummary(PipelineObserver):
 
 
 class AnnotatedVideoWriter(PipelineObserver):
-    """Writes each processed frame with its boxes to a video (one file per camera)."""
+    """Writes each processed frame with its boxes to a video (`per_camera`: one file each)."""
 
-    def __init__(self, path: Path, fps: float) -> None:
+    def __init__(self, path: Path, fps: float, per_camera: bool = False) -> None:
         self.path = path
         self.fps = fps
+        self.per_camera = per_camera
         self._frames: dict[tuple[str, int], Any] = {}
         self._writers: dict[str, Any] = {}
         self.paths: list[Path] = []
@@ -73,7 +87,10 @@ class AnnotatedVideoWriter(PipelineObserver):
 
         writer = self._writers.get(camera)
         if writer is None:
-            path = self.path if not multi else self.path.with_name(
+            # One camera: the path asked for; more: one file per camera (a camera that shows up
+            # late in a recording without a summary gets its own file too).
+            plain = not multi and not self._writers
+            path = self.path if plain else self.path.with_name(
                 f"{self.path.stem}_{camera}{self.path.suffix}"
             )
             writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
@@ -105,10 +122,8 @@ class AnnotatedVideoWriter(PipelineObserver):
             cv2.putText(canvas, f"{s.label} {s.score:.2f}", (x1, max(12, y1 - 4)),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 255), 1, cv2.LINE_AA)
         height, width = canvas.shape[:2]
-        writer = self._writer_for(result.camera, (width, height), multi=self._multi)
+        writer = self._writer_for(result.camera, (width, height), multi=self.per_camera)
         writer.write(np.ascontiguousarray(canvas))
-
-    _multi = False
 
     def close(self) -> None:
         for writer in self._writers.values():
@@ -222,6 +237,7 @@ async def replay(
     make_perceiver = perceiver_factory or make_perceiver_factory(config.detector)
     make_perceiver()  # the model loads and verifies before any frame is read
     ahead = DetectAhead(make_perceiver, workers=config.safety.detect_workers)
+    await asyncio.to_thread(ahead.warm)
     # One frame at a time: the pipeline asks for the next frame once the previous one is
     # observed, so results reach the engine in order and at their recorded times.
     safety = config.safety.model_copy(update={"detect_workers": 1})
@@ -264,8 +280,7 @@ async def replay(
             config, replay_of=str(path), mode=resolved_mode, started_local=clock.now()))
         all_observers.append(RecordingObserver(recorder))
     if out_video is not None:
-        video = AnnotatedVideoWriter(out_video, fps or 15.0)
-        video._multi = len(inner.cameras) > 1
+        video = AnnotatedVideoWriter(out_video, fps or 15.0, per_camera=len(inner.cameras) > 1)
         all_observers.append(video)
     pipeline = Pipeline(
         source, ahead.perceiver_factory(), CueEngine(rules), robot, safety, clock=clock,
@@ -291,7 +306,11 @@ async def replay(
     )
     if isinstance(source, RecordedRunSource):
         result.live = source.live
-        live_sent = [(c.time, c.command) for c in source.live.commands if c.outcome == "sent"]
+        live_sent = [
+            (issued, c.command)
+            for issued, c in zip(source.live.issued_at, source.live.commands)
+            if c.outcome == "sent"
+        ]
         result.comparison = compare_commands(live_sent, replayed)
     return result
 
@@ -348,7 +367,10 @@ def render_summary(result: ReplayResult, console: Any = None, timeline_rows: int
     overview.add_row("mode", result.mode)
     overview.add_row("frames read", str(read.frames))
     overview.add_row("frames processed", f"{s.frames_processed} ({_per_camera(s.per_camera)})")
-    overview.add_row("replay speed", f"{result.frames_per_s:.1f} frames/s over {result.wall_s:.2f} s")
+    overview.add_row(
+        "replay speed",
+        f"{s.steady_frames_per_s:.1f} frames/s ({result.wall_s:.2f} s in all, with start-up)",
+    )
     cue_firings = sum(1 for e in s.events if e.kind == "cue_fired")
     rules_fired = sum(1 for e in s.events if e.kind == "rule_fired")
     overview.add_row("cue firings", f"{cue_firings} cues appeared, {rules_fired} rules fired")
@@ -357,11 +379,13 @@ def render_summary(result: ReplayResult, console: Any = None, timeline_rows: int
     overview.add_row("commands (dry run)", sent + (f"; {s.refused} refused" if s.refused else ""))
     if result.comparison is not None:
         c = result.comparison
-        verdict = "identical" if c.identical else (
-            f"same kinds and order; params within {c.max_param_diff:.3g}, times within "
-            f"{c.max_time_diff_s * 1000:.1f} ms" if c.same_kinds_in_order
-            else f"DIFFERENT: {c.first_difference}"
-        )
+        if not c.same_kinds_in_order:
+            verdict = f"DIFFERENT: {c.first_difference}"
+        else:
+            params = "identical parameters" if c.max_param_diff == 0.0 else (
+                f"parameters within {c.max_param_diff:.3g}")
+            verdict = (f"same commands in the same order, {params}; times within "
+                       f"{c.max_time_diff_s * 1000:.1f} ms")
         overview.add_row("vs live run", f"{c.live} live, {c.replayed} replayed: {verdict}")
     overview.add_row("input complete", "yes" if read.complete else "no (see losses)")
     for out in result.out_paths:

@@ -31,7 +31,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, AsyncIterator, Callable
 
 from agent.clock import FrameClock
 from agent.dry_run import DryRunRobot
@@ -80,8 +80,9 @@ class DetectAhead:
     def __init__(self, make_perceiver: Callable[[], Callable[[Frame], Any]], workers: int) -> None:
         self._make = make_perceiver
         self._local = threading.local()
+        self.workers = max(1, workers)
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(1, workers), thread_name_prefix="detect-ahead"
+            max_workers=self.workers, thread_name_prefix="detect-ahead"
         )
         self._futures: dict[FrameKey, concurrent.futures.Future[Any]] = {}
         self._lock = threading.Lock()
@@ -107,13 +108,28 @@ class DetectAhead:
         if future is not None:
             future.cancel()
 
+    def warm(self) -> None:
+        """Load one perceiver per worker thread now, before any frame is timed."""
+        workers = self.workers
+        barrier = threading.Barrier(workers)
+
+        def load() -> None:
+            if getattr(self._local, "perceive", None) is None:
+                self._local.perceive = self._make()
+            barrier.wait(timeout=60)  # hold the thread so each worker loads its own
+
+        for future in [self._pool.submit(load) for _ in range(workers)]:
+            future.result()
+
     def perceive(self, frame: Frame) -> Any:
-        """The pipeline's perceive: the result computed ahead, or computed now if there is none."""
+        """The pipeline's perceive: the result computed ahead, or computed now (on a worker,
+        which already has its perceiver) if there is none."""
         with self._lock:
             future = self._futures.pop(frame_key(frame), None)
         if future is None or future.cancelled():
-            return self._perceive(frame)
-        self.ahead_hits += 1
+            future = self._pool.submit(self._perceive, frame)
+        else:
+            self.ahead_hits += 1
         return future.result()
 
     def perceiver_factory(self) -> Callable[[], Callable[[Frame], Any]]:
@@ -239,6 +255,9 @@ class LiveRun:
     """What the live run did, as recorded: for comparing a replay with it."""
 
     commands: list[RecordedCommand] = field(default_factory=list)
+    # When each command was decided: the time of the observation or control step it came from
+    # (live command times are taken after the robot's RPC returned).
+    issued_at: list[float] = field(default_factory=list)
     events: list[RecordedEvent] = field(default_factory=list)
     observations: int = 0
     steps: int = 0
@@ -318,6 +337,8 @@ class RecordedRunSource:
         self.live = LiveRun()
         self._stop = threading.Event()
         self._cue_time_for: tuple[tuple[str, int], float] | None = None
+        self._input_time: float | None = None  # time of the live input being read
+        self._first_after_input: float | None = None  # earliest command/event time since then
 
     def observer(self) -> PipelineObserver:
         """Add this to the pipeline's observers: it times cue reactions as they were live."""
@@ -353,6 +374,8 @@ class RecordedRunSource:
                 self.live.steps += 1
                 self.live.cue_steps += 1
                 cue_time = item.time if cue_time is None else cue_time
+                self._input_time = item.time
+                self._first_after_input = None
             else:
                 self._note(item, pending)
 
@@ -362,10 +385,11 @@ class RecordedRunSource:
             pending[(item.frame.camera, item.frame.seq)] = item.frame
         elif isinstance(item, RecordedCommand):
             live.commands.append(item)
-            live.end_time = max(live.end_time or item.time, item.time)
+            live.issued_at.append(self._input_time if self._input_time is not None else item.time)
+            self._first_after_input = min(self._first_after_input or item.time, item.time)
         elif isinstance(item, RecordedEvent):
             live.events.append(item)
-            live.end_time = max(live.end_time or item.time, item.time)
+            self._first_after_input = min(self._first_after_input or item.time, item.time)
 
     async def frames(self) -> AsyncIterator[Frame]:
         # Items are read and decoded on a helper thread, `read_ahead` items ahead.
@@ -383,6 +407,8 @@ class RecordedRunSource:
                 break
             if isinstance(item, RecordedObservation):
                 self.live.observations += 1
+                self._input_time = item.time
+                self._first_after_input = None
                 statuses, cue_time = await self._take_followers(items, pending)
                 key = (item.result.camera, item.result.seq)
                 frame = pending.pop(key, None)
@@ -410,6 +436,8 @@ class RecordedRunSource:
                 yield frame
             elif isinstance(item, RecordedStep) and item.trigger == "tick":
                 self.live.steps += 1
+                self._input_time = item.time
+                self._first_after_input = None
                 statuses, _ = await self._take_followers(items, pending)
                 await self.pacer.wait_for(item.time)
                 self.robot.script(statuses)
@@ -422,14 +450,19 @@ class RecordedRunSource:
                 # operator's input is not in the recording, so replay cannot redo it.
                 self.live.steps += 1
                 self.live.unreproducible.append(f"{item.trigger} step at {item.time:.3f}")
+                self._input_time = item.time
+                self._first_after_input = None
                 await self._take_followers(items, pending)
             elif isinstance(item, RecordedStatus):
                 pass  # a status outside any step (the final one at shutdown)
             else:
                 self._note(item, pending)
-        # The live run ended at its last recorded moment: the final stop happens then.
-        ends = [t for t in (self.live.end_time, last_time, self.clock.now()) if t is not None]
-        self.clock.set(max(ends))
+        # The live run's final stop came after its last input: at the first thing recorded
+        # after it (the engine's stop events carry that time; the Stop command is sent then).
+        end = self._first_after_input if self._first_after_input is not None else last_time
+        self.live.end_time = end
+        if end is not None and end > self.clock.now():
+            self.clock.set(end)
         self.robot.script([])
         for key in list(pending):
             self._drop_pending(pending, key)

@@ -71,15 +71,21 @@ async def run_agent(
     decode_min_side = Perceiver.from_config(config.detector).decode_min_side
     with contextlib.ExitStack() as stack:
         extras = _Extras(config, record, stack)
-        if sdk_robot is None:
-            creds = resolve_credentials(config.robot.auth)
-            sdk_robot = await asyncio.to_thread(connect, config.robot, creds)
-            # The SDK robot is a context manager: leaving it stops its time-sync and token
-            # threads; `shutdown` closes its gRPC channels.
-            stack.enter_context(sdk_robot)
-            stack.callback(sdk_robot.shutdown)
-        return await _drive(config, rules, decode_min_side, sdk_robot, duration_s,
-                            stop_on_signals, on_pipeline, extras)
+        if extras.control is not None:
+            await extras.control.bind()  # a port in use fails here, before the robot is touched
+        try:
+            if sdk_robot is None:
+                creds = resolve_credentials(config.robot.auth)
+                sdk_robot = await asyncio.to_thread(connect, config.robot, creds)
+                # The SDK robot is a context manager: leaving it stops its time-sync and token
+                # threads; `shutdown` closes its gRPC channels.
+                stack.enter_context(sdk_robot)
+                stack.callback(sdk_robot.shutdown)
+            return await _drive(config, rules, decode_min_side, sdk_robot, duration_s,
+                                stop_on_signals, on_pipeline, extras)
+        finally:
+            if extras.control is not None:
+                await extras.control.close()
 
 
 class _Extras:
@@ -161,8 +167,6 @@ async def _drive(
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
     finally:
-        if extras.control is not None:
-            await extras.control.close()
         if source is not None:
             await source.close()
         await asyncio.to_thread(robot.close)
@@ -190,6 +194,21 @@ def run_command(
     record: Path | None = typer.Option(
         None, "--record", help="Record the run to this MCAP file (replay with `spot-agent replay`)."
     ),
+    control_endpoint: str | None = typer.Option(
+        None,
+        "--control-endpoint",
+        help="Serve operator control here, e.g. tcp://127.0.0.1:21000 (a network address needs "
+        "--curve-keys-dir).",
+    ),
+    curve_keys_dir: Path | None = typer.Option(
+        None, "--curve-keys-dir", help="CurveZMQ keys: server.key_secret and authorized/*.key."
+    ),
+    live_view_port: int | None = typer.Option(
+        None, "--live-view-port", help="Serve the Foxglove live view on this port (21000-22000)."
+    ),
+    live_view_host: str | None = typer.Option(
+        None, "--live-view-host", help="Live view address (default 127.0.0.1; view-only, no auth)."
+    ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
     from agent.config import config_overrides, load_agent_config
@@ -211,19 +230,32 @@ def run_command(
                     payload_credentials_file.resolve() if payload_credentials_file else None
                 ),
                 "rules": rules.resolve() if rules else None,
+                # Operator control: giving an endpoint (or keys) turns it on.
+                "control.enabled": True if control_endpoint or curve_keys_dir else None,
+                "control.endpoint": control_endpoint,
+                "control.curve_keys_dir": curve_keys_dir.resolve() if curve_keys_dir else None,
+                "control.live_view.enabled": True if live_view_port is not None or live_view_host else None,
+                "control.live_view.port": live_view_port,
+                "control.live_view.host": live_view_host,
             },
         )
     except (ConfigError, ValueError) as exc:
-        log.error("bad configuration", extra={"event": "config_error", "error": str(exc)})
-        typer.echo(f"spot-agent: {exc}", err=True)
+        from pydantic import ValidationError
+
+        from agent.config_loading import format_validation_error
+
+        # An override from the command line broke a rule: say which, without pydantic's noise.
+        message = format_validation_error("options", exc) if isinstance(exc, ValidationError) else str(exc)
+        log.error("bad configuration", extra={"event": "config_error", "error": message})
+        typer.echo(f"spot-agent: {message}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None
-    from agent.control.endpoints import EndpointError
+    from agent.control.endpoints import BindError, EndpointError
     from agent.control.keys import KeyFileError
     from agent.recording import RecordingError
     from agent.spot_source import UnknownCameraError
     from perception.detector import ModelIntegrityError
 
-    setup_errors = (ConfigError, KeyFileError, EndpointError, RecordingError,
+    setup_errors = (ConfigError, KeyFileError, EndpointError, BindError, RecordingError,
                     UnknownCameraError, ModelIntegrityError)
     try:
         result = asyncio.run(run_agent(cfg, duration, record=record))

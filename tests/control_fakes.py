@@ -72,8 +72,6 @@ class FakeAgent:
             raise ValueError(f"unknown behavior {name!r}")
         if name == "turn_toward" and "target" not in params:
             raise ValueError("turn_toward needs target=LABEL")
-        if name == "crash":
-            raise RuntimeError("boom")
         self.active = {"name": name, "source": "operator", "started": time.time(), "params": params}
         command: MotionCommand = {"sit": Sit(), "stand": Stand()}.get(name) or Velocity(0, 0, 0.5, 0.6)
         self.sent.append((time.perf_counter(), command))

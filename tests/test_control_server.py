@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent.control.client import AgentError, AgentUnreachable, ControlClient
 from agent.control.endpoints import (
+    BindError,
     default_events_endpoint,
     events_endpoint_for_client,
     is_loopback,
@@ -124,6 +127,18 @@ def test_garbage_gets_error_reply_and_changes_nothing(
     assert agent.active is None and agent.sent == []
     assert client.call("status").value["behavior"] is None  # still answering
     assert served.alive()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=st.binary(max_size=2048) | st.text(max_size=300).map(str.encode))
+def test_fuzz_every_message_gets_one_reply_and_changes_nothing(
+    payload: bytes, client: ControlClient, agent: FakeAgent
+) -> None:
+    client.send_raw(payload)
+    reply = client.receive_reply(None)
+    assert not reply.ok or payload.strip().startswith(b"{")
+    assert client.call("hello").value["protocol"] == 1
+    assert agent.active is None and agent.sent == [] and not agent.cues_paused
 
 
 def test_oversized_request_error_names_the_limit(client: ControlClient) -> None:
@@ -245,7 +260,7 @@ def test_network_events_bind_without_keys_is_refused(agent: FakeAgent) -> None:
 def test_port_in_use_is_a_clear_error(agent: FakeAgent) -> None:
     async def run() -> None:
         async with ControlServer(agent, endpoint="tcp://127.0.0.1:0") as first:
-            with pytest.raises(OSError, match="cannot serve operator control"):
+            with pytest.raises(BindError, match="cannot serve operator control"):
                 await ControlServer(agent, endpoint=first.endpoint).start()
 
     asyncio.run(run())

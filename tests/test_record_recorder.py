@@ -284,9 +284,20 @@ def test_full_queue_drops_and_counts_never_blocks(tmp_path: Path) -> None:
 
 def test_after_close_records_are_refused(tmp_path: Path) -> None:
     rec = Recorder(tmp_path / "x.mcap")
+    rec.record_step(0.5)
     rec.close()
     assert rec.record_step(1.0) is False
-    assert rec.close().written_total == 0  # closing twice is fine
+    assert rec.close().written_total == 1  # closing twice is fine
+    assert (tmp_path / "x.mcap").exists()
+
+
+def test_a_recording_that_never_started_leaves_no_file(tmp_path: Path) -> None:
+    """E.g. the robot could not be reached: the next run may record to the same path."""
+    Recorder(tmp_path / "empty.mcap").close()
+    assert not (tmp_path / "empty.mcap").exists()
+    Recorder(tmp_path / "kept.mcap").close(keep_empty=True)
+    with open(tmp_path / "kept.mcap", "rb") as f:
+        assert make_reader(f).get_summary() is not None
 
 
 def test_refuses_to_overwrite_or_write_nowhere(tmp_path: Path) -> None:

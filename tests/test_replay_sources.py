@@ -83,7 +83,7 @@ def test_truncated_recording_reads_what_is_there_and_says_where(tmp_path: Path) 
     assert not report.complete and report.readable
     whats = " / ".join(f"{p.where}: {p.what}" for p in report.problems)
     assert "file ends inside a chunk" in whats
-    assert f"byte " in whats
+    assert "byte " in whats
 
 
 def test_damaged_chunk_is_skipped_and_later_chunks_still_read(tmp_path: Path) -> None:

@@ -22,8 +22,9 @@ from typing import Any, Callable
 
 from agent.control.config import ControlConfig
 from agent.control.drawing import detection_summary, draw_detections, encode_jpeg, to_bgr
-from agent.control.handler import Snapshot
+from agent.control.handler import ControlError, Snapshot
 from agent.control.keys import ServerKeys, load_server_keys
+from agent.control.protocol import ErrorCode
 from agent.events import AgentEvent
 from agent.observers import PipelineObserver
 from agent.robot import RobotStatus
@@ -155,21 +156,8 @@ class LiveAgentControl(PipelineObserver):
         }
         self.last_status: RobotStatus | None = None
         self.last_status_error: str | None = None
-        # Frames taken for detection, until their result arrives (a few per camera at most).
-        self._taken: dict[tuple[str, int], Frame] = {}
 
     # --- PipelineObserver (event loop thread; quick, never raises) -------------------------
-
-    def frame_taken(self, frame: Frame) -> None:
-        self._taken[(frame.camera, frame.seq)] = frame
-        if len(self._taken) > 64:  # results of dropped (stale) frames never come
-            for key in list(self._taken)[: len(self._taken) - 32]:
-                del self._taken[key]
-
-    def result_observed(self, now: float, result: FrameResult) -> None:
-        frame = self._taken.pop((result.camera, result.seq), None)
-        if frame is not None:
-            self.on_result(frame, result)
 
     def robot_status(self, now: float, status: RobotStatus | None, error: BaseException | None) -> None:
         if status is not None:
@@ -186,6 +174,7 @@ class LiveAgentControl(PipelineObserver):
             self._publish(mapped[0], mapped[1], event.time)
 
     def on_result(self, frame: Frame, result: FrameResult) -> None:
+        """A result the engine observed, with its frame (`Pipeline.result_listeners`)."""
         state = self.cameras.setdefault(frame.camera, _CameraState())
         state.frame, state.result = frame, result
         state.arrivals.append(time.time())
@@ -310,7 +299,11 @@ class LiveAgentControl(PipelineObserver):
     async def stop(self, reason: str) -> dict[str, Any]:
         ended = self.engine.active
         sent = await self.pipeline.stop_now(reason)
-        return {"ended": ended, "sent": [command_to_dict(c) for c in sent]}
+        result: dict[str, Any] = {"ended": ended, "sent": [command_to_dict(c) for c in sent]}
+        if not sent:
+            problem = self._why_robot_cannot_move() or "the robot did not take it"
+            result["message"] = f"Behaviors stopped, but no stop command reached the robot: {problem}."
+        return result
 
     async def pause_cues(self) -> dict[str, Any]:
         self.engine.pause_cues()
@@ -346,8 +339,23 @@ class LiveAgentControl(PipelineObserver):
         return await asyncio.to_thread(render)  # encoding stays off the event loop
 
 
+class _Starting:
+    """The handler while the agent connects to the robot: `hello` works, the rest says why not."""
+
+    async def _not_yet(self, *args: Any) -> Any:
+        raise ControlError(
+            ErrorCode.UNAVAILABLE, "the agent is starting (connecting to the robot); try again shortly"
+        )
+
+    status = behaviors = launch = stop = pause_cues = resume_cues = snapshot = _not_yet
+
+
 class ControlHost:
-    """Operator control for one agent run: settings and keys first, then sockets and feeds."""
+    """Operator control for one agent run: settings and keys first, then sockets, then feeds.
+
+    `bind()` opens the sockets (and the live view) before the robot is touched, so a port in
+    use fails the run at once; `start(pipeline, engine)` attaches the running agent.
+    """
 
     def __init__(self, config: ControlConfig) -> None:
         self.config = config
@@ -365,35 +373,44 @@ class ControlHost:
         if self.live_view is not None and topic != "detection":  # boxes go out with frames
             self.live_view.offer_event(topic, time.time() if when is None else when, data)
 
+    async def bind(self) -> None:
+        """Serve the sockets (and the live view); raises `BindError` if they cannot be opened."""
+        from agent.control.server import ControlServer
+
+        if self.server is not None:
+            return
+        try:
+            if self.config.live_view.enabled:
+                from agent.control.live_view import LiveView
+
+                lv = self.config.live_view
+                self.live_view = LiveView(host=lv.host, port=lv.port, max_hz=lv.max_hz)
+                self.live_view.start()
+            server = ControlServer(
+                _Starting(),
+                endpoint=self.config.endpoint,
+                events_endpoint=self.config.events_endpoint,
+                curve=self.keys,
+                handler_timeout_s=self.config.handler_timeout_s,
+            )
+            await server.start()
+        except BaseException:
+            await self.close()
+            raise
+        self.server = server
+
     async def start(
         self,
         pipeline: Any,
         engine: Any,
         source_stats: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
-        from agent.control.server import ControlServer
-
-        if self.config.live_view.enabled:
-            from agent.control.live_view import LiveView
-
-            lv = self.config.live_view
-            self.live_view = LiveView(host=lv.host, port=lv.port, max_hz=lv.max_hz)
-            self.live_view.start()
+        """Attach the running agent: requests reach it, its events reach the stream."""
+        await self.bind()
         self.control = LiveAgentControl(pipeline, engine, self.publish, self.live_view, source_stats)
-        self.server = ControlServer(
-            self.control,
-            endpoint=self.config.endpoint,
-            events_endpoint=self.config.events_endpoint,
-            curve=self.keys,
-            handler_timeout_s=self.config.handler_timeout_s,
-        )
-        try:
-            await self.server.start()
-        except BaseException:
-            self.server = None
-            await self.close()
-            raise
         pipeline.observers.append(self.control)
+        pipeline.result_listeners.append(self.control.on_result)
+        self.server.handler = self.control
         self._health_task = asyncio.create_task(
             self.control.health_loop(self.config.health_interval_s), name="control-health"
         )

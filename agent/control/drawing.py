@@ -36,7 +36,7 @@ def draw_detections(image: np.ndarray, detections: Iterable[Boxed]) -> np.ndarra
     out = image.copy()
     height = out.shape[0]
     scale = max(0.4, height / 960.0)
-    thickness = max(1, int(round(height / 400.0)))
+    thickness = max(2, int(round(height / 240.0)))
     for det in detections:
         x1, y1, x2, y2 = (int(round(v)) for v in det.box)
         color = (0, 200, 255) if det.label.startswith("tag:") else (0, 255, 0)

@@ -21,6 +21,10 @@ class EndpointError(ValueError):
     """An endpoint string the agent cannot use (the message says why)."""
 
 
+class BindError(OSError):
+    """A control socket or the live view cannot be opened (port in use, address not local)."""
+
+
 @dataclass(frozen=True)
 class TcpEndpoint:
     host: str

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from agent.control.drawing import Boxed, encode_jpeg, to_bgr
-from agent.control.endpoints import DEFAULT_LIVE_VIEW_PORT
+from agent.control.endpoints import DEFAULT_LIVE_VIEW_PORT, BindError
 from agent.control.protocol import to_jsonable
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,9 @@ class LiveView:
                 name=self.name, host=self.host, port=self.requested_port, context=self._context
             )
         except Exception as exc:  # the SDK raises RuntimeError with the OS reason
-            raise OSError(f"cannot start the Foxglove live view on {self.host}:{self.requested_port}: {exc}") from exc
+            raise BindError(
+                f"cannot start the Foxglove live view on {self.host}:{self.requested_port}: {exc}"
+            ) from exc
         self._state_channel = foxglove.Channel("/agent/state", context=self._context)
         self._events_channel = foxglove.Channel("/agent/events", context=self._context)
         self._thread = threading.Thread(target=self._run, name="live-view", daemon=True)

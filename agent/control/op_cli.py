@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agent.control.endpoints import DEFAULT_CONTROL_ENDPOINT
 
@@ -170,8 +171,12 @@ def stop_command(
 ) -> None:
     """Stop motion now and end the running behavior."""
     result = _call(ctx, "stop", {"reason": reason}).value
-    ended = result.get("ended") if isinstance(result, dict) else None
-    out.print("Stopped: the stop command was sent to the robot." + (f" Ended {ended}." if ended else ""))
+    result = result if isinstance(result, dict) else {}
+    ended = f" Ended {result['ended']}." if result.get("ended") else ""
+    if result.get("message"):  # behaviors stopped, but the robot did not take the command
+        err.print(f"[yellow]{escape(result['message'])}[/yellow]{ended}")
+        return
+    out.print("Stopped: the stop command was sent to the robot." + ended)
 
 
 @op_app.command("pause-cues")
@@ -363,6 +368,8 @@ def format_status(status: dict[str, Any], endpoint: str) -> list[str]:
         since = behavior.get("started")
         running = f", running {time.time() - since:.1f} s" if isinstance(since, (int, float)) else ""
         name, source = escape(str(behavior.get("name"))), escape(str(behavior.get("source", "?")))
+        if behavior.get("rule"):
+            source += f", rule {escape(str(behavior['rule']))}"
         lines.append(f"  Behavior: [bold]{name}[/bold] ({source}{running})")
     else:
         lines.append("  Behavior: none")
@@ -438,7 +445,7 @@ def _cue_line(d: dict[str, Any]) -> tuple[str, bool]:
 def _behavior_line(d: dict[str, Any]) -> tuple[str, bool]:
     text = f"{d.get('name', '?')} {d.get('state', '?')}"
     if d.get("source"):
-        text += f" ({d['source']})"
+        text += f" ({d['source']}" + (f", rule {d['rule']})" if d.get("rule") else ")")
     if d.get("reason"):
         text += f": {d['reason']}"
     return text, d.get("state") == "failed"

@@ -25,6 +25,7 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 
 from agent.control.endpoints import (
     DEFAULT_CONTROL_ENDPOINT,
+    BindError,
     check_endpoint,
     default_events_endpoint,
     is_loopback,
@@ -144,7 +145,10 @@ class ControlServer:
             self._pub.bind(self.requested_events_endpoint)
         except zmq.ZMQError as exc:
             await self.close()
-            raise OSError(f"cannot serve operator control: {exc}") from exc
+            raise BindError(
+                f"cannot serve operator control on {self.requested_endpoint} / "
+                f"{self.requested_events_endpoint}: {exc}"
+            ) from exc
         self.endpoint = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
         self.events_endpoint = self._pub.getsockopt_string(zmq.LAST_ENDPOINT)
         self._serve_task = asyncio.create_task(self._serve(), name="control-server")
