@@ -6,7 +6,8 @@ optionally the icon the manifest names (Boston Dynamics, "Running Custom Applica
 Spot", and the SDK's `python/examples/extensions/build_extension.py`, whose manifest checks
 these mirror). The compose checks are this project's: the agent's container must restart by
 itself, log to journald, use the host network (CORE I/O's firewall opens ports on the host's
-stack) and read the payload credentials from a read-only mount.
+stack) and read the payload credentials and the operator control keys from read-only mounts
+(the keys from outside the extension's own folder, which an upgrade replaces).
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ COMPOSE_NAME = "docker-compose.yml"
 # Where CORE I/O keeps its payload GUID and secret (two lines), and where the agent's container
 # reads them (same path inside, as the SDK's CORE I/O examples mount it).
 PAYLOAD_CREDENTIALS_PATH = "/opt/payload_credentials/payload_guid_and_secret"
+
+# Where the container reads operator control's CurveZMQ keys (configs/payload.yaml's
+# control.curve_keys_dir), mounted read-only from the CORE I/O. Installing an extension first
+# deletes its folder, /data/.extensions/<extension_name> (where relative compose paths point),
+# so keys kept there would be lost with every new version.
+OPERATOR_KEYS_PATH = "/opt/spot-cue-agent/keys"
+EXTENSIONS_DIR = "/data/.extensions"
 
 # Incoming ports a CORE I/O's firewall lets through (TCP and UDP), less one it keeps for itself.
 PAYLOAD_PORT_RANGE = range(21000, 22001)
@@ -175,6 +183,22 @@ def compose_problems(compose: dict[str, Any]) -> list[str]:
         problems.append(f"{where}: must mount {PAYLOAD_CREDENTIALS_PATH} (the payload credentials)")
     elif creds[0][2] != "ro":
         problems.append(f"{where}: mount the payload credentials read-only (':ro')")
+    keys = [m for m in mounts if m[1] == OPERATOR_KEYS_PATH]
+    if not keys:
+        problems.append(
+            f"{where}: must mount the operator keys directory at {OPERATOR_KEYS_PATH} "
+            "(configs/payload.yaml's control.curve_keys_dir)"
+        )
+    else:
+        host, _, mode = keys[0]
+        if mode != "ro":
+            problems.append(f"{where}: mount the operator keys read-only (':ro')")
+        if not host.startswith("/") or (host.rstrip("/") + "/").startswith(EXTENSIONS_DIR + "/"):
+            problems.append(
+                f"{where}: keep the operator keys in an absolute host directory outside "
+                f"{EXTENSIONS_DIR}/ (got {host!r}): installing a new version of the extension "
+                "deletes its folder there"
+            )
     for port in service.get("ports") or []:
         problems.append(f"{where}: ports {port!r} has no effect with network_mode host")
     return problems

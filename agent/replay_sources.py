@@ -629,18 +629,24 @@ def open_replay_source(
     fps: float | None = None,
     camera: str | None = None,
     decode: ImageDecoder = decode_image,
+    prefetch: int = 4,
 ) -> ReplaySource:
-    """The right source for `path`: a folder of images, an MCAP recording, or a video file."""
+    """The right source for `path`: a folder of images, an MCAP recording, or a video file.
+
+    `prefetch`: frames read and decoded ahead of the consumer.
+    """
     path = Path(path)
     if not path.exists():
         raise ReplayInputError(f"{path}: no such file or folder")
     if path.is_dir():
-        return ImageFolderSource(path, camera=camera or "images", fps=fps or 10.0, decode=decode)
+        return ImageFolderSource(
+            path, camera=camera or "images", fps=fps or 10.0, decode=decode, prefetch=prefetch
+        )
     with open(path, "rb") as f:
         head = f.read(8)
     if head == MCAP_MAGIC or path.suffix.lower() == ".mcap":
-        return McapFrameSource(path, decode)
-    return VideoFrameSource(path, camera=camera or "video", fps=fps)
+        return McapFrameSource(path, decode, prefetch=prefetch)
+    return VideoFrameSource(path, camera=camera or "video", fps=fps, prefetch=prefetch)
 
 
 __all__ = [

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -92,8 +93,9 @@ def main() -> int:
     args = parser.parse_args()
     config = load_agent_config(args.config)
     print(
-        f"detector: {config.detector.model_path.name}, {config.detector.num_threads} interpreter "
-        f"thread(s); replay detects ahead on {config.safety.detect_workers} worker(s)"
+        f"detector: {config.detector.model_path.name}; raw invoke: one interpreter with the "
+        f"config's {config.detector.num_threads} thread(s); replay: one single-threaded "
+        f"interpreter per core ({os.cpu_count()}), frames processed one at a time in order"
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.mcap"

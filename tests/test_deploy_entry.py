@@ -3,8 +3,10 @@
 No Docker engine here, so the command is taken from deploy/Dockerfile (ENTRYPOINT + CMD and
 ENV of the final stage) and run directly, with the container's paths mapped to this checkout:
 /app/configs -> configs/, the mounted payload credentials -> a file written here with the
-sim's payload GUID and secret. Only what differs between the robot and the sim is added as
-flags: `--hostname/--port/--ca` (the robot's address and CA).
+sim's payload GUID and secret, the mounted operator keys directory -> one made here with real
+CurveZMQ keys (given as `--curve-keys-dir`: the profile names the container's path). Only what
+differs between the robot and the sim is added as flags: `--hostname/--port/--ca` (the robot's
+address and CA).
 
 The test plays the operator the way a real deployment needs one: it configures and releases
 an E-Stop on the robot (the payload profile leaves E-Stop to the operator).
@@ -18,15 +20,20 @@ import signal
 import socket
 import subprocess
 import sys
+import shutil
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from bosdyn.client.estop import EstopClient, EstopEndpoint, EstopKeepAlive
 
-from agent.extension import PAYLOAD_CREDENTIALS_PATH
+from agent.config import load_agent_config
+from agent.control.client import ControlClient
+from agent.control.keys import AUTHORIZED_DIR, create_key_pair, load_client_keys
+from agent.extension import OPERATOR_KEYS_PATH, PAYLOAD_CREDENTIALS_PATH
 from agent.paths import PROJECT_ROOT
 from deploy_support import DOCKERFILE, dockerfile_instructions, entry_command, env_of
 from sim.server import DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET, SimServer
@@ -35,8 +42,12 @@ from sim.testing import close_sdk, connect_sdk
 INSTRUCTIONS = dockerfile_instructions(DOCKERFILE.read_text())
 CONTAINER_CONFIGS = "/app/configs"
 VENV_BIN = Path(sys.executable).parent
-# Exit codes of `spot-agent run` (agent/run.py): 3 = cannot reach or authenticate.
+# Exit codes of `spot-agent run` (agent/run.py): 2 = bad configuration, 3 = cannot reach or
+# authenticate.
+EXIT_CONFIG = 2
 EXIT_CONNECT = 3
+# Where an operator reaches the payload profile's control socket from the payload itself.
+PAYLOAD_CONTROL = "tcp://127.0.0.1:21500"
 
 
 class AgentProcess:
@@ -97,8 +108,49 @@ class AgentProcess:
         return kb / 1024
 
 
+@dataclass(frozen=True)
+class OperatorKeys:
+    keys_dir: Path  # what the compose file mounts at OPERATOR_KEYS_PATH
+    server_key: Path  # the agent's public key, as the operator's laptop has it
+    client_key: Path  # the operator's secret key
+
+
+def make_operator_keys(tmp_path: Path) -> OperatorKeys:
+    """The keys directory as the deploy guide has operators make it, with `spot-agent keys`."""
+    keys_dir = tmp_path / "robot-keys"
+    server_key, _ = create_key_pair(keys_dir, "server")
+    operator_key, operator_secret = create_key_pair(tmp_path / "laptop", "operator")
+    (keys_dir / AUTHORIZED_DIR).mkdir()
+    shutil.copy(operator_key, keys_dir / AUTHORIZED_DIR / operator_key.name)
+    return OperatorKeys(keys_dir, server_key, operator_secret)
+
+
+def payload_profile_copy(tmp_path: Path, substitutions: dict[str, str]) -> Path:
+    """configs/ with payload.yaml edited (each pattern must match once); returns the dir."""
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "rules").symlink_to(PROJECT_ROOT / "configs" / "rules")
+    profile = (PROJECT_ROOT / "configs" / "payload.yaml").read_text()
+    for pattern, replacement in substitutions.items():
+        profile, count = re.subn(pattern, replacement, profile)
+        assert count == 1, f"{pattern!r} matched {count} times in configs/payload.yaml"
+    (configs / "payload.yaml").write_text(profile)
+    return configs
+
+
+# For tests about something else: operator control on any free port, so that only the test of
+# the control socket itself needs the profile's fixed ports 21500/21501.
+ANY_CONTROL_PORT = {
+    r"\bendpoint: tcp://0\.0\.0\.0:21500": "endpoint: tcp://0.0.0.0:0",
+    r"\bevents_endpoint: tcp://0\.0\.0\.0:21501": "events_endpoint: tcp://0.0.0.0:0",
+}
+
+
 def container_command(
-    sim: SimServer, credentials: Path, configs: Path = PROJECT_ROOT / "configs"
+    sim: SimServer,
+    credentials: Path,
+    keys_dir: Path,
+    configs: Path = PROJECT_ROOT / "configs",
 ) -> tuple[list[str], dict[str, str]]:
     """deploy/Dockerfile's command and environment, with container paths mapped to this host."""
     argv = entry_command(INSTRUCTIONS)
@@ -114,6 +166,10 @@ def container_command(
 
     argv = [str(VENV_BIN / "spot-agent")] + [host_path(a) for a in argv[1:]]
     argv += ["--hostname", sim.host, "--port", str(sim.port), "--ca", str(sim.ca_path)]
+    # The profile reads its keys at the container path the compose file mounts them at.
+    profile = load_agent_config(Path(argv[argv.index("--config") + 1]))
+    assert profile.control.curve_keys_dir == Path(OPERATOR_KEYS_PATH)
+    argv += ["--curve-keys-dir", str(keys_dir)]
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("BOSDYN_CLIENT_", "SPOT_AGENT_"))
     }
@@ -168,7 +224,8 @@ def test_entry_command_authenticates_as_the_payload_runs_and_stops_on_the_stop_s
     creds = write_credentials(
         tmp_path / "payload_guid_and_secret", DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET
     )
-    argv, env = container_command(sim, creds)
+    keys = make_operator_keys(tmp_path)
+    argv, env = container_command(sim, creds, keys.keys_dir)
     agent = AgentProcess(argv, env)
     try:
         connected = agent.wait_for_line(r"event=connected\b", timeout=60)
@@ -176,6 +233,11 @@ def test_entry_command_authenticates_as_the_payload_runs_and_stops_on_the_stop_s
         agent.wait_for_line(r"event=pipeline_started\b", timeout=60)
         time.sleep(2.0)  # let it run: frames in, detections out
         assert agent.proc.poll() is None, agent.text
+        # An operator with an authorized key reaches the profile's control port over CURVE.
+        client_keys = load_client_keys(keys.server_key, keys.client_key)
+        with ControlClient(PAYLOAD_CONTROL, keys=client_keys, timeout_s=5.0) as operator:
+            status = operator.call("status").value
+        assert set(status["cameras"]) == {"frontleft_fisheye_image", "frontright_fisheye_image"}
         rss = agent.peak_rss_mb()
         print(f"agent peak RSS after start-up: {rss:.0f} MB")  # compare with compose's memory limit
         # docker stop sends compose's stop_signal (SIGINT) to the agent.
@@ -193,7 +255,8 @@ def test_entry_command_with_a_wrong_secret_exits_non_zero_saying_why(sim, tmp_pa
     creds = write_credentials(
         tmp_path / "payload_guid_and_secret", DEFAULT_PAYLOAD_GUID, "not-the-secret"
     )
-    argv, env = container_command(sim, creds)
+    configs = payload_profile_copy(tmp_path, ANY_CONTROL_PORT)
+    argv, env = container_command(sim, creds, make_operator_keys(tmp_path).keys_dir, configs)
     agent = AgentProcess(argv, env)
     code = agent.finish(timeout=60)
     assert code == EXIT_CONNECT, agent.text
@@ -204,7 +267,9 @@ def test_entry_command_with_a_wrong_secret_exits_non_zero_saying_why(sim, tmp_pa
 
 
 def test_entry_command_without_the_credentials_mount_exits_non_zero_saying_why(sim, tmp_path):
-    argv, env = container_command(sim, tmp_path / "not-mounted")
+    configs = payload_profile_copy(tmp_path, ANY_CONTROL_PORT)
+    keys_dir = make_operator_keys(tmp_path).keys_dir
+    argv, env = container_command(sim, tmp_path / "not-mounted", keys_dir, configs)
     agent = AgentProcess(argv, env)
     assert agent.finish(timeout=60) == EXIT_CONNECT, agent.text
     assert f"cannot read payload credentials file {tmp_path / 'not-mounted'}" in agent.text
@@ -219,18 +284,16 @@ def _closed_port() -> int:
 
 def test_entry_command_gives_up_on_an_unreachable_robot_after_its_retries(sim, tmp_path):
     """The payload profile with a shorter retry budget (its own is 6 tries over ~31 s)."""
-    configs = tmp_path / "configs"
-    configs.mkdir()
-    (configs / "rules").symlink_to(PROJECT_ROOT / "configs" / "rules")
-    profile = (PROJECT_ROOT / "configs" / "payload.yaml").read_text()
-    short = re.sub(r"connect_retries: \d+", "connect_retries: 3", profile)
-    short = re.sub(r"connect_backoff_s: [\d.]+", "connect_backoff_s: 0.2", short)
-    assert short.count("connect_retries: 3") == 1 and "connect_backoff_s: 0.2" in short
-    (configs / "payload.yaml").write_text(short)
+    configs = payload_profile_copy(
+        tmp_path,
+        {r"\bconnect_retries: \d+": "connect_retries: 3",
+         r"\bconnect_backoff_s: [\d.]+": "connect_backoff_s: 0.2",
+         **ANY_CONTROL_PORT},
+    )  # fmt: skip
     creds = write_credentials(
         tmp_path / "payload_guid_and_secret", DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET
     )
-    argv, env = container_command(sim, creds, configs=configs)
+    argv, env = container_command(sim, creds, make_operator_keys(tmp_path).keys_dir, configs)
     port = _closed_port()
     argv[argv.index("--port") + 1] = str(port)
     agent = AgentProcess(argv, env)
@@ -240,4 +303,26 @@ def test_entry_command_gives_up_on_an_unreachable_robot_after_its_retries(sim, t
     assert f"the robot at {sim.host}:{port}" in reason and "gave up after 3 attempts" in reason
     attempts = re.findall(r"event=connect_failed\b.*\battempt=(\d)", agent.text)
     assert attempts == ["1", "2", "3"], agent.text
+    assert_one_record_per_line(agent.text)
+
+
+@pytest.mark.parametrize("created", [True, False], ids=["empty", "absent"])
+def test_entry_command_without_the_operator_keys_exits_2_saying_how_to_make_them(
+    sim, tmp_path, created
+):
+    """No keys in the mount (Docker creates a missing host directory, empty): the agent says
+    which file is missing and how to make it, before touching the robot or any port."""
+    creds = write_credentials(
+        tmp_path / "payload_guid_and_secret", DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET
+    )
+    keys_dir = tmp_path / "keys"
+    if created:
+        keys_dir.mkdir()
+    argv, env = container_command(sim, creds, keys_dir)
+    agent = AgentProcess(argv, env)
+    assert agent.finish(timeout=60) == EXIT_CONFIG, agent.text
+    reason = agent.wait_for_line(r"^spot-agent: ", timeout=1)
+    assert f"{keys_dir / 'server.key_secret'} does not exist" in reason, reason
+    assert f"spot-agent keys --dir {keys_dir} --name server" in reason, reason
+    assert "event=connected" not in agent.text
     assert_one_record_per_line(agent.text)

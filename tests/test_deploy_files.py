@@ -21,7 +21,9 @@ import yaml
 from packaging.requirements import Requirement
 
 from agent.config import load_agent_config
+from agent.control.endpoints import parse_tcp
 from agent.extension import (
+    OPERATOR_KEYS_PATH,
     PAYLOAD_CREDENTIALS_PATH,
     PAYLOAD_PORT_RANGE,
     PAYLOAD_RESERVED_PORTS,
@@ -46,6 +48,11 @@ MANIFEST = json.loads((DEPLOY / "manifest.json").read_text())
 COMPOSE = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
 INSTRUCTIONS = dockerfile_instructions(DOCKERFILE.read_text())
 PAYLOAD_CONFIG = PROJECT_ROOT / "configs" / "payload.yaml"
+
+
+CREDS_MOUNT = f"{PAYLOAD_CREDENTIALS_PATH}:{PAYLOAD_CREDENTIALS_PATH}:ro"
+KEYS = OPERATOR_KEYS_PATH
+KEYS_MOUNT = f"/data/spot-cue-agent/keys:{KEYS}:ro"
 
 
 def _service() -> dict:
@@ -102,6 +109,14 @@ def test_compose_follows_spot_extension_conventions():
     # The agent stops the robot on SIGINT; tini (init) hands the signal on to it.
     assert service["init"] is True and service["stop_signal"] == "SIGINT"
     assert f"{PAYLOAD_CREDENTIALS_PATH}:{PAYLOAD_CREDENTIALS_PATH}:ro" in service["volumes"]
+    assert f"/data/spot-cue-agent/keys:{OPERATOR_KEYS_PATH}:ro" in service["volumes"]
+
+
+def test_compose_mounts_the_operator_keys_the_payload_profile_reads():
+    keys_dir = load_agent_config(PAYLOAD_CONFIG).control.curve_keys_dir
+    assert keys_dir == Path(OPERATOR_KEYS_PATH)
+    mounted = [v for v in _service()["volumes"] if v.split(":")[1] == str(keys_dir)]
+    assert len(mounted) == 1 and mounted[0].endswith(":ro"), mounted
 
 
 def test_compose_runs_the_image_the_manifest_ships():
@@ -119,8 +134,15 @@ def test_compose_is_a_format_core_io_docker_compose_reads():
         ({"restart": "no"}, "restart must be one of"),
         ({"logging": {"driver": "json-file"}}, "logging.driver must be journald"),
         ({"network_mode": "bridge"}, "network_mode must be host"),
-        ({"volumes": []}, f"must mount {PAYLOAD_CREDENTIALS_PATH}"),
-        ({"volumes": [f"{PAYLOAD_CREDENTIALS_PATH}:/creds"]}, "read-only"),
+        ({"volumes": [KEYS_MOUNT]}, f"must mount {PAYLOAD_CREDENTIALS_PATH}"),
+        ({"volumes": [f"{PAYLOAD_CREDENTIALS_PATH}:/creds", KEYS_MOUNT]}, "read-only"),
+        ({"volumes": [CREDS_MOUNT]}, f"must mount the operator keys directory at {KEYS}"),
+        ({"volumes": [CREDS_MOUNT, KEYS_MOUNT.removesuffix(":ro")]}, "operator keys read-only"),
+        ({"volumes": [CREDS_MOUNT, f"./keys:{KEYS}:ro"]}, "outside /data/.extensions/"),
+        (
+            {"volumes": [CREDS_MOUNT, f"/data/.extensions/spot-cue-agent/keys:{KEYS}:ro"]},
+            "deletes its folder",
+        ),
         ({"ports": ["21500:21500"]}, "no effect with network_mode host"),
         ({"image": "spot-cue-agent"}, "image: name:tag"),
     ],
@@ -272,13 +294,15 @@ def test_payload_profile_validates_and_targets_the_robot_from_the_payload_networ
 
 
 def _port_fields(data: object, path: str = "") -> dict[str, int]:
-    """Every `*port*` integer in a config dump, by dotted path."""
+    """Every `*port*` integer and the port of every tcp:// `*endpoint*` in a config dump."""
     found: dict[str, int] = {}
     if isinstance(data, dict):
         for key, value in data.items():
             here = f"{path}.{key}" if path else str(key)
             if "port" in str(key) and isinstance(value, int) and not isinstance(value, bool):
                 found[here] = value
+            if "endpoint" in str(key) and isinstance(value, str) and value.startswith("tcp://"):
+                found[here] = parse_tcp(value).port
             found.update(_port_fields(value, here))
     return found
 
@@ -295,10 +319,26 @@ def test_payload_profile_opens_only_ports_core_io_lets_in():
         assert port in PAYLOAD_PORT_RANGE and port not in PAYLOAD_RESERVED_PORTS, (where, port)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AgentConfig has no operator/control section yet: when it lands, set the operator "
-    "port 21500 in configs/payload.yaml and drop this mark",
-)
 def test_payload_profile_sets_the_operator_port():
     assert 21500 in _listening_ports().values()
+
+
+def test_payload_profile_serves_operators_on_the_network_with_keys_only():
+    control = load_agent_config(PAYLOAD_CONFIG).control
+    assert control.enabled
+    assert control.endpoint == "tcp://0.0.0.0:21500"
+    assert control.events_endpoint == "tcp://0.0.0.0:21501"
+    assert control.curve_keys_dir == Path(OPERATOR_KEYS_PATH)  # mounted, never in the image
+    # The live view has no authentication: off unless an operator turns it on, on 21502 then.
+    assert control.live_view.enabled is False and control.live_view.port == 21502
+
+
+def test_secret_keys_never_go_into_the_build_context():
+    lines = [
+        line.strip()
+        for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    # The last matching line wins: the exclusion must come after every `!` re-inclusion.
+    last_include = max(i for i, line in enumerate(lines) if line.startswith("!"))
+    assert "**/*.key_secret" in lines[last_include + 1 :], lines

@@ -112,3 +112,24 @@ def test_compare_commands() -> None:
     longer = compare_commands(live, [*live, (4.0, Stop())])
     assert not longer.same_kinds_in_order
     assert longer.first_difference == "live sent 3 commands, replay 4"
+
+
+def test_detections_do_not_depend_on_the_interpreter_thread_count() -> None:
+    """Replay runs one single-threaded interpreter per core; live runs may use more threads per
+    interpreter. Same pixels in, same detections out, bit for bit (shipped model)."""
+    import cv2
+    from skimage import data
+
+    from perception.config import DetectorConfig
+    from perception.detector import TFLiteDetector
+
+    images = [
+        cv2.resize(data.camera(), (640, 480)),
+        cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR),
+        cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR),
+    ]
+    one = TFLiteDetector.from_config(DetectorConfig(num_threads=1))
+    two = TFLiteDetector.from_config(DetectorConfig(num_threads=2))
+    found = [one.detect(image) for image in images]
+    assert [two.detect(image) for image in images] == found
+    assert any(d.label == "person" for d in found[1])  # the comparison is not of empty lists
