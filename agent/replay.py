@@ -217,22 +217,10 @@ async def replay(
     observers: list[PipelineObserver] | None = None,
 ) -> ReplayResult:
     """Run `config`'s pipeline on `path`. Raises `ReplayInputError` when nothing can be read."""
-    from agent.clock import FrameClock
-    from agent.events import EventLog
-    from agent.pipeline import Pipeline
-    from agent.recording import Recorder, RecordingObserver
-    from agent.replay_drive import (
-        DetectAhead,
-        Pacer,
-        RecordedRunSource,
-        ReplayRobot,
-        ScriptedClock,
-        TimedFrameSource,
-    )
-    from agent.replay_sources import McapFrameSource, ReplayInputError, open_replay_source
+    from agent.replay_drive import DetectAhead, Pacer
+    from agent.replay_sources import open_replay_source
     from agent.run import perceiver_factory as make_perceiver_factory
     from behaviors.config import load_rules
-    from behaviors.engine import CueEngine
 
     rules = load_rules(config.rules)
     # Offline, every core detects: one single-threaded interpreter per core, frames spread over
@@ -240,17 +228,46 @@ async def replay(
     # the thread count (tests/test_replay_drive.py checks it bit for bit on the shipped model):
     # the live config's results, at the machine's full throughput.
     workers = max(1, os.cpu_count() or 1)
+    inner = open_replay_source(path, fps=fps, camera=camera, prefetch=2 * workers + 2)
     make_perceiver = perceiver_factory or make_perceiver_factory(
         config.detector.model_copy(update={"num_threads": 1})
     )
-    make_perceiver()  # the model loads and verifies before any frame is read
     ahead = DetectAhead(make_perceiver, workers=workers)
-    await asyncio.to_thread(ahead.warm)
+    try:
+        await asyncio.to_thread(ahead.warm)  # the model loads and verifies before any frame
+        return await _run(
+            path, config, rules, mode, inner, ahead, Pacer(speed), fps, out_mcap, out_video,
+            observers or [],
+        )
+    finally:
+        ahead.close()
+        await inner.close()
+
+
+async def _run(
+    path: str | Path,
+    config: Any,
+    rules: Any,
+    mode: Mode,
+    inner: Any,
+    ahead: Any,
+    pacer: Any,
+    fps: float | None,
+    out_mcap: Path | None,
+    out_video: Path | None,
+    observers: list[PipelineObserver],
+) -> ReplayResult:
+    from agent.clock import FrameClock
+    from agent.events import EventLog
+    from agent.pipeline import Pipeline
+    from agent.recording import Recorder, RecordingObserver
+    from agent.replay_drive import RecordedRunSource, ReplayRobot, ScriptedClock, TimedFrameSource
+    from agent.replay_sources import McapFrameSource, ReplayInputError
+    from behaviors.engine import CueEngine
+
     # One frame at a time: the pipeline asks for the next frame once the previous one is
     # observed, so results reach the engine in order and at their recorded times.
     safety = config.safety.model_copy(update={"detect_workers": 1})
-    inner = open_replay_source(path, fps=fps, camera=camera, prefetch=2 * workers + 2)
-    pacer = Pacer(speed)
     header = _recording_header(inner.recording) if isinstance(inner, McapFrameSource) else {}
     # Recordings made by `spot-agent run --record` carry the pipeline's engine inputs.
     live_mode = isinstance(inner, McapFrameSource) and (
@@ -258,12 +275,11 @@ async def replay(
     )
     source: Any
     if live_mode:
-        assert isinstance(inner, McapFrameSource)
         clock: Any = ScriptedClock(start=float(header.get("started_local", "0")))
         robot = ReplayRobot(clock)
         source = RecordedRunSource(inner.recording, clock, robot, pacer, detect_ahead=ahead)
         resolved_mode = "recorded-run"
-        observers = [source.observer(), *(observers or [])]
+        observers = [source.observer(), *observers]
     else:
         inner.on_read = ahead.submit
         # The clock starts at the first frame's time: peek at it.
@@ -271,8 +287,6 @@ async def replay(
         try:
             first = await frames_iter.__anext__()
         except StopAsyncIteration:
-            await inner.close()
-            ahead.close()
             raise ReplayInputError(_nothing_readable(inner.report)) from None
         clock = FrameClock(start=first.acquisition_time_local)
         robot = ReplayRobot(clock)
@@ -280,7 +294,7 @@ async def replay(
         resolved_mode = "frames"
 
     summary = ReplaySummary()
-    all_observers: list[PipelineObserver] = [summary, *(observers or [])]
+    all_observers: list[PipelineObserver] = [summary, *observers]
     recorder: Recorder | None = None
     video: AnnotatedVideoWriter | None = None
     if out_mcap is not None:
@@ -299,7 +313,6 @@ async def replay(
         report = await pipeline.run()
     finally:
         wall = time.perf_counter() - started
-        ahead.close()
         if recorder is not None:
             recorder.close()
         if video is not None:
@@ -395,6 +408,11 @@ def render_summary(result: ReplayResult, console: Any = None, timeline_rows: int
             verdict = (f"same commands in the same order, {params}; times within "
                        f"{c.max_time_diff_s * 1000:.1f} ms")
         overview.add_row("vs live run", f"{c.live} live, {c.replayed} replayed: {verdict}")
+    if result.live is not None and result.live.unreproducible:
+        shown = ", ".join(result.live.unreproducible[:5])
+        more = len(result.live.unreproducible) - 5
+        overview.add_row("not replayable", shown + (f" and {more} more" if more > 0 else "")
+                         + " (operator input is not in the recording)")
     overview.add_row("input complete", "yes" if read.complete else "no (see losses)")
     for out in result.out_paths:
         overview.add_row("wrote", str(out))

@@ -17,7 +17,11 @@ status it acted on. Replay feeds exactly the frames the live engine observed (no
 live source skipped or dropped as stale), each at its recorded observation time, releases each
 periodic control step at its recorded time (`ScriptedClock`), and answers the robot status
 calls with the recorded statuses (`ReplayRobot`). Same frames, same detector, same times, same
-statuses: the same commands.
+statuses: the same commands. What the recording does not hold cannot be redone: an operator's
+launches and stops during the live run are listed (`LiveRun.unreproducible`), not replayed.
+
+Detection itself runs ahead on every core (`DetectAhead`): a result depends only on its frame,
+so computing it early changes nothing but the wall time.
 """
 
 from __future__ import annotations
