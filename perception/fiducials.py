@@ -4,6 +4,16 @@ Tags are found in the original (unrotated) image: the detector is rotation invar
 pose needs the original image's intrinsics. The tag frame is OpenCV's IPPE_SQUARE one: origin at
 the tag's centre, x to the tag's right, y up, z out of the printed face (towards a camera that
 sees it), so `camera_R_tag[:, 2]` is the direction the tag faces.
+
+Speed and accuracy, both measured on the sim's rendered front-camera frames (0.146 and 0.2 m tags
+at 0.5-4 m, several yaws):
+- One adaptive-threshold pass (window 7) instead of aruco's default three (3, 13, 23) finds the
+  same tags at a quarter of the cost; contours too short to hold a decodable tag are dropped early.
+- Corners: at 3-4 m a tag is 10-15 px wide and its black border one or two pixels, so aruco's
+  corner refinements either move corners onto the data bits (SUBPIX: rotations off by up to
+  ~80 degrees) or lose far tags (APRILTAG). Instead each side's black-to-white edge is located to
+  a fraction of a pixel along its normal and the corners are intersections of the fitted lines
+  (as the AprilTag library's own edge refinement does): rotations within ~10 degrees, ~1 on average.
 """
 
 from __future__ import annotations
@@ -19,11 +29,84 @@ from perception.frame import PinholeIntrinsics
 _NO_POSE_R = np.full((3, 3), np.nan)
 _NO_POSE_T = np.full(3, np.nan)
 
+# One threshold pass, window 7 px: finds tags from ~10 px (4 m) to the near field.
+_THRESHOLD_WINDOW_PX = 7
+# Perimeter / image side below which a quad cannot hold a decodable 36h11 tag (8 px sides).
+_MIN_PERIMETER_RATE = 0.05
+# Edge refinement: how far (px) each side's edge is searched for along its normal, in steps of
+# _EDGE_STEP_PX, with an intensity difference taken _EDGE_GRADIENT_PX either side.
+_EDGE_SEARCH_PX = 1.5
+_EDGE_STEP_PX = 0.25
+_EDGE_GRADIENT_PX = 0.5
+
 
 def tag_object_points(size_m: float) -> np.ndarray:
     """The 4 tag corners in the tag frame, in aruco's corner order (TL, TR, BR, BL as printed)."""
     h = size_m / 2.0
     return np.array([[-h, h, 0.0], [h, h, 0.0], [h, -h, 0.0], [-h, -h, 0.0]], dtype=np.float64)
+
+
+def detector_parameters() -> cv2.aruco.DetectorParameters:
+    """aruco settings for finding tags fast; corners are refined by `refine_tag_corners`."""
+    params = cv2.aruco.DetectorParameters()
+    params.adaptiveThreshWinSizeMin = _THRESHOLD_WINDOW_PX
+    params.adaptiveThreshWinSizeMax = _THRESHOLD_WINDOW_PX
+    params.minMarkerPerimeterRate = _MIN_PERIMETER_RATE
+    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_NONE
+    return params
+
+
+def refine_tag_corners(grey: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """Sub-pixel corners of a tag's dark square: its 4 sides fitted to the image's edges.
+
+    Along each side, points spread over its length are moved along the outward normal to the
+    gradient-weighted mean of the dark-to-light step there; a line is fitted through them and
+    adjacent lines are intersected. Returns the input corners (float64, 4 x 2) where the edges
+    cannot be fitted or the fit moves a corner implausibly far.
+    """
+    quad = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+    centre = quad.mean(axis=0)
+    offsets = np.arange(-_EDGE_SEARCH_PX, _EDGE_SEARCH_PX + 1e-9, _EDGE_STEP_PX)
+    lines: list[tuple[np.ndarray, np.ndarray]] = []
+    for i in range(4):
+        a, b = quad[i], quad[(i + 1) % 4]
+        side = b - a
+        length = float(np.hypot(side[0], side[1]))
+        if length < 1.0:
+            return quad
+        normal = np.array([side[1], -side[0]]) / length
+        if normal @ ((a + b) / 2.0 - centre) < 0:
+            normal = -normal  # outward: dark tag border inside, light margin outside
+        count = max(8, int(length / 2))
+        base = a + ((np.arange(count) + 1.0) / (count + 1))[:, None] * side
+        along = base[:, None, :] + offsets[None, :, None] * normal  # count x offsets x 2
+        samples = np.concatenate(
+            [along + _EDGE_GRADIENT_PX * normal, along - _EDGE_GRADIENT_PX * normal], axis=1
+        ).astype(np.float32)
+        values = cv2.remap(
+            grey, samples[..., 0], samples[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        ).astype(np.float64)
+        step = values[:, : len(offsets)] - values[:, len(offsets) :]  # outside minus inside
+        weight = np.where(step > 0, step * step, 0.0)  # only dark -> light steps
+        total = weight.sum(axis=1)
+        usable = total > 0
+        if usable.sum() < 2:
+            return quad
+        shift = (weight[usable] * offsets).sum(axis=1) / total[usable]
+        edge_points = (base[usable] + shift[:, None] * normal).astype(np.float32)
+        vx, vy, x0, y0 = cv2.fitLine(edge_points, cv2.DIST_L2, 0, 0.01, 0.01).ravel()
+        lines.append((np.array([x0, y0], dtype=np.float64), np.array([vx, vy], dtype=np.float64)))
+    refined = np.empty((4, 2))
+    for i in range(4):  # corner i joins side i - 1 (ending at it) and side i (starting at it)
+        (p1, d1), (p2, d2) = lines[i - 1], lines[i]
+        system = np.column_stack([d1, -d2])
+        if abs(np.linalg.det(system)) < 1e-6:
+            return quad
+        s = np.linalg.solve(system, p2 - p1)
+        refined[i] = p1 + s[0] * d1
+    if np.max(np.abs(refined - quad)) > 2.0 * _EDGE_SEARCH_PX:
+        return quad
+    return refined
 
 
 class FiducialFinder:
@@ -34,10 +117,8 @@ class FiducialFinder:
             raise ValueError("tag_size_m must be > 0")
         self.tag_size_m = tag_size_m
         self.sizes_by_id = dict(sizes_by_id or {})
-        params = cv2.aruco.DetectorParameters()
-        params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
         dictionary = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_APRILTAG_36h11)
-        self._detector = cv2.aruco.ArucoDetector(dictionary, params)
+        self._detector = cv2.aruco.ArucoDetector(dictionary, detector_parameters())
 
     def size_for(self, tag_id: int) -> float:
         return float(self.sizes_by_id.get(tag_id, self.tag_size_m))
@@ -59,7 +140,7 @@ class FiducialFinder:
             return []
         found = []
         for quad, tag_id in zip(corners, ids.reshape(-1)):
-            pts = quad.reshape(4, 2).astype(np.float64) / image_scale
+            pts = refine_tag_corners(grey, quad) / image_scale
             size = self.size_for(int(tag_id))
             R, t = self._pose(pts, size, intrinsics)
             found.append(

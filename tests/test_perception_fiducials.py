@@ -76,3 +76,32 @@ def test_reduced_image_gives_corners_in_original_pixels() -> None:
 
 def test_no_tag_no_detection() -> None:
     assert FiducialFinder().find(np.full((480, 640), 128, np.uint8), K) == []
+
+
+@pytest.mark.parametrize("camera", ["frontleft_fisheye_image", "frontright_fisheye_image"])
+@pytest.mark.parametrize("yaw_deg", [160.0, 180.0, 200.0])
+def test_sim_tag_at_3m_in_sideways_front_camera_is_posed_within_degrees(camera: str, yaw_deg: float) -> None:
+    # A 0.2 m tag ~3 m ahead is ~18 px wide in the sim's front cameras: small enough that corner
+    # refinement decides whether the PnP rotation (the tag's facing, which places go-to goals)
+    # is right to a few degrees or off by tens.
+    from bosdyn.client.math_helpers import Quat, SE3Pose
+
+    from sim.cameras import CAMERAS
+    from sim.render import render_grey, visible_tags
+    from sim.scene import parse_scenario
+
+    scenario = parse_scenario(
+        {"objects": [{"type": "apriltag", "tag_id": 1, "size_m": 0.2,
+                      "pose": {"x": 3.4, "y": 0.0, "z": 0.35, "yaw_deg": yaw_deg}}]},
+        "tag-3m",
+    )
+    spec = CAMERAS[camera]
+    body = SE3Pose(0.0, 0.0, 0.5, Quat())
+    truth = visible_tags(spec, body, scenario, 0.0)
+    assert len(truth) == 1
+    found = FiducialFinder(0.2).find(render_grey(spec, body, scenario, 0.0), spec.intrinsics)
+    assert [f.tag_id for f in found] == [1]
+    camera_tform_tag = truth[0].camera_tform_tag
+    assert _angle_deg(found[0].camera_R_tag, camera_tform_tag.rotation.to_matrix()) < 4.0
+    t = np.array([camera_tform_tag.x, camera_tform_tag.y, camera_tform_tag.z])
+    assert np.linalg.norm(found[0].camera_t_tag - t) < 0.03
