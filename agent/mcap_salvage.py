@@ -26,6 +26,7 @@ from mcap.records import Channel, Chunk, Message, Metadata, Schema, Statistics
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 _KNOWN_OPCODES = {int(op) for op in Opcode}
+_DATA_OPCODES = (Opcode.MESSAGE, Opcode.SCHEMA, Opcode.CHANNEL)  # inside and outside chunks
 
 
 class NotAnMcapFile(ValueError):
@@ -116,6 +117,19 @@ class _Scanner:
         self.result.messages += 1
         yield ScannedMessage(channel, self.schemas.get(channel.schema_id), record, offset, index)
 
+    def data_record(
+        self, opcode: int, stream: ReadDataStream, length: int, offset: int
+    ) -> Iterator[ScannedMessage]:
+        """A message, schema or channel record: the kinds found both inside and outside chunks."""
+        if opcode == Opcode.MESSAGE:
+            yield from self.message(Message.read(stream, length), offset)
+        elif opcode == Opcode.SCHEMA:
+            schema = Schema.read(stream)
+            self.schemas[schema.id] = schema
+        elif opcode == Opcode.CHANNEL:
+            channel = Channel.read(stream)
+            self.channels[channel.id] = channel
+
     def inner_records(self, data: bytes, offset: int, cut: bool) -> Iterator[ScannedMessage]:
         """Records inside a chunk; `cut`: the chunk was truncated, stop quietly at its end."""
         pos, end = 0, len(data)
@@ -128,15 +142,7 @@ class _Scanner:
             body = data[pos + 9 : pos + 9 + length]
             pos += 9 + length
             try:
-                stream = ReadDataStream(io.BytesIO(body))
-                if opcode == Opcode.MESSAGE:
-                    yield from self.message(Message.read(stream, length), offset)
-                elif opcode == Opcode.SCHEMA:
-                    schema = Schema.read(stream)
-                    self.schemas[schema.id] = schema
-                elif opcode == Opcode.CHANNEL:
-                    channel = Channel.read(stream)
-                    self.channels[channel.id] = channel
+                yield from self.data_record(opcode, ReadDataStream(io.BytesIO(body)), length, offset)
             except Exception as exc:
                 self.lose(offset, f"damaged record (opcode {opcode:#x}) inside chunk: {exc}")
         if pos < end and not cut:
@@ -214,14 +220,8 @@ class _Scanner:
                 stream = ReadDataStream(io.BytesIO(body))
                 if opcode == Opcode.CHUNK:
                     yield from self.chunk(body, record_at)
-                elif opcode == Opcode.MESSAGE:
-                    yield from self.message(Message.read(stream, length), record_at)
-                elif opcode == Opcode.SCHEMA:
-                    schema = Schema.read(stream)
-                    self.schemas[schema.id] = schema
-                elif opcode == Opcode.CHANNEL:
-                    channel = Channel.read(stream)
-                    self.channels[channel.id] = channel
+                elif opcode in _DATA_OPCODES:
+                    yield from self.data_record(opcode, stream, length, record_at)
                 elif opcode == Opcode.METADATA:
                     metadata = Metadata.read(stream)
                     self.result.metadata[metadata.name] = dict(metadata.metadata)
