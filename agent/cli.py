@@ -12,6 +12,26 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"spot-agent (spot-cue-agent) {version('spot-cue-agent')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("spot-agent (spot-cue-agent, not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Perception agent that makes a Boston Dynamics Spot react to what its cameras see."""
+
+
 def _register() -> None:
     # Imports are light: each command imports its heavy dependencies when it runs.
     from sim.cli import sim_command

@@ -10,27 +10,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from agent.config_loading import load_yaml_model
+from configs import resolve_relative
+from configs.loading import StrictModel as _Strict
+from configs.loading import load_yaml_model
 from agent.control.config import ControlConfig
 from perception.config import DetectorConfig
 
 FRONT_CAMERAS = ["frontleft_fisheye_image", "frontright_fisheye_image"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 def _relative_to_config(value: Path | None, info: ValidationInfo) -> Path | None:
-    """Resolve `value` against the directory of the config file being loaded, if any."""
+    """Resolve `value` against the directory of the config file being loaded (then the shipped
+    configs), if any."""
     if value is None or value.is_absolute():
         return value
     config_path = (info.context or {}).get("config_path")
     if config_path is None:
         return value
-    return (Path(config_path).parent / value).resolve()
+    return resolve_relative(value, Path(config_path).parent)
 
 
 class AuthConfig(_Strict):

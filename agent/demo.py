@@ -13,14 +13,15 @@ from typing import Any
 
 import typer
 
-from agent.paths import CONFIG_DIR
+import configs
 
 
-def sim_agent_config(sim: Any, config_path: Path | None = None, rules: Path | None = None) -> Any:
-    """`configs/sim.yaml` (or `config_path`) pointed at a running `SimServer`."""
+def sim_agent_config(sim: Any, config_path: Path | None = None, rules: str | Path | None = None) -> Any:
+    """The shipped `sim.yaml` (or `config_path`) pointed at a running `SimServer`; `rules`: a
+    rules file or the name of a shipped one."""
     from agent.config import config_overrides, load_agent_config
 
-    cfg = load_agent_config(config_path or CONFIG_DIR / "sim.yaml")
+    cfg = load_agent_config(config_path or configs.shipped("sim"))
     return config_overrides(
         cfg,
         **{
@@ -31,17 +32,21 @@ def sim_agent_config(sim: Any, config_path: Path | None = None, rules: Path | No
             "robot.auth.password": sim.password,
             "robot.auth.username_env": "SPOT_AGENT_SIM_UNUSED_USERNAME",
             "robot.auth.password_env": "SPOT_AGENT_SIM_UNUSED_PASSWORD",
-            "rules": rules.resolve() if rules else None,
+            "rules": configs.find(rules, configs.RULES) if rules else None,
         },
     )
 
 
 def demo_command(
-    scenario: Path = typer.Option(
-        CONFIG_DIR / "scenarios" / "default.yaml", "--scenario", help="Sim world (YAML)."
+    scenario: str = typer.Option(
+        "default", "--scenario", help="Sim world: a scenario YAML file, or the name of a shipped "
+        f"one ({', '.join(configs.shipped_names(configs.SCENARIOS))})."
     ),
     duration: float = typer.Option(25.0, "--duration", min=1.0, help="How long to run, seconds."),
-    rules: Path | None = typer.Option(None, "--rules", help="Cue rules (default: configs/rules/default.yaml)."),
+    rules: str | None = typer.Option(
+        None, "--rules", help="Cue rules: a YAML file, or the name of a shipped one "
+        f"({', '.join(configs.shipped_names(configs.RULES))}). Default: default."
+    ),
     log_level: str = typer.Option("warning", "--log-level", help="Log lines on stderr from this level."),
 ) -> None:
     from agent.logs import setup_logging
@@ -49,15 +54,24 @@ def demo_command(
     from agent.summary import describe_run
     from sim.server import SimServer
 
+    from configs.loading import ConfigError
+    from sim.scene import ScenarioError, find_scenario
+
     setup_logging(log_level.upper())
-    typer.echo(f"Starting the simulated Spot with {scenario} ...")
-    sim = SimServer.start(scenario=scenario, port=0)
+    try:
+        scenario_path = find_scenario(scenario)
+        rules_path = configs.find(rules, configs.RULES) if rules else None
+        typer.echo(f"Starting the simulated Spot with {configs.display(scenario_path)} ...")
+        sim = SimServer.start(scenario=scenario_path, port=0)
+    except (ConfigError, ScenarioError) as exc:
+        typer.echo(f"spot-agent demo: {exc}", err=True)
+        raise typer.Exit(2) from None
     try:
         scene = getattr(sim.scenario, "description", "") or ""
         typer.echo(f"Sim listening on {sim.address}. {scene}".rstrip())
-        cfg = sim_agent_config(sim, rules=rules)
+        cfg = sim_agent_config(sim, rules=rules_path)
         typer.echo(
-            f"Agent: cameras {', '.join(cfg.cameras.sources)}; rules {cfg.rules.name}; "
+            f"Agent: cameras {', '.join(cfg.cameras.sources)}; rules {configs.display(cfg.rules)}; "
             f"running {duration:.0f} s ..."
         )
         started = time.time()

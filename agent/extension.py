@@ -20,9 +20,8 @@ from typing import Any
 
 import yaml
 
-from agent.paths import PROJECT_ROOT
+from deploy import DEPLOY_DIR
 
-DEPLOY_DIR = PROJECT_ROOT / "deploy"
 MANIFEST_NAME = "manifest.json"
 COMPOSE_NAME = "docker-compose.yml"
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Literal
 import typer
 
 from agent.observers import PipelineObserver
-from agent.paths import CONFIG_DIR
+import configs
 
 Mode = Literal["auto", "recorded-run", "frames"]
 
@@ -493,8 +493,15 @@ def _params(cmd: Any) -> str:
 # ----------------------------------------------------------------------------------- CLI
 def replay_command(
     path: Path = typer.Argument(..., help="An MCAP recording, a video file or a folder of images."),
-    config: Path = typer.Option(CONFIG_DIR / "agent.yaml", "--config", "-c", help="Agent settings (YAML)."),
-    rules: Path | None = typer.Option(None, "--rules", help="Cue rules file (overrides config)."),
+    config: str = typer.Option(
+        "agent", "--config", "-c",
+        help="Agent settings: a YAML file, or the name of a shipped one "
+        f"({', '.join(configs.shipped_names(configs.AGENT_CONFIGS))}).",
+    ),
+    rules: str | None = typer.Option(
+        None, "--rules", help="Cue rules (overrides the config's): a YAML file, or the name of a "
+        f"shipped one ({', '.join(configs.shipped_names(configs.RULES))})."
+    ),
     fast: bool = typer.Option(False, "--fast", help="As fast as the detector allows (the default)."),
     speed: float | None = typer.Option(
         None, "--speed", min=0.01, help="Play at this multiple of real time (1 = as recorded)."
@@ -513,7 +520,7 @@ def replay_command(
     from rich.console import Console
 
     from agent.config import config_overrides, load_agent_config
-    from agent.config_loading import ConfigError
+    from configs.loading import ConfigError
     from agent.logs import setup_logging
     from agent.recording import RecordingError
     from agent.replay_sources import ReplayInputError
@@ -526,8 +533,8 @@ def replay_command(
         typer.echo(f"spot-agent replay: --mode must be auto, recorded-run or frames, not {mode}", err=True)
         raise typer.Exit(EXIT_CONFIG)
     try:
-        cfg = load_agent_config(config)
-        cfg = config_overrides(cfg, **{"rules": rules.resolve() if rules else None})
+        cfg = load_agent_config(configs.find(config))
+        cfg = config_overrides(cfg, **{"rules": configs.find(rules, configs.RULES) if rules else None})
     except (ConfigError, ValueError) as exc:
         typer.echo(f"spot-agent replay: {exc}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None

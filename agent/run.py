@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import typer
 
-from agent.paths import CONFIG_DIR
+import configs
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +175,10 @@ async def _drive(
 
 
 def run_command(
-    config: Path = typer.Option(
-        CONFIG_DIR / "agent.yaml", "--config", "-c", help="Agent settings (YAML).",
-        show_default=True,
+    config: str = typer.Option(
+        "agent", "--config", "-c",
+        help="Agent settings: a YAML file, or the name of a shipped one "
+        f"({', '.join(configs.shipped_names(configs.AGENT_CONFIGS))}).",
     ),
     hostname: str | None = typer.Option(None, "--hostname", help="Robot address (overrides config)."),
     port: int | None = typer.Option(None, "--port", help="Robot TLS port (overrides config)."),
@@ -187,7 +188,10 @@ def run_command(
         "--payload-credentials-file",
         help="Authenticate as a payload: file with the GUID (line 1) and secret (line 2).",
     ),
-    rules: Path | None = typer.Option(None, "--rules", help="Cue rules file (overrides config)."),
+    rules: str | None = typer.Option(
+        None, "--rules", help="Cue rules (overrides the config's): a YAML file, or the name of a "
+        f"shipped one ({', '.join(configs.shipped_names(configs.RULES))})."
+    ),
     duration: float | None = typer.Option(
         None, "--duration", min=0.1, help="Stop after this many seconds (default: until Ctrl-C)."
     ),
@@ -212,14 +216,14 @@ def run_command(
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
     from agent.config import config_overrides, load_agent_config
-    from agent.config_loading import ConfigError
+    from configs.loading import ConfigError
     from agent.connect import ConnectError
     from agent.logs import setup_logging
     from agent.robot import RobotUnavailable
 
     setup_logging(log_level.upper())
     try:
-        cfg = load_agent_config(config)
+        cfg = load_agent_config(configs.find(config))
         cfg = config_overrides(
             cfg,
             **{
@@ -229,7 +233,7 @@ def run_command(
                 "robot.auth.payload_credentials_file": (
                     payload_credentials_file.resolve() if payload_credentials_file else None
                 ),
-                "rules": rules.resolve() if rules else None,
+                "rules": configs.find(rules, configs.RULES) if rules else None,
                 # Operator control: giving an endpoint (or keys) turns it on.
                 "control.enabled": True if control_endpoint or curve_keys_dir else None,
                 "control.endpoint": control_endpoint,
@@ -242,7 +246,7 @@ def run_command(
     except (ConfigError, ValueError) as exc:
         from pydantic import ValidationError
 
-        from agent.config_loading import format_validation_error
+        from configs.loading import format_validation_error
 
         # An override from the command line broke a rule: say which, without pydantic's noise.
         message = format_validation_error("options", exc) if isinstance(exc, ValidationError) else str(exc)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from agent.config_loading import ConfigError, format_validation_error, load_yaml_model
+from configs.loading import ConfigError, format_validation_error, load_yaml_model
 from behaviors.library import build_behavior  # importing it fills the behavior registry
 from behaviors.limits import MotionLimits
 from behaviors.memory import SightingMemory

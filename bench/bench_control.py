@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from agent.config import config_overrides  # noqa: E402
 from agent.demo import sim_agent_config  # noqa: E402
 from agent.logs import setup_logging  # noqa: E402
-from agent.paths import CONFIG_DIR  # noqa: E402
+from configs import SHIPPED_DIR as CONFIG_DIR  # noqa: E402
 from agent.run import run_agent  # noqa: E402
 from behaviors.commands import MotionCommand, Stop  # noqa: E402
 

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.config import AgentConfig, load_agent_config  # noqa: E402
-from agent.paths import CONFIG_DIR  # noqa: E402
+from configs import SHIPPED_DIR as CONFIG_DIR  # noqa: E402
 from agent.recording import Recorder  # noqa: E402
 from agent.replay import replay  # noqa: E402
 from perception.detector import TFLiteDetector  # noqa: E402

@@ -10,6 +10,8 @@ from typing import Optional
 
 import typer
 
+import configs
+
 
 def sim_command(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for every interface)."),
@@ -17,8 +19,9 @@ def sim_command(
     ca_out: Optional[Path] = typer.Option(
         None, "--ca-out", help="Also write the sim's CA certificate (PEM) here, for clients to trust."
     ),
-    scenario: Optional[Path] = typer.Option(
-        None, "--scenario", help="Scenario YAML (default: configs/scenarios/default.yaml)."
+    scenario: Optional[str] = typer.Option(
+        None, "--scenario", help="Sim world: a scenario YAML file, or the name of a shipped one "
+        f"({', '.join(configs.shipped_names(configs.SCENARIOS))}). Default: default.",
     ),
     camera_rate: float = typer.Option(15.0, "--camera-rate", min=0.1, max=120.0, help="Frames per second per camera."),
     user: str = typer.Option("spot", "--user", help="Login user name."),
@@ -34,15 +37,15 @@ def sim_command(
     import logging
 
     from sim.certs import export_ca
-    from sim.scene import ScenarioError, default_scenario_path
+    from sim.scene import ScenarioError, find_scenario
     from sim.sdk_shim import CA_ENV, PORT_ENV, write_shim
     from sim.server import DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET, SimServer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    scenario_path = scenario or default_scenario_path()
     try:
+        scenario_path = find_scenario(scenario or "default")
         sim = SimServer.start(
-            scenario_path if scenario_path.exists() or scenario is not None else None,
+            scenario_path,
             host=host,
             port=port,
             camera_rate_hz=camera_rate,
@@ -65,7 +68,8 @@ def sim_command(
     connect_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     q = shlex.quote
     lines = [
-        f"Simulated Spot running: {sim.scenario.description or scenario_path}",
+        f"Simulated Spot running: {configs.display(scenario_path)}"
+        + (f": {sim.scenario.description}" if sim.scenario.description else ""),
         f"  address      {sim.host}:{sim.port} (TLS, one port for every service)",
         f"  CA cert      {ca_path}",
         f"  login        user {user!r}, password {password!r}",

@@ -23,7 +23,7 @@ import yaml
 from bosdyn.client.math_helpers import Quat, SE3Pose
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from agent.paths import CONFIG_DIR
+import configs
 
 APRILTAG_36H11_IDS = 587  # tag36h11 has ids 0..586
 
@@ -236,8 +236,17 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def scenario_dir() -> Path:
-    return CONFIG_DIR / "scenarios"
+    """The shipped scenarios (installed with the package)."""
+    return configs.SHIPPED_DIR / configs.SCENARIOS
 
 
 def default_scenario_path() -> Path:
-    return scenario_dir() / "default.yaml"
+    return configs.shipped("default", configs.SCENARIOS)
+
+
+def find_scenario(value: str | Path) -> Path:
+    """A scenario file by path, else a shipped scenario by name (`person_walking`)."""
+    try:
+        return configs.find(value, configs.SCENARIOS)
+    except configs.ConfigError as exc:
+        raise ScenarioError(str(exc)) from None

@@ -89,10 +89,7 @@ class _AuthInterceptor(grpc.ServerInterceptor):
 def _resolve_scenario(scenario: str | Path | Scenario | None) -> Scenario:
     if isinstance(scenario, Scenario):
         return scenario
-    if scenario is None:
-        path = default_scenario_path()
-        return load_scenario(path) if path.exists() else Scenario()
-    return load_scenario(scenario)
+    return load_scenario(default_scenario_path() if scenario is None else scenario)
 
 
 def _bind_address(host: str, port: int) -> str:

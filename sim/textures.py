@@ -1,19 +1,21 @@
-"""Grey textures for the simulated world, generated once from OpenCV and scikit-image data.
+"""Grey textures for the simulated world, generated once from OpenCV and a shipped photo.
 
 Each texture is a `Texture`: a mip pyramid of grey images (level 0 = full resolution, each
 next level half the size) and, for cut-out shapes, a matching alpha pyramid (255 = opaque).
-Nothing is downloaded: tags come from OpenCV's aruco dictionary, the person from
-scikit-image's bundled astronaut photo, the rest is drawn.
+Nothing is downloaded: tags come from OpenCV's aruco dictionary, the person from a public-domain
+astronaut photo shipped in `sim/assets/` (see its README), the rest is drawn.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 WHITE = 235  # printed white and black as a grey camera sees them (never fully saturated)
 BLACK = 25
 TAG_CELL_PX = 16  # texture pixels per tag cell (36h11 markers are 8 cells wide including the black border)
@@ -119,7 +121,7 @@ def stop_sign_texture() -> Texture:
 
 # --- Person --------------------------------------------------------------------------------------
 
-# Outline of the astronaut in scikit-image's 512 x 512 `astronaut()` photo: head ellipse and body
+# Outline of the astronaut in the 512 x 512 photo `sim/assets/astronaut_grey.png`: head ellipse and body
 # polygon (traced by hand, so the cut-out is the same on every run).
 _HEAD_ELLIPSE = ((226, 100), (73, 88))
 _BODY_POLYGON = [
@@ -141,9 +143,9 @@ def person_texture() -> Texture:
 
 
 def _build_person(trousers: float = 70.0, forearms: bool = True, gain: float = 1.0) -> Texture:
-    from skimage import data  # imported here: loading scikit-image is slow and only this needs it
-
-    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+    photo = cv2.imread(str(ASSETS_DIR / "astronaut_grey.png"), cv2.IMREAD_UNCHANGED)
+    if photo is None or photo.shape != (512, 512):
+        raise FileNotFoundError(f"{ASSETS_DIR / 'astronaut_grey.png'}: missing or damaged sim asset")
     # She holds a helmet at her left hip (lower right of the photo): replace it by the mirror
     # image of her other side so the silhouette is a person's, not a person plus a black ball.
     row0, col0, col1 = _HELMET_BOX

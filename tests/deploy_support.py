@@ -11,7 +11,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.paths import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 DEPLOY = PROJECT_ROOT / "deploy"
 DOCKERFILE = DEPLOY / "Dockerfile"

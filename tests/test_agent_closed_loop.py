@@ -18,7 +18,7 @@ import pytest
 from bosdyn.client.lease import LeaseClient
 
 from agent.demo import sim_agent_config
-from agent.paths import CONFIG_DIR
+from configs import SHIPPED_DIR as CONFIG_DIR
 from agent.pipeline import Pipeline
 from agent.run import EXIT_LEASE_LOST, EXIT_OK, AgentRunResult, run_agent
 from sim.server import SimServer

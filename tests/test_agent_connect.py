@@ -14,7 +14,7 @@ from bosdyn.client.lease import LeaseClient
 import typer
 from typer.testing import CliRunner
 
-from agent.paths import CONFIG_DIR
+from configs import SHIPPED_DIR as CONFIG_DIR
 from agent.run import run_command
 from agent.config import AgentConfig, config_overrides
 from agent.connect import ConnectError, connect, resolve_credentials

@@ -15,7 +15,7 @@ from typing import Callable
 
 import pytest
 
-from agent.paths import CONFIG_DIR
+from configs import SHIPPED_DIR as CONFIG_DIR
 from behaviors.commands import GoTo, MotionCommand, Sit, Stand, Stop, Velocity
 from behaviors.config import load_rules
 from behaviors.engine import CueEngine, EngineEvent, RobotPose

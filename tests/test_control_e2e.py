@@ -25,7 +25,7 @@ import yaml
 from agent.control.client import AgentUnreachable, ControlClient
 from agent.control.protocol import MAX_REQUEST_BYTES
 from agent.demo import sim_agent_config
-from agent.paths import CONFIG_DIR
+from configs import SHIPPED_DIR as CONFIG_DIR
 from sim.server import SimServer
 from sim.world import Posture
 

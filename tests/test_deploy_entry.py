@@ -2,7 +2,7 @@
 
 No Docker engine here, so the command is taken from deploy/Dockerfile (ENTRYPOINT + CMD and
 ENV of the final stage) and run directly, with the container's paths mapped to this checkout:
-/app/configs -> configs/, the mounted payload credentials -> a file written here with the
+the shipped config it names -> configs/ (or an edited copy), the mounted payload credentials -> a file written here with the
 sim's payload GUID and secret, the mounted operator keys directory -> one made here with real
 CurveZMQ keys (given as `--curve-keys-dir`: the profile names the container's path). Only what
 differs between the robot and the sim is added as flags: `--hostname/--port/--ca` (the robot's
@@ -34,13 +34,12 @@ from agent.config import load_agent_config
 from agent.control.client import ControlClient
 from agent.control.keys import AUTHORIZED_DIR, create_key_pair, load_client_keys
 from agent.extension import OPERATOR_KEYS_PATH, PAYLOAD_CREDENTIALS_PATH
-from agent.paths import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 from deploy_support import DOCKERFILE, dockerfile_instructions, entry_command, env_of
 from sim.server import DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET, SimServer
 from sim.testing import close_sdk, connect_sdk
 
 INSTRUCTIONS = dockerfile_instructions(DOCKERFILE.read_text())
-CONTAINER_CONFIGS = "/app/configs"
 VENV_BIN = Path(sys.executable).parent
 # Exit codes of `spot-agent run` (agent/run.py): 2 = bad configuration, 3 = cannot reach or
 # authenticate.
@@ -152,19 +151,20 @@ def container_command(
     keys_dir: Path,
     configs: Path = PROJECT_ROOT / "configs",
 ) -> tuple[list[str], dict[str, str]]:
-    """deploy/Dockerfile's command and environment, with container paths mapped to this host."""
+    """deploy/Dockerfile's command and environment, with container paths mapped to this host
+    (and the shipped config it names taken from `configs`, which may hold an edited copy)."""
     argv = entry_command(INSTRUCTIONS)
     assert argv[0] == "spot-agent", argv
 
     def host_path(arg: str) -> str:
         if arg == PAYLOAD_CREDENTIALS_PATH:
             return str(credentials)
-        if arg == CONTAINER_CONFIGS or arg.startswith(CONTAINER_CONFIGS + "/"):
-            return str(configs) + arg[len(CONTAINER_CONFIGS) :]
         assert not arg.startswith("/"), f"unmapped container path {arg}"
         return arg
 
     argv = [str(VENV_BIN / "spot-agent")] + [host_path(a) for a in argv[1:]]
+    config_at = argv.index("--config") + 1
+    argv[config_at] = str(configs / f"{argv[config_at]}.yaml")  # a shipped name in the image
     argv += ["--hostname", sim.host, "--port", str(sim.port), "--ca", str(sim.ca_path)]
     # The profile reads its keys at the container path the compose file mounts them at.
     profile = load_agent_config(Path(argv[argv.index("--config") + 1]))

@@ -20,6 +20,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
+import configs
 from agent.config import load_agent_config
 from agent.control.endpoints import parse_tcp
 from agent.extension import (
@@ -30,7 +31,7 @@ from agent.extension import (
     compose_problems,
     manifest_problems,
 )
-from agent.paths import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 from deploy_support import (
     DEPLOY,
     DOCKERFILE,
@@ -176,17 +177,17 @@ def test_image_runs_spot_agent_with_the_payload_config_and_mounted_credentials()
     argv = entry_command(INSTRUCTIONS)
     assert argv[:2] == ["spot-agent", "run"]
     config = _flag(argv, "--config")
-    assert config == "/app/configs/payload.yaml"
+    assert config == "payload"  # the shipped configs/payload.yaml, installed with the package
     # The credentials file the agent reads is the one the compose file mounts.
     creds = _flag(argv, "--payload-credentials-file")
     mounted = [
         v.split(":")[1] for v in _service()["volumes"] if v.startswith(PAYLOAD_CREDENTIALS_PATH)
     ]
     assert mounted == [creds]
-    # The config file the image runs is one the Dockerfile copies in from configs/.
+    # The config the image runs ships in the package the Dockerfile installs.
     copies = {dest: srcs for srcs, dest in copy_sources(INSTRUCTIONS)}
-    assert copies["/app/configs"] == ["configs"]
-    assert (PROJECT_ROOT / "configs" / Path(config).relative_to("/app/configs")).is_file()
+    assert copies["configs"] == ["configs"]
+    assert configs.find(config) == (PROJECT_ROOT / "configs" / "payload.yaml").resolve()
 
 
 def test_final_stage_is_unprivileged_and_logs_promptly():
@@ -195,7 +196,6 @@ def test_final_stage_is_unprivileged_and_logs_promptly():
     assert users and users[-1] not in ("root", "0", "0:0")
     env = env_of(INSTRUCTIONS)
     assert env["PYTHONUNBUFFERED"] == "1"  # each log line reaches journald when written
-    assert env["SPOT_AGENT_CONFIGS"] == "/app/configs"
     assert env["PATH"].startswith("/opt/venv/bin:")
 
 
@@ -206,7 +206,8 @@ def test_everything_the_dockerfile_copies_exists_and_is_not_ignored():
     for sources, _dest in copy_sources(INSTRUCTIONS):
         for source in sources:
             assert (PROJECT_ROOT / source).exists(), f"COPY {source}: missing from the repo"
-            assert source.rstrip("/") in allowed, (
+            sent = {source.rstrip("/"), *(str(parent) for parent in Path(source).parents)}
+            assert sent & allowed, (
                 f"COPY {source}: excluded by Dockerfile.dockerignore"
             )
 

@@ -19,7 +19,7 @@ from skimage import data
 from typer.testing import CliRunner
 
 from agent.config import config_overrides, load_agent_config
-from agent.paths import CONFIG_DIR
+from configs import SHIPPED_DIR as CONFIG_DIR
 from agent.recording import Recorder
 from agent.replay import replay, replay_command
 from behaviors.commands import Sit

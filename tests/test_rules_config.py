@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config_loading import ConfigError
-from agent.paths import CONFIG_DIR
+from configs.loading import ConfigError
+from configs import SHIPPED_DIR as CONFIG_DIR
 from behaviors.config import RulesConfig, load_rules
 from behaviors.engine import CueEngine
 

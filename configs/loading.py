@@ -12,13 +12,20 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(ValueError):
     """A config file is missing, is not YAML, or does not match its schema."""
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: an unknown key is an error (a typo in a safety bound must not
+    be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
