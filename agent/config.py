@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from agent.control.config import ControlConfig
 from configs import resolve_relative
 from configs.loading import StrictModel as _Strict
 from configs.loading import load_yaml_model
-from agent.control.config import ControlConfig
 from perception.config import DetectorConfig
 
 FRONT_CAMERAS = ["frontleft_fisheye_image", "frontright_fisheye_image"]
@@ -194,7 +194,7 @@ class SafetyConfig(_Strict):
     )
 
     @model_validator(mode="after")
-    def _backoff_bounds_ordered(self) -> "SafetyConfig":
+    def _backoff_bounds_ordered(self) -> SafetyConfig:
         if self.reconnect_backoff_max_s < self.reconnect_backoff_s:
             raise ValueError("reconnect_backoff_max_s must be >= reconnect_backoff_s")
         return self

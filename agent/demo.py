@@ -52,10 +52,9 @@ def demo_command(
     from agent.logs import setup_logging
     from agent.run import run_agent
     from agent.summary import describe_run
-    from sim.server import SimServer
-
     from configs.loading import ConfigError
     from sim.scene import ScenarioError, find_scenario
+    from sim.server import SimServer
 
     setup_logging(log_level.upper())
     try:

@@ -20,8 +20,6 @@ from typing import Any
 
 import yaml
 
-from deploy import DEPLOY_DIR
-
 MANIFEST_NAME = "manifest.json"
 COMPOSE_NAME = "docker-compose.yml"
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from mcap.data_stream import ReadDataStream
 from mcap.opcode import Opcode

@@ -27,7 +27,6 @@ import yaml
 from agent.extension import (
     ARCHITECTURES,
     COMPOSE_NAME,
-    DEPLOY_DIR,
     MANIFEST_NAME,
     VERSION_PATTERN,
     PackageError,
@@ -38,6 +37,7 @@ from agent.extension import (
     manifest_problems,
 )
 from agent.image_archive import ImageArchive, parse_image_archive, read_image_archive, require_image
+from deploy import DEPLOY_DIR
 
 
 @dataclass(frozen=True)

@@ -245,7 +245,7 @@ class Recorder:
                 log.info("recorder: nothing was recorded; removed %s", self.path)
         return self.stats()
 
-    def __enter__(self) -> "Recorder":
+    def __enter__(self) -> Recorder:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -17,14 +17,15 @@ import math
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import typer
 
-from agent.observers import PipelineObserver
 import configs
+from agent.observers import PipelineObserver
 
 Mode = Literal["auto", "recorded-run", "frames"]
 
@@ -520,10 +521,10 @@ def replay_command(
     from rich.console import Console
 
     from agent.config import config_overrides, load_agent_config
-    from configs.loading import ConfigError
     from agent.logs import setup_logging
     from agent.recording import RecordingError
     from agent.replay_sources import ReplayInputError
+    from configs.loading import ConfigError
 
     setup_logging(log_level.upper())
     if fast and speed is not None:

@@ -34,13 +34,15 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from agent.clock import FrameClock
 from agent.dry_run import DryRunRobot
 from agent.observers import PipelineObserver
 from agent.replay_sources import (
+    FrameStream,
     McapRecording,
     ReadReport,
     RecordedCommand,
@@ -50,7 +52,6 @@ from agent.replay_sources import (
     RecordedObservation,
     RecordedStatus,
     RecordedStep,
-    ReplaySource,
     read_in_thread,
 )
 from agent.robot import ConnectionLost, EStopped, LeaseLost, RobotStatus, RobotUnavailable
@@ -483,7 +484,7 @@ class TimedFrameSource:
     camera slightly behind) are passed at the current time: time never runs backwards.
     """
 
-    def __init__(self, inner: ReplaySource, clock: FrameClock, pacer: Pacer | None = None) -> None:
+    def __init__(self, inner: FrameStream, clock: FrameClock, pacer: Pacer | None = None) -> None:
         self.inner = inner
         self.cameras = list(inner.cameras)
         self.report: ReadReport = inner.report

@@ -15,23 +15,24 @@ import asyncio
 import json
 import re
 import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator, TypeVar, Union
+from typing import Any, Protocol, TypeVar
 
 import cv2
 import numpy as np
 
 from agent import recording_format as fmt
-from agent.robot import RobotStatus
 from agent.mcap_salvage import (
     MCAP_MAGIC,
     NotAnMcapFile,
-    ScanResult,
     ScannedMessage,
+    ScanResult,
     check_magic,
     scan_messages,
 )
+from agent.robot import RobotStatus
 from behaviors.commands import MotionCommand, command_from_dict
 from perception.detection import FrameResult
 from perception.frame import Frame
@@ -170,14 +171,9 @@ class RecordedCommand:
     outcome: str
 
 
-RecordedItem = Union[
-    RecordedFrame,
-    RecordedObservation,
-    RecordedStep,
-    RecordedStatus,
-    RecordedEvent,
-    RecordedCommand,
-]
+RecordedItem = (
+    RecordedFrame | RecordedObservation | RecordedStep | RecordedStatus | RecordedEvent | RecordedCommand
+)
 
 
 _JSON_TOPICS = (
@@ -620,7 +616,20 @@ class ImageFolderSource(_PrefetchingSource):
             yield Frame(self.camera, image, t, t, encoded=encoded, seq=index, extra={"file": file.name})
 
 
-ReplaySource = Union[McapFrameSource, VideoFrameSource, ImageFolderSource]
+ReplaySource = McapFrameSource | VideoFrameSource | ImageFolderSource
+
+
+class FrameStream(Protocol):
+    """What replay needs of an input: its cameras, its frames in order, what was lost, close."""
+
+    report: ReadReport
+
+    @property
+    def cameras(self) -> list[str]: ...
+
+    def frames(self) -> AsyncIterator[Frame]: ...
+
+    async def close(self) -> None: ...
 
 
 def open_replay_source(

@@ -13,9 +13,10 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import typer
 
@@ -216,10 +217,10 @@ def run_command(
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
     from agent.config import config_overrides, load_agent_config
-    from configs.loading import ConfigError
     from agent.connect import ConnectError
     from agent.logs import setup_logging
     from agent.robot import RobotUnavailable
+    from configs.loading import ConfigError
 
     setup_logging(log_level.upper())
     try:

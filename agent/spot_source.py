@@ -22,8 +22,9 @@ import concurrent.futures
 import functools
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any, TypeAlias
 
 from bosdyn.api import image_pb2
 from bosdyn.client.exceptions import Error as SdkError
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 RobotToLocal = Callable[[float], float]
 Decode = Callable[[Any, RobotToLocal], Frame]
 
-_ImageResponse = image_pb2.ImageResponse
+_ImageResponse: TypeAlias = image_pb2.ImageResponse
 
 
 class UnknownCameraError(ValueError):
@@ -167,7 +168,7 @@ class SpotCameraSource:
         depth: bool = True,
         depth_resize_ratio: float = 0.25,
         decode_min_side: int | None = None,
-    ) -> "SpotCameraSource":
+    ) -> SpotCameraSource:
         client: ImageClient = sdk_robot.ensure_client(ImageClient.default_service_name)
         return cls(
             client,

@@ -8,7 +8,7 @@ commands a recording *would* have produced with those a live run sent.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class GoTo:
     max_angular_rps: float | None = None
 
 
-MotionCommand = Union[Stand, Sit, Stop, Velocity, GoTo]
+MotionCommand = Stand | Sit | Stop | Velocity | GoTo
 
 
 def command_to_dict(cmd: MotionCommand) -> dict[str, Any]:

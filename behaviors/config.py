@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from configs.loading import ConfigError, format_validation_error, load_yaml_model
 from behaviors.library import build_behavior  # importing it fills the behavior registry
 from behaviors.limits import MotionLimits
 from behaviors.memory import SightingMemory
 from behaviors.registry import BehaviorCall
+from configs.loading import ConfigError, format_validation_error, load_yaml_model
 from perception.detection import Sighting
 
 TAG_LABEL = re.compile(r"^tag:(\d+)$")
@@ -48,7 +48,7 @@ class ImageRegion(_Strict):
     y2: float = Field(ge=0.0, le=1.0, description="Bottom edge, fraction of the image height.")
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ImageRegion":
+    def _ordered(self) -> ImageRegion:
         if not (self.x1 < self.x2 and self.y1 < self.y2):
             raise ValueError("region needs x1 < x2 and y1 < y2")
         return self
@@ -85,7 +85,7 @@ class Persistence(_Strict):
     )
 
     @model_validator(mode="after")
-    def _k_le_n(self) -> "Persistence":
+    def _k_le_n(self) -> Persistence:
         if self.seen_in > self.of_last:
             raise ValueError(f"seen_in ({self.seen_in}) must be <= of_last ({self.of_last})")
         return self
@@ -158,7 +158,7 @@ class CueSpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _distance_range(self) -> "CueSpec":
+    def _distance_range(self) -> CueSpec:
         if (
             self.min_distance_m is not None
             and self.max_distance_m is not None
@@ -245,7 +245,7 @@ class RulesConfig(_Strict):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _cross_references(cls, data: Any, handler: Callable[[Any], "RulesConfig"]) -> "RulesConfig":
+    def _cross_references(cls, data: Any, handler: Callable[[Any], RulesConfig]) -> RulesConfig:
         config = handler(data)
         errors: list[InitErrorDetails] = []
         known = ", ".join(config.cues) or "(none)"

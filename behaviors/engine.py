@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from behaviors.commands import GoTo, MotionCommand, Sit, Stand, Stop, Velocity, command_to_dict
-from behaviors.config import RuleSpec, RulesConfig
+from behaviors.config import RulesConfig, RuleSpec
 from behaviors.cues import CueEdge, CueTracker
 from behaviors.geometry import RobotPose
 from behaviors.library import behaviors_catalog, build_behavior
@@ -33,7 +33,7 @@ from behaviors.memory import SightingMemory
 from behaviors.registry import Behavior, BehaviorCall
 from perception.detection import FrameResult, Sighting
 
-__all__ = ["CueEngine", "EngineEvent", "RobotPose", "SOURCES"]
+__all__ = ["SOURCES", "CueEngine", "EngineEvent", "RobotPose"]
 
 SOURCES = ("cue", "operator")
 
@@ -134,9 +134,13 @@ class CueEngine:
         out, self._queued = self._queued, []
         self._fire_rules(now, out)
         running = self._running
-        if running is not None and running.rule is not None and running.rule.while_cue_present:
-            if not self._cues.present(running.rule.cue):
-                self._end(now, "succeeded", f"cue {running.rule.cue} cleared", out)
+        if (
+            running is not None
+            and running.rule is not None
+            and running.rule.while_cue_present
+            and not self._cues.present(running.rule.cue)
+        ):
+            self._end(now, "succeeded", f"cue {running.rule.cue} cleared", out)
         running = self._running
         if running is not None:
             out += running.behavior.step(now, pose)

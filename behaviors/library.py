@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from behaviors import basic, fiducial, motion, sequence  # noqa: F401  (registration)
 from behaviors.limits import MotionLimits

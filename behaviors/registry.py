@@ -9,8 +9,9 @@ so a wrong parameter fails when the file is loaded (or the launch is asked), nev
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -38,7 +39,7 @@ class BehaviorContext:
     memory: SightingMemory
     trigger: Sighting | None  # the sighting that fired the rule (None for operator launches)
     emit: Callable[[str, float, dict[str, Any]], None]  # (kind, time, data) -> engine event
-    create: Callable[["BehaviorCall"], "Behavior"]  # builds a sub-behavior (sequence steps)
+    create: Callable[[BehaviorCall], Behavior]  # builds a sub-behavior (sequence steps)
 
 
 class Behavior(ABC):
@@ -118,7 +119,7 @@ class BehaviorCall(BaseModel):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _check_params(cls, data: Any, handler: Callable[[Any], "BehaviorCall"]) -> "BehaviorCall":
+    def _check_params(cls, data: Any, handler: Callable[[Any], BehaviorCall]) -> BehaviorCall:
         call = handler(data)
         behavior_cls = REGISTRY.get(call.behavior)
         if behavior_cls is None:

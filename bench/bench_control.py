@@ -39,12 +39,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.config import config_overrides  # noqa: E402
-from agent.demo import sim_agent_config  # noqa: E402
-from agent.logs import setup_logging  # noqa: E402
-from configs import SHIPPED_DIR as CONFIG_DIR  # noqa: E402
-from agent.run import run_agent  # noqa: E402
-from behaviors.commands import MotionCommand, Stop  # noqa: E402
+from agent.config import config_overrides
+from agent.demo import sim_agent_config
+from agent.logs import setup_logging
+from agent.run import run_agent
+from behaviors.commands import MotionCommand, Stop
+from configs import SHIPPED_DIR as CONFIG_DIR
 
 BODY_CAMERAS = ["frontleft_fisheye_image", "frontright_fisheye_image", "left_fisheye_image",
                 "right_fisheye_image", "back_fisheye_image"]
@@ -66,7 +66,7 @@ print(json.dumps(samples))
 """
 
 
-def _serve_sim(scenario: str, ready: "mp.Queue[tuple[int, str, str, str]]", stop: Any) -> None:
+def _serve_sim(scenario: str, ready: mp.Queue[tuple[int, str, str, str]], stop: Any) -> None:
     from sim.server import SimServer
 
     with SimServer.start(scenario=scenario, port=0) as sim:

@@ -27,13 +27,13 @@ from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bosdyn.api import image_pb2  # noqa: E402
+from bosdyn.api import image_pb2
 
-from perception.config import DetectorConfig  # noqa: E402
-from perception.decode import decode_image_response  # noqa: E402
-from perception.detector import TFLiteDetector  # noqa: E402
-from perception.fiducials import FiducialFinder  # noqa: E402
-from perception.perceiver import Perceiver  # noqa: E402
+from perception.config import DetectorConfig
+from perception.decode import decode_image_response
+from perception.detector import TFLiteDetector
+from perception.fiducials import FiducialFinder
+from perception.perceiver import Perceiver
 
 TARGET_RATIO = 1.15
 

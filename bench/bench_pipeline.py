@@ -38,17 +38,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.config import AgentConfig, config_overrides  # noqa: E402
-from agent.connect import connect, resolve_credentials  # noqa: E402
-from agent.demo import sim_agent_config  # noqa: E402
-from agent.logs import setup_logging  # noqa: E402
-from agent.pipeline import Pipeline  # noqa: E402
-from agent.run import perceiver_factory  # noqa: E402
-from agent.spot_robot import SpotRobot  # noqa: E402
-from agent.spot_source import SpotCameraSource  # noqa: E402
-from behaviors.config import load_rules  # noqa: E402
-from behaviors.engine import CueEngine  # noqa: E402
-from perception.perceiver import Perceiver  # noqa: E402
+from agent.config import AgentConfig, config_overrides
+from agent.connect import connect, resolve_credentials
+from agent.demo import sim_agent_config
+from agent.logs import setup_logging
+from agent.pipeline import Pipeline
+from agent.run import perceiver_factory
+from agent.spot_robot import SpotRobot
+from agent.spot_source import SpotCameraSource
+from behaviors.config import load_rules
+from behaviors.engine import CueEngine
+from perception.perceiver import Perceiver
 
 BODY_CAMERAS = [
     "frontleft_fisheye_image",

@@ -17,16 +17,16 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bosdyn.client.math_helpers import Quat, SE3Pose  # noqa: E402
+from bosdyn.client.math_helpers import Quat, SE3Pose
 
-from sim.cameras import CAMERAS  # noqa: E402
-from sim.render import render_depth, render_grey, visible_tags  # noqa: E402
-from sim.scene import default_scenario_path, load_scenario  # noqa: E402
+from sim.cameras import CAMERAS
+from sim.render import render_depth, render_grey, visible_tags
+from sim.scene import default_scenario_path, load_scenario
 
 BUDGET_MS = 5.0
 

@@ -32,12 +32,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.config import AgentConfig, load_agent_config  # noqa: E402
-from configs import SHIPPED_DIR as CONFIG_DIR  # noqa: E402
-from agent.recording import Recorder  # noqa: E402
-from agent.replay import replay  # noqa: E402
-from perception.detector import TFLiteDetector  # noqa: E402
-from perception.frame import Frame, PinholeIntrinsics  # noqa: E402
+from agent.config import AgentConfig, load_agent_config
+from agent.recording import Recorder
+from agent.replay import replay
+from configs import SHIPPED_DIR as CONFIG_DIR
+from perception.detector import TFLiteDetector
+from perception.frame import Frame, PinholeIntrinsics
 
 CAMERAS = ["frontleft_fisheye_image", "frontright_fisheye_image"]
 

@@ -30,7 +30,7 @@ CAMERA_SOURCES = (
 )
 
 
-def _serve(camera_rate: float, ready: "mp.Queue[tuple[int, str]]", stop: "mp.synchronize.Event") -> None:
+def _serve(camera_rate: float, ready: mp.Queue[tuple[int, str]], stop: mp.synchronize.Event) -> None:
     from sim.server import SimServer
 
     with SimServer.start(port=0, camera_rate_hz=camera_rate) as sim:
@@ -120,7 +120,7 @@ def main() -> None:
     args = parser.parse_args()
 
     ctx = mp.get_context("spawn")
-    ready: "mp.Queue[tuple[int, str]]" = ctx.Queue()
+    ready: mp.Queue[tuple[int, str]] = ctx.Queue()
     stop = ctx.Event()
     server = ctx.Process(target=_serve, args=(args.camera_rate, ready, stop), daemon=True)
     server.start()
@@ -144,7 +144,7 @@ def main() -> None:
         p50 = statistics.median(latencies)
         p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
         print(f"robot-state latency under image load:    p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  (n={len(latencies)})")
-        robot._shutdown()  # noqa: SLF001 - stop the SDK's time-sync and token threads
+        robot._shutdown()
     finally:
         stop.set()
         server.join(timeout=10)

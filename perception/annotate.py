@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -15,7 +15,7 @@ _TAG_COLOUR = (255, 0, 255)
 def _colour(class_id: int) -> tuple[int, int, int]:
     # A stable, distinct colour per class (golden-ratio hue steps).
     hue = int((class_id * 0.618033988749895 % 1.0) * 180)
-    bgr = cv2.cvtColor(np.uint8([[[hue, 200, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
+    bgr = cv2.cvtColor(np.array([[[hue, 200, 255]]], np.uint8), cv2.COLOR_HSV2BGR)[0, 0]
     return int(bgr[0]), int(bgr[1]), int(bgr[2])
 
 

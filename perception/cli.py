@@ -10,9 +10,10 @@ nothing at all could be read.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -164,19 +165,19 @@ def _build_config(config: Path | None, overrides: dict[str, Any]) -> DetectorCon
 def detect_command(
     paths: Annotated[list[Path], typer.Argument(help="Images, image folders or video files.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for annotated images and detections.jsonl.")],
-    model: Annotated[Optional[Path], typer.Option(help="TFLite model (default: shipped NanoDet-g COCO).")] = None,
-    labels: Annotated[Optional[Path], typer.Option(help="Labels file, one a line.")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML with a detector section (DetectorConfig).")] = None,
-    score: Annotated[Optional[float], typer.Option(help="Score threshold.")] = None,
-    iou: Annotated[Optional[float], typer.Option(help="NMS IoU threshold.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="Interpreter threads.")] = None,
-    decoder: Annotated[Optional[str], typer.Option(help="auto | nanodet | ssd | yolo.")] = None,
-    tag_size: Annotated[Optional[float], typer.Option(help="AprilTag black-square edge, metres.")] = None,
+    model: Annotated[Path | None, typer.Option(help="TFLite model (default: shipped NanoDet-g COCO).")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Labels file, one a line.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with a detector section (DetectorConfig).")] = None,
+    score: Annotated[float | None, typer.Option(help="Score threshold.")] = None,
+    iou: Annotated[float | None, typer.Option(help="NMS IoU threshold.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Interpreter threads.")] = None,
+    decoder: Annotated[str | None, typer.Option(help="auto | nanodet | ssd | yolo.")] = None,
+    tag_size: Annotated[float | None, typer.Option(help="AprilTag black-square edge, metres.")] = None,
     intrinsics: Annotated[
-        Optional[str], typer.Option(help="fx,fy,cx,cy of the images (gives tag poses).")
+        str | None, typer.Option(help="fx,fy,cx,cy of the images (gives tag poses).")
     ] = None,
     camera: Annotated[
-        Optional[str], typer.Option(help="Spot camera the images come from (applies its upright rotation).")
+        str | None, typer.Option(help="Spot camera the images come from (applies its upright rotation).")
     ] = None,
     every: Annotated[int, typer.Option(min=1, help="Video: process every N-th frame.")] = 1,
     fiducials: Annotated[bool, typer.Option("--fiducials/--no-fiducials", help="Look for AprilTags.")] = True,

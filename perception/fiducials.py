@@ -18,7 +18,7 @@ at 0.5-4 m, several yaws):
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import cv2
 import numpy as np

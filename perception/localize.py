@@ -17,8 +17,8 @@ ahead, positive to the left). Anything the geometry cannot give stays None.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from bosdyn.client.frame_helpers import (

@@ -133,9 +133,9 @@ class InputPreprocessor:
                 if not np.shares_memory(result, target):
                     target[0, c] = result
         elif self.channels_first:
-            planes = None if grey else cv2.split(image)
+            split = None if grey else cv2.split(image)
             for c in range(3):
-                plane = image if grey else planes[self._source[c]]
+                plane = image if split is None else split[self._source[c]]
                 _lut_into(plane, self._luts[c], target[0, c])
         else:
             if grey:

@@ -6,7 +6,6 @@ import shlex
 import signal
 import threading
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,10 +15,10 @@ import configs
 def sim_command(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for every interface)."),
     port: int = typer.Option(44443, "--port", help="TLS port (a real robot uses 443; 0 picks a free port)."),
-    ca_out: Optional[Path] = typer.Option(
+    ca_out: Path | None = typer.Option(
         None, "--ca-out", help="Also write the sim's CA certificate (PEM) here, for clients to trust."
     ),
-    scenario: Optional[str] = typer.Option(
+    scenario: str | None = typer.Option(
         None, "--scenario", help="Sim world: a scenario YAML file, or the name of a shipped one "
         f"({', '.join(configs.shipped_names(configs.SCENARIOS))}). Default: default.",
     ),

@@ -382,7 +382,7 @@ class _Canvas:
         if np.all(c[:, 2] > NEAR_M):
             # Pick the mip level with about one texel per pixel (minification only).
             uv = _project(c, self.k)
-            span_px = max(np.linalg.norm(uv[1] - uv[0]), np.linalg.norm(uv[2] - uv[3]), 1.0)
+            span_px = max(float(np.linalg.norm(uv[1] - uv[0])), float(np.linalg.norm(uv[2] - uv[3])), 1.0)
             ratio = tex.width / span_px
             level = int(min(len(tex.grey) - 1, max(0, math.floor(math.log2(max(ratio, 1.0))) - MIP_BIAS)))
         if level:
@@ -446,10 +446,10 @@ def _covers(plane: _Plane, uv: np.ndarray, k: np.ndarray) -> bool:
     outline = _project(c_poly, k).astype(np.float32)
     if cv2.pointPolygonTest(outline, (float(uv[0]), float(uv[1])), False) < 0:
         return False
-    if plane.texture is None or plane.texture.alpha is None:
+    tex = plane.texture
+    if tex is None or tex.alpha is None:
         return True
     # Texel under the point: invert the plane's texture homography.
-    tex = plane.texture
     du = (c[1] - c[0]) / tex.width
     dv = (c[3] - c[0]) / tex.height
     h = k @ np.column_stack([du, dv, c[0] + 0.5 * du + 0.5 * dv])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import numpy as np
 import yaml
@@ -109,7 +109,7 @@ class StopSignObject(_SceneObject):
     pose: Pose3D = Field(..., description="centre of the octagon; yaw_deg = direction its face points")
 
     @model_validator(mode="after")
-    def _sign_above_floor(self) -> "StopSignObject":
+    def _sign_above_floor(self) -> StopSignObject:
         if self.pose.z < self.size_m / 2.0:
             raise ValueError(f"pose.z ({self.pose.z} m) must be at least size_m / 2 ({self.size_m / 2.0} m)")
         return self
@@ -162,7 +162,7 @@ class PersonObject(_SceneObject):
         return x_end, y_end, yaw
 
 
-SceneObject = Annotated[Union[AprilTagObject, StopSignObject, PersonObject], Field(discriminator="type")]
+SceneObject = Annotated[AprilTagObject | StopSignObject | PersonObject, Field(discriminator="type")]
 
 
 class Scenario(_Strict):
@@ -173,7 +173,7 @@ class Scenario(_Strict):
     objects: list[SceneObject] = Field(default_factory=list, description="things the cameras can see")
 
     @model_validator(mode="after")
-    def _unique_tag_ids(self) -> "Scenario":
+    def _unique_tag_ids(self) -> Scenario:
         seen: set[int] = set()
         for obj in self.objects:
             if isinstance(obj, AprilTagObject):

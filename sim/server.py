@@ -15,10 +15,10 @@ valid user token (gRPC UNAUTHENTICATED otherwise), as on a robot.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 from types import TracebackType
-from typing import Callable
 
 import grpc
 from bosdyn.api import data_buffer_pb2
@@ -32,11 +32,11 @@ from sim.services.common import ServiceSpec, SimService
 from sim.services.data_buffer import DataBufferServicer
 from sim.services.directory import DirectoryServicer
 from sim.services.estop import EstopServicer, EstopSystem
+from sim.services.frames import SnapshotBuilder
 from sim.services.image import ImageServicer, stereo_depth_cameras
 from sim.services.lease import LeaseManager, LeaseServicer
 from sim.services.payload_registration import PayloadRegistrationServicer
 from sim.services.power import PowerServicer
-from sim.services.frames import SnapshotBuilder
 from sim.services.robot_command import RobotCommandServicer
 from sim.services.robot_id import SERIAL_NUMBER, RobotIdServicer
 from sim.services.robot_state import RobotStateBuilder, RobotStateServicer
@@ -188,7 +188,7 @@ class SimServer:
         max_workers: int = DEFAULT_WORKERS,
         cert_dir: str | Path | None = None,
         cameras: dict[str, CameraSpec] | None = None,
-    ) -> "SimServer":
+    ) -> SimServer:
         """Start a simulated robot and return it running.
 
         scenario: a Scenario, a scenario YAML path, or None for configs/scenarios/default.yaml
@@ -248,7 +248,7 @@ class SimServer:
     def wait_for_termination(self, timeout: float | None = None) -> bool:
         return self._server.wait_for_termination(timeout)
 
-    def __enter__(self) -> "SimServer":
+    def __enter__(self) -> SimServer:
         return self
 
     def __exit__(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import bosdyn.client
@@ -29,7 +29,7 @@ def connect_sdk(sim: SimServer, name: str = "sim-test", authenticate: bool = Tru
 
 def close_sdk(robot: Robot) -> None:
     """Stop the SDK robot's background threads (time sync, token refresh) and close its channels."""
-    robot._shutdown()  # noqa: SLF001 - the SDK's own way to stop those threads (also run by __del__)
+    robot._shutdown()
     robot.shutdown()
 
 

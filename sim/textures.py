@@ -209,10 +209,10 @@ def _build_person(trousers: float = 70.0, forearms: bool = True, gain: float = 1
         shoe_l, shoe_r = min(inner_bot, outer_bot) - 0.01 * px, max(inner_bot, outer_bot) + 0.01 * px
         quad((shoe_l, ankle), (shoe_r, ankle), (shoe_r + 0.01 * px, h - 1), (shoe_l - 0.01 * px, h - 1), shoes)
     # A belt where the photo ends, and some fabric grain.
-    belt = (lower_alpha[: int(0.04 * px)] > 0)
-    lower[: int(0.04 * px)][belt] *= 0.5
+    belt = lower_alpha[: int(0.04 * px)] > 0
+    lower[: int(0.04 * px)][belt] *= np.float32(0.5)
     rng = np.random.default_rng(3)
-    lower += cv2.GaussianBlur(rng.normal(0.0, 5.0, lower.shape).astype(np.float32), (5, 5), 1.5)
+    lower += cv2.GaussianBlur(np.asarray(rng.normal(0.0, 5.0, size=lower.shape), np.float32), (5, 5), 1.5)
     lower = np.clip(lower, 0, 255).astype(np.uint8)
     grey[photo_h:] = lower
     alpha[photo_h:] = lower_alpha

@@ -21,8 +21,8 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from bosdyn.api import basic_command_pb2, geometry_pb2, power_pb2, robot_state_pb2
 from bosdyn.client.math_helpers import Quat, SE2Pose, SE3Pose, angle_diff
@@ -527,7 +527,7 @@ class SimWorld:
         while not self._stop_event.is_set():
             try:
                 self.step(period)
-            except Exception:  # noqa: BLE001 - the physics thread must survive a bad step
+            except Exception:
                 _LOGGER.exception("sim physics step failed")
             next_tick += period
             delay = next_tick - time.monotonic()
@@ -712,6 +712,7 @@ def se3_to_proto(pose: SE3Pose, out: geometry_pb2.SE3Pose) -> None:
 
 
 __all__ = [
+    "VISION_TFORM_ODOM",
     "BodyState",
     "CommandKind",
     "CommandRecord",
@@ -722,7 +723,6 @@ __all__ = [
     "RobotClock",
     "SimWorld",
     "SpotLimits",
-    "VISION_TFORM_ODOM",
     "body_pose",
     "se3_to_proto",
     "vision_tform_odom_se3",

@@ -123,7 +123,7 @@ class ServerThread:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         self._thread.start()
         self.server = ControlServer(self.handler, **self.kwargs)
         asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(5)

@@ -10,17 +10,18 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from bosdyn.client.lease import LeaseClient
 
 from agent.demo import sim_agent_config
-from configs import SHIPPED_DIR as CONFIG_DIR
 from agent.pipeline import Pipeline
 from agent.run import EXIT_LEASE_LOST, EXIT_OK, AgentRunResult, run_agent
+from configs import SHIPPED_DIR as CONFIG_DIR
 from sim.server import SimServer
 from sim.testing import close_sdk, connect_sdk
 from sim.world import BodyState, Posture

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from agent.config import AgentConfig, config_overrides, load_agent_config
-from configs.loading import ConfigError
 from agent.connect import ConnectError, resolve_credentials
 from agent.logs import KeyValueFormatter
 from configs import SHIPPED_DIR as CONFIG_DIR
+from configs.loading import ConfigError
 
 
 def test_shipped_configs_load_and_resolve_paths() -> None:

@@ -8,19 +8,19 @@ import time
 from pathlib import Path
 
 import pytest
+import typer
 import yaml
 from bosdyn.client.estop import EstopClient, EstopEndpoint
 from bosdyn.client.lease import LeaseClient
-import typer
 from typer.testing import CliRunner
 
-from configs import SHIPPED_DIR as CONFIG_DIR
-from agent.run import run_command
 from agent.config import AgentConfig, config_overrides
 from agent.connect import ConnectError, connect, resolve_credentials
 from agent.demo import sim_agent_config
 from agent.robot import EStopped, RobotUnavailable
+from agent.run import run_command
 from agent.spot_robot import SpotRobot
+from configs import SHIPPED_DIR as CONFIG_DIR
 from sim.server import DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET, SimServer
 from sim.testing import close_sdk, connect_sdk
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -239,8 +240,10 @@ def test_watchdog_stops_once_and_behaviors_stay_halted_until_rule_fires_again() 
             cams.paused = True  # image service stalls
             await asyncio.sleep(1.0)
             cams.paused = False  # frames return, still showing the same person
-        asyncio.create_task(stall_then_resume())
-        return await pipe.run(duration_s=2.2)
+        stall = asyncio.create_task(stall_then_resume())
+        report = await pipe.run(duration_s=2.2)
+        await stall
+        return report
 
     report = asyncio.run(scenario())
     trips = [e for e in report.events if e.kind == "watchdog_tripped"]
@@ -266,10 +269,12 @@ def test_watchdog_allows_a_startup_grace_for_the_first_detection(grace_s: float,
         async def connect_late() -> None:
             await asyncio.sleep(0.6)
             cams.paused = False
-        asyncio.create_task(connect_late())
+        connecting = asyncio.create_task(connect_late())
         pipe = Pipeline(cams, lambda: SlowDetector(0.0, []), FakeEngine(), DryRunRobot(clock),
                         _safety(watchdog_s=0.3, watchdog_startup_grace_s=grace_s), clock)
-        return await pipe.run(duration_s=1.0)
+        report = await pipe.run(duration_s=1.0)
+        await connecting
+        return report
 
     report = asyncio.run(scenario())
     assert report.stats["watchdog_trips"] == trips

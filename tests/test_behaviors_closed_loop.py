@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 
-from configs import SHIPPED_DIR as CONFIG_DIR
 from behaviors.commands import GoTo, MotionCommand, Sit, Stand, Stop, Velocity
 from behaviors.config import load_rules
 from behaviors.engine import CueEngine, EngineEvent, RobotPose
 from behaviors.geometry import range_and_bearing, wrap_angle
+from configs import SHIPPED_DIR as CONFIG_DIR
 from perception.detection import FrameResult, Sighting
 
 CAMERA = "frontleft_fisheye_image"

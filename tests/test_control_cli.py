@@ -12,10 +12,10 @@ from pathlib import Path
 
 import cv2
 import pytest
+from control_fakes import FakeAgent, ServerThread
 
 from agent.control.keys import create_key_pair, load_server_keys
 from agent.control.op_cli import format_params, parse_params, parse_value
-from control_fakes import FakeAgent, ServerThread
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -98,7 +98,7 @@ def test_snapshot_writes_a_jpeg(served: ServerThread, tmp_path: Path) -> None:
 def test_watch_prints_readable_events(served: ServerThread) -> None:
     def emit() -> None:
         time.sleep(1.5)  # the watcher process starts and subscribes first
-        for i in range(20):
+        for _i in range(20):
             served.server.publish("cue", {"rule": "wave_back", "behavior": "sit", "label": "person"})
             served.server.publish(
                 "command",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import zmq
+from control_fakes import FakeAgent, ServerThread
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +30,6 @@ from agent.control.keys import (
 )
 from agent.control.protocol import MAX_REQUEST_BYTES, ErrorCode
 from agent.control.server import ControlServer, InsecureBindError
-from control_fakes import FakeAgent, ServerThread
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -301,9 +301,8 @@ def test_curve_admits_only_authorized_operators(keys: Path, agent: FakeAgent) ->
                 intruder.call("launch", {"name": "sit"})
             with pytest.raises(AgentUnreachable):  # and cannot watch either
                 next(intruder.events(duration_s=1.0))
-        with ControlClient(endpoint, timeout_s=1.0) as plaintext:
-            with pytest.raises(AgentUnreachable):
-                plaintext.call("stop")
+        with ControlClient(endpoint, timeout_s=1.0) as plaintext, pytest.raises(AgentUnreachable):
+            plaintext.call("stop")
         assert agent.active is None and agent.sent == []
 
         with ControlClient(endpoint, keys=alice, timeout_s=2.0) as operator:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -29,15 +29,16 @@ from pathlib import Path
 
 import pytest
 from bosdyn.client.estop import EstopClient, EstopEndpoint, EstopKeepAlive
+from deploy_support import DOCKERFILE, dockerfile_instructions, entry_command, env_of
 
 from agent.config import load_agent_config
 from agent.control.client import ControlClient
 from agent.control.keys import AUTHORIZED_DIR, create_key_pair, load_client_keys
 from agent.extension import OPERATOR_KEYS_PATH, PAYLOAD_CREDENTIALS_PATH
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-from deploy_support import DOCKERFILE, dockerfile_instructions, entry_command, env_of
 from sim.server import DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET, SimServer
 from sim.testing import close_sdk, connect_sdk
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 INSTRUCTIONS = dockerfile_instructions(DOCKERFILE.read_text())
 VENV_BIN = Path(sys.executable).parent
@@ -79,7 +80,7 @@ class AgentProcess:
                     if regex.search(line):
                         return line
                 left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None and not self._reader.is_alive():
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
                     raise AssertionError(f"no line matching {pattern!r}:\n" + self.text)
                 self._changed.wait(min(left, 0.2))
 

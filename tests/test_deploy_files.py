@@ -18,6 +18,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from deploy_support import (
+    DEPLOY,
+    DOCKERFILE,
+    copy_sources,
+    docker_save_bytes,
+    dockerfile_instructions,
+    entry_command,
+    env_of,
+    final_stage,
+)
 from packaging.requirements import Requirement
 
 import configs
@@ -31,17 +41,8 @@ from agent.extension import (
     compose_problems,
     manifest_problems,
 )
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-from deploy_support import (
-    DEPLOY,
-    DOCKERFILE,
-    copy_sources,
-    docker_save_bytes,
-    dockerfile_instructions,
-    entry_command,
-    env_of,
-    final_stage,
-)
 
 tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11+")
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import typer
 import yaml
+from deploy_support import DEPLOY, docker_save_bytes, write_docker_save
 from typer.testing import CliRunner
 
 from agent.extension import PackageError
 from agent.image_archive import read_image_archive
 from agent.package import build_spx, check_spx, package_command
-from deploy_support import DEPLOY, docker_save_bytes, write_docker_save
 
 MANIFEST = json.loads((DEPLOY / "manifest.json").read_text())
 IMAGE = f"{MANIFEST['extension_name']}:{MANIFEST['version']}"

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 import typer
+from fixtures.perception_support import render_tag
 from skimage import data
 from typer.testing import CliRunner
 
-from fixtures.perception_support import render_tag
 from perception.cli import detect_command
 
 

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 from bosdyn.api import image_pb2
+from fixtures.perception_support import image_response, jpeg_response, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from skimage import data
 
-from fixtures.perception_support import image_response, jpeg_response, snapshot
 from perception.decode import DropCounter, FrameDecodeError, decode_image_response
 
 Image = image_pb2.Image

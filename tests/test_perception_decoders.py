@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from fixtures.perception_support import FIXTURES, iou
+
 from perception.decoders import (
     DecodeParams,
     NanoDetDecoder,
@@ -146,7 +146,7 @@ def test_nanodet_decodes_distribution_focal_loss_boxes() -> None:
     bins, classes = 8, 2
     levels = {8: 16, 16: 4, 32: 1}
     outputs, tensors, i = {}, [], 1
-    for stride, n in levels.items():
+    for _stride, n in levels.items():
         scores = np.zeros((1, n, classes), np.float32)
         boxes = np.full((1, n, 4 * bins), -20.0, np.float32)
         outputs[i], outputs[i + 1] = scores, boxes

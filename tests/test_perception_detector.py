@@ -8,9 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from fixtures.perception_support import FIXTURES, iou
 from skimage import data
 
-from fixtures.perception_support import FIXTURES, iou
 from perception import detector as detector_module
 from perception.config import DEFAULT_MODEL, DEFAULT_MODEL_SHA256, DetectorConfig
 from perception.decoders import UnsupportedModelError

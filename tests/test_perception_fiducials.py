@@ -7,8 +7,8 @@ import math
 import cv2
 import numpy as np
 import pytest
-
 from fixtures.perception_support import render_tag, rotation_matrix
+
 from perception.fiducials import FiducialFinder
 from perception.frame import PinholeIntrinsics
 

@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 import pytest
-
 from fixtures.perception_support import snapshot
+
 from perception.detection import Detection, FiducialDetection
 from perception.frame import Frame, PinholeIntrinsics
 from perception.localize import sightings_for

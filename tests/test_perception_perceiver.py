@@ -7,9 +7,9 @@ import threading
 import cv2
 import numpy as np
 import pytest
+from fixtures.perception_support import iou, jpeg_response, render_tag, snapshot
 from skimage import data
 
-from fixtures.perception_support import iou, jpeg_response, render_tag, snapshot
 from perception.config import DetectorConfig
 from perception.decode import decode_image_response
 from perception.frame import PinholeIntrinsics
@@ -73,7 +73,6 @@ def test_process_returns_a_frame_result_with_placed_sightings(perceiver: Perceiv
 
 def test_depth_frames_produce_no_sightings(perceiver: Perceiver) -> None:
     from bosdyn.api import image_pb2
-
     from fixtures.perception_support import image_response
 
     raw = np.full((4, 4), 1000, "<u2")

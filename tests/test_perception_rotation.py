@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from fixtures.perception_support import iou
 from scipy import ndimage
 
-from fixtures.perception_support import iou
 from perception.rotation import upright_rotation
 
 
@@ -42,7 +42,7 @@ def test_box_in_rotated_image_maps_back_onto_the_object(angle: float) -> None:
     # for oblique angles) and stays inside the image.
     assert back[0] <= obj[0] + 1 and back[1] <= obj[1] + 1 and back[2] >= obj[2] - 1 and back[3] >= obj[3] - 1
     assert iou(back, obj) > (0.97 if angle % 90 == 0 else 0.3)
-    assert 0 <= back[0] and 0 <= back[1] and back[2] <= 640 and back[3] <= 480
+    assert back[0] >= 0 and back[1] >= 0 and back[2] <= 640 and back[3] <= 480
 
 
 def test_points_round_trip_exactly() -> None:

@@ -16,10 +16,10 @@ import pytest
 from mcap.reader import make_reader
 
 from agent.demo import sim_agent_config
-from configs import SHIPPED_DIR as CONFIG_DIR
 from agent.replay import replay
 from agent.run import run_agent
 from behaviors.commands import GoTo, Sit, Stand, command_from_dict
+from configs import SHIPPED_DIR as CONFIG_DIR
 from sim.server import SimServer
 
 pytestmark = pytest.mark.slow

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from configs.loading import ConfigError
-from configs import SHIPPED_DIR as CONFIG_DIR
 from behaviors.config import RulesConfig, load_rules
 from behaviors.engine import CueEngine
+from configs import SHIPPED_DIR as CONFIG_DIR
+from configs.loading import ConfigError
 
 RULES_DIR = CONFIG_DIR / "rules"
 

@@ -5,7 +5,7 @@ world object service says it is."""
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import cv2
 import numpy as np

@@ -9,6 +9,7 @@ the intrinsics and the renderer agree.
 from __future__ import annotations
 
 import math
+
 import cv2
 import numpy as np
 import pytest

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from bosdyn.api import basic_command_pb2, estop_pb2, robot_state_pb2
 from bosdyn.client import math_helpers
 from bosdyn.client.auth import InvalidLoginError
 from bosdyn.client.estop import EstopClient, EstopEndpoint, EstopKeepAlive, IncorrectChallengeResponseError
-from bosdyn.client.exceptions import InvalidRequestError, LeaseUseError, UnauthenticatedError, UnimplementedError
+from bosdyn.client.exceptions import (
+    InvalidRequestError,
+    LeaseUseError,
+    UnauthenticatedError,
+    UnimplementedError,
+)
 from bosdyn.client.frame_helpers import BODY_FRAME_NAME, ODOM_FRAME_NAME, VISION_FRAME_NAME, get_a_tform_b
 from bosdyn.client.lease import LeaseClient, LeaseKeepAlive, ResourceAlreadyClaimedError
 from bosdyn.client.payload_registration import InvalidPayloadCredentialsError

@@ -17,8 +17,9 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from agent.control.config import ControlConfig
 from agent.control.drawing import detection_summary, draw_detections, encode_jpeg, to_bgr
@@ -429,8 +430,8 @@ class ControlHost:
 
 
 __all__ = [
-    "command_for_stream",
     "ControlHost",
     "LiveAgentControl",
+    "command_for_stream",
     "event_for_stream",
 ]

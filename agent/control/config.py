@@ -79,7 +79,7 @@ class ControlConfig(BaseModel):
         return (Path(config_path).parent / value).resolve()
 
     @model_validator(mode="after")
-    def _network_needs_keys(self) -> "ControlConfig":
+    def _network_needs_keys(self) -> ControlConfig:
         if self.curve_keys_dir is None:
             for endpoint in (self.endpoint, self.events_endpoint):
                 if endpoint is not None and not is_loopback(endpoint):

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
 
 class Boxed(Protocol):
-    label: str
-    score: float
-    box: tuple[float, float, float, float]
+    @property
+    def label(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def box(self) -> tuple[float, float, float, float]: ...
 
 
 def to_bgr(image: np.ndarray, is_depth: bool = False) -> np.ndarray:

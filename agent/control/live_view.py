@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -201,7 +202,7 @@ class LiveView:
             )
         return self._image_channels[camera], self._annotation_channels[camera]
 
-    def __enter__(self) -> "LiveView":
+    def __enter__(self) -> LiveView:
         self.start()
         return self
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -59,13 +60,13 @@ def op_main(
         envvar="SPOT_AGENT_ENDPOINT",
         help="The agent's control socket, e.g. tcp://192.168.50.5:21000.",
     ),
-    server_key: Optional[Path] = typer.Option(
+    server_key: Path | None = typer.Option(
         None,
         "--server-key",
         envvar="SPOT_AGENT_SERVER_KEY",
         help="The agent's public key (server.key). Needed for an agent on another machine.",
     ),
-    client_key: Optional[Path] = typer.Option(
+    client_key: Path | None = typer.Option(
         None,
         "--client-key",
         envvar="SPOT_AGENT_CLIENT_KEY",
@@ -76,7 +77,7 @@ def op_main(
     ctx.obj = _Options(endpoint, server_key, client_key, timeout)
 
 
-def _connect(ctx: typer.Context) -> "ControlClient":
+def _connect(ctx: typer.Context) -> ControlClient:
     from agent.control.client import ControlClient
     from agent.control.endpoints import EndpointError
     from agent.control.keys import KeyFileError, load_client_keys
@@ -146,7 +147,7 @@ def behaviors_command(ctx: typer.Context) -> None:
 def launch_command(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Behavior name (see `spot-agent op behaviors`)."),
-    params: Optional[list[str]] = typer.Argument(
+    params: list[str] | None = typer.Argument(
         None, help="Parameters as key=value (numbers, true/false, null, or JSON like [1,2])."
     ),
 ) -> None:
@@ -197,7 +198,7 @@ def resume_cues_command(ctx: typer.Context) -> None:
 def snapshot_command(
     ctx: typer.Context,
     camera: str = typer.Argument(..., help="Camera name, e.g. frontleft_fisheye_image."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JPEG file to write."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="JPEG file to write."),
     boxes: bool = typer.Option(True, "--boxes/--no-boxes", help="Draw the latest detections."),
 ) -> None:
     """Save a camera's latest frame, with detections drawn, as JPEG."""
@@ -224,11 +225,11 @@ def snapshot_command(
 @op_app.command("watch")
 def watch_command(
     ctx: typer.Context,
-    topics: Optional[list[str]] = typer.Option(
+    topics: list[str] | None = typer.Option(
         None, "--topic", "-t", help="Only these topics (detection, cue, behavior, command, health, operator)."
     ),
-    count: Optional[int] = typer.Option(None, "--count", "-n", min=1, help="Stop after N events."),
-    duration: Optional[float] = typer.Option(None, "--duration", "-d", min=0.1, help="Stop after S seconds."),
+    count: int | None = typer.Option(None, "--count", "-n", min=1, help="Stop after N events."),
+    duration: float | None = typer.Option(None, "--duration", "-d", min=0.1, help="Stop after S seconds."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of text."),
 ) -> None:
     """Follow what the agent sees and does, live (Ctrl-C to end)."""
@@ -503,7 +504,7 @@ _FORMATTERS: dict[str, Callable[[dict[str, Any]], tuple[str, bool]]] = {
 }
 
 
-def format_event(event: "Event") -> "Text":
+def format_event(event: Event) -> Text:
     """One readable line per event; data is shown as text, never as rich markup."""
     import json
 

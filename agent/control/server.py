@@ -193,7 +193,7 @@ class ControlServer:
             self._context.destroy(linger=0)
             self._context = None
 
-    async def __aenter__(self) -> "ControlServer":
+    async def __aenter__(self) -> ControlServer:
         await self.start()
         return self
 
@@ -226,11 +226,11 @@ class ControlServer:
             log.warning("event on %r not published: %s", topic, exc)
             return
         # PUB never blocks: at its high-water mark ZeroMQ drops the event for that subscriber.
-        self._pub.send_multipart(frames).add_done_callback(self._sent)
+        asyncio.ensure_future(self._pub.send_multipart(frames)).add_done_callback(self._sent)
         self.events_published += 1
 
     @staticmethod
-    def _sent(future: "asyncio.Future[Any]") -> None:
+    def _sent(future: asyncio.Future[Any]) -> None:
         if not future.cancelled() and future.exception() is not None:
             log.debug("event not sent: %s", future.exception())
 
@@ -281,7 +281,7 @@ class ControlServer:
         if self.curve is None:
             return "local"
         try:
-            return frame.get("User-Id") or "unknown-operator"
+            return str(frame.get("User-Id") or "unknown-operator")
         except zmq.ZMQError:
             return "unknown-operator"
 
@@ -290,7 +290,8 @@ class ControlServer:
             return
         # ROUTER never blocks on send: a reply to a vanished peer (or one over its high-water
         # mark) is dropped, so this completes at once.
-        self._router.send_multipart([identity, *delimiter, *frames]).add_done_callback(self._sent)
+        sent = self._router.send_multipart([identity, *delimiter, *frames])
+        asyncio.ensure_future(sent).add_done_callback(self._sent)  # zmq.asyncio: already a Future
 
     async def _answer(
         self, identity: bytes, delimiter: list[bytes], payload: bytes, operator: str

@@ -10,8 +10,8 @@ import secrets
 import threading
 import time
 
-import jwt
 import grpc
+import jwt
 from bosdyn.api import auth_pb2, auth_service_pb2_grpc
 from bosdyn.client.auth import AuthClient
 

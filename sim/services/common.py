@@ -58,7 +58,7 @@ class Reply(Generic[ResponseT]):
     other exception into CODE_INTERNAL_SERVER_ERROR (logged) instead of a bare gRPC failure.
     """
 
-    __slots__ = ("response", "clock")
+    __slots__ = ("clock", "response")
 
     def __init__(self, response: ResponseT, request: object, clock: RobotClock) -> None:
         self.response = response

@@ -84,8 +84,7 @@ class DataBufferServicer(data_buffer_service_pb2_grpc.DataBufferServiceServicer)
         self, request: data_buffer_pb2.RegisterSignalSchemaRequest, context: grpc.ServicerContext
     ) -> data_buffer_pb2.RegisterSignalSchemaResponse:
         response = data_buffer_pb2.RegisterSignalSchemaResponse()
-        with Reply(response, request, self._clock):
-            with self._lock:
-                response.schema_id = self._next_schema_id
-                self._next_schema_id += 1
+        with Reply(response, request, self._clock), self._lock:
+            response.schema_id = self._next_schema_id
+            self._next_schema_id += 1
         return response

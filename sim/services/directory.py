@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import grpc
 from bosdyn.api import directory_pb2, directory_service_pb2_grpc

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import grpc
 from bosdyn.api import estop_pb2, estop_service_pb2_grpc

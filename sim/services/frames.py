@@ -6,7 +6,7 @@ The camera edges never change, so they are built once into a template that each 
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from bosdyn.api import geometry_pb2
 from bosdyn.client.frame_helpers import (

@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TypeAlias
 
 import grpc
 from bosdyn.api import lease_pb2, lease_service_pb2_grpc
@@ -33,7 +34,7 @@ from sim.world import NSEC_PER_SEC, RobotClock
 _LOGGER = logging.getLogger(__name__)
 
 BODY_RESOURCE = "body"
-LeaseUseResult = lease_pb2.LeaseUseResult
+LeaseUseResult: TypeAlias = lease_pb2.LeaseUseResult
 
 
 @dataclass

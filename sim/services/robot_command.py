@@ -9,8 +9,9 @@ STATUS_UNKNOWN_FRAME, arm/gripper/other hardware -> STATUS_UNSUPPORTED.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import TypeAlias
 
 import grpc
 from bosdyn.api import (
@@ -37,7 +38,7 @@ from sim.services.lease import LeaseManager
 from sim.services.time_sync import TimeSyncServicer
 from sim.world import VISION_TFORM_ODOM, CommandKind, CommandRecord, MotorPower, RobotClock, SimWorld
 
-RCResponse = robot_command_pb2.RobotCommandResponse
+RCResponse: TypeAlias = robot_command_pb2.RobotCommandResponse
 ESTOP_LEVEL_NONE = estop_pb2.ESTOP_LEVEL_NONE
 FeedbackStatus = basic_command_pb2.RobotCommandFeedbackStatus
 
