@@ -1,13 +1,15 @@
 """What a Spot Extension for CORE I/O is made of: its manifest and its compose file, checked.
 
 A Spot Extension (`.spx`) is a gzip tarball holding, at its top level, `manifest.json`,
-`docker-compose.yml`, the `docker save` image archive(s) the manifest's `images` names and
-optionally the icon the manifest names (Boston Dynamics, "Running Custom Applications with
-Spot", and the SDK's `python/examples/extensions/build_extension.py`, whose manifest checks
-these mirror). The compose checks are this project's: the agent's container must restart by
-itself, log to journald, use the host network (CORE I/O's firewall opens ports on the host's
-stack) and read the payload credentials and the operator control keys from read-only mounts
-(the keys from outside the extension's own folder, which an upgrade replaces).
+`docker-compose.yml`, the `docker save` image archive(s) the manifest's `images` names,
+optionally the icon and the udev rules file the manifest names, and any other files the
+extension needs (Boston Dynamics, "Running Custom Applications with Spot",
+`docs/payload/docker_containers.md` in the Spot SDK, and the SDK's
+`python/examples/extensions/build_extension.py`, whose manifest checks these mirror). The
+compose checks are this project's: the agent's container must restart by itself, log to
+journald, be reachable on the operator ports (`agent.extension_network`) and read the payload
+credentials and the operator control keys from read-only mounts (the keys from outside the
+extension's own folder, which an upgrade replaces).
 """
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ import json
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
+
+# Re-exported: where an incoming port may be on CORE I/O.
+from agent.extension_network import PAYLOAD_PORT_RANGE as PAYLOAD_PORT_RANGE
+from agent.extension_network import PAYLOAD_RESERVED_PORTS as PAYLOAD_RESERVED_PORTS
+from agent.extension_network import ListeningPort, network_problems
 
 MANIFEST_NAME = "manifest.json"
 COMPOSE_NAME = "docker-compose.yml"
@@ -34,11 +41,20 @@ PAYLOAD_CREDENTIALS_PATH = "/opt/payload_credentials/payload_guid_and_secret"
 OPERATOR_KEYS_PATH = "/opt/spot-cue-agent/keys"
 EXTENSIONS_DIR = "/data/.extensions"
 
-# Incoming ports a CORE I/O's firewall lets through (TCP and UDP), less one it keeps for itself.
-PAYLOAD_PORT_RANGE = range(21000, 22001)
-PAYLOAD_RESERVED_PORTS = frozenset({21443})
-
+# The extension's name ("Running Custom Applications with Spot", "Extension Structure"): only
+# letters, digits, '-' and '_' (also what the SDK's build_extension.py checks), and never the
+# special strings `coreio` or `mission_control` (CORE I/O 4.1.0 cannot uninstall an extension
+# whose name breaks these rules from its portal). The docs write those strings in lower case
+# without saying whether CORE I/O compares case; refusing them in any case costs a rename,
+# while accepting one CORE I/O refuses costs an SSH session on the robot.
 EXTENSION_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+RESERVED_NAME_PARTS = ("coreio", "mission_control")
+# The docs give no length limit; the name becomes a directory name on the CORE I/O
+# (/data/.extensions/<name>), which Linux file systems cap at 255 bytes.
+EXTENSION_NAME_MAX = 255
+# udev reads only files ending .rules from its rules directories (udev(7)); CORE I/O copies
+# the manifest's `udev_rules` file there ("Other files").
+UDEV_RULES_SUFFIX = ".rules"
 VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
 _INSTALLATION_TARGETS = ("spot", "orbit")
 _RESTART_POLICIES = ("always", "unless-stopped", "on-failure")
@@ -75,12 +91,9 @@ def load_compose(path: Path) -> dict[str, Any]:
 
 def manifest_problems(manifest: dict[str, Any]) -> list[str]:
     """What is wrong with a Spot Extension manifest (empty list: nothing)."""
-    problems = []
-    name = manifest.get("extension_name")
-    if not isinstance(name, str) or not EXTENSION_NAME_PATTERN.match(name):
-        problems.append(f"extension_name must be letters, digits, '-' and '_' only (got {name!r})")
+    problems = extension_name_problems(manifest.get("extension_name"))
     version = manifest.get("version")
-    if not isinstance(version, str) or not VERSION_PATTERN.match(version):
+    if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version):
         problems.append(f"version must be X.Y.Z with integers X, Y, Z (got {version!r})")
     if not isinstance(manifest.get("description"), str) or not manifest["description"].strip():
         problems.append("description must be a non-empty string")
@@ -105,8 +118,16 @@ def manifest_problems(manifest: dict[str, Any]) -> list[str]:
             f"installation_target must be one of {_INSTALLATION_TARGETS} (got {target!r})"
         )
     icon = manifest.get("icon")
-    if icon is not None and (not isinstance(icon, str) or "/" in icon or not icon):
+    if icon is not None and not is_plain_name(icon):
         problems.append(f"icon must be a plain file name (got {icon!r})")
+    udev = manifest.get("udev_rules")
+    if udev is not None and (not is_plain_name(udev) or not udev.endswith(UDEV_RULES_SUFFIX)):
+        problems.append(
+            f"udev_rules must be a plain file name ending {UDEV_RULES_SUFFIX} (udev ignores "
+            f"other files) (got {udev!r})"
+        )
+    for key in ("files_to_save", "directories_to_save"):
+        problems += _saved_paths_problems(key, manifest.get(key))
     date = manifest.get("date")
     if date is not None:
         try:
@@ -114,6 +135,48 @@ def manifest_problems(manifest: dict[str, Any]) -> list[str]:
         except ValueError:
             problems.append(f"date must be an ISO 8601 time (got {date!r})")
     return problems
+
+
+def extension_name_problems(name: Any) -> list[str]:
+    """What is wrong with an extension name under Boston Dynamics' naming rules (empty: nothing)."""
+    if not isinstance(name, str) or not EXTENSION_NAME_PATTERN.fullmatch(name):
+        return [f"extension_name must be letters, digits, '-' and '_' only (got {name!r})"]
+    problems = [
+        f"extension_name must not contain {part!r} (reserved by CORE I/O) (got {name!r})"
+        for part in RESERVED_NAME_PARTS
+        if part in name.lower()
+    ]
+    if len(name) > EXTENSION_NAME_MAX:
+        problems.append(
+            f"extension_name is {len(name)} characters; at most {EXTENSION_NAME_MAX} fit in the "
+            "name of its folder on the CORE I/O"
+        )
+    return problems
+
+
+def is_plain_name(name: Any) -> TypeGuard[str]:
+    """True for a file name that sits at the top level of an extension (no folder, not . or ..)."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+    )
+
+
+def _saved_paths_problems(key: str, paths: Any) -> list[str]:
+    """`files_to_save` / `directories_to_save`: paths kept across upgrades, relative to the
+    extension's folder ("Running Custom Applications with Spot", "Extension Structure")."""
+    if paths is None:
+        return []
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+        return [f"{key} must be a list of paths relative to the extension's folder (got {paths!r})"]
+    return [
+        f"{key} entry {p!r} must be relative to the extension's folder, without '..'"
+        for p in paths
+        if p.startswith("/") or ".." in p.split("/")
+    ]
 
 
 def _service(compose: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -152,8 +215,12 @@ def _volume_parts(volume: Any) -> tuple[str, str, str]:
     return "", "", ""
 
 
-def compose_problems(compose: dict[str, Any]) -> list[str]:
-    """What keeps a compose file from running the agent well on CORE I/O (empty: nothing)."""
+def compose_problems(compose: dict[str, Any], ports: list[ListeningPort]) -> list[str]:
+    """What keeps a compose file from running the agent well on CORE I/O (empty: nothing).
+
+    `ports` are the ones the agent listens on with the config the container runs
+    (`agent.extension_network.listening_ports`): bridge networking must publish exactly those.
+    """
     try:
         name, service = _service(compose)
         compose_image(compose)
@@ -169,11 +236,7 @@ def compose_problems(compose: dict[str, Any]) -> list[str]:
     logging_cfg = service.get("logging") or {}
     if not isinstance(logging_cfg, dict) or logging_cfg.get("driver") != "journald":
         problems.append(f"{where}: logging.driver must be journald (the payload's system log)")
-    if service.get("network_mode") != "host":
-        problems.append(
-            f"{where}: network_mode must be host (CORE I/O's firewall opens ports 21000-22000 "
-            "on the host network stack)"
-        )
+    problems += network_problems(where, service, ports)
     mounts = [_volume_parts(v) for v in service.get("volumes") or []]
     creds = [m for m in mounts if m[0] == PAYLOAD_CREDENTIALS_PATH]
     if not creds:
@@ -196,6 +259,31 @@ def compose_problems(compose: dict[str, Any]) -> list[str]:
                 f"{EXTENSIONS_DIR}/ (got {host!r}): installing a new version of the extension "
                 "deletes its folder there"
             )
-    for port in service.get("ports") or []:
-        problems.append(f"{where}: ports {port!r} has no effect with network_mode host")
     return problems
+
+
+def compose_service(compose: dict[str, Any]) -> dict[str, Any]:
+    """The compose file's one service (the agent's); `PackageError` if it has not exactly one."""
+    return _service(compose)[1]
+
+
+def compose_local_files(compose: dict[str, Any], extension_name: Any) -> list[str]:
+    """Names of the extension's own files the service mounts.
+
+    An installed extension's files sit in /data/.extensions/<extension_name>/ ("Running Custom
+    Applications with Spot", "Install Extension Using Web Portal"); the SDK's fetch tutorial
+    mounts from there by that absolute path. `./NAME` points there too (Compose resolves
+    relative paths against the compose file's folder). Either way NAME must be packed into the
+    extension, or Docker mounts an empty directory made on the spot.
+    """
+    prefixes = ["./"]
+    if isinstance(extension_name, str) and extension_name:
+        prefixes.append(f"{EXTENSIONS_DIR}/{extension_name}/")
+    names = []
+    for volume in compose_service(compose).get("volumes") or []:
+        host = _volume_parts(volume)[0]
+        for prefix in prefixes:
+            rest = host.removeprefix(prefix).split("/")[0] if host.startswith(prefix) else ""
+            if rest not in ("", "."):
+                names.append(rest)
+    return names

@@ -41,6 +41,7 @@ from agent.extension import (
     compose_problems,
     manifest_problems,
 )
+from agent.extension_network import IMAGE_DEFAULT_CONFIG, listening_ports
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,6 +51,8 @@ MANIFEST = json.loads((DEPLOY / "manifest.json").read_text())
 COMPOSE = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
 INSTRUCTIONS = dockerfile_instructions(DOCKERFILE.read_text())
 PAYLOAD_CONFIG = PROJECT_ROOT / "configs" / "payload.yaml"
+# The ports the agent listens on with the payload profile: what the compose file must publish.
+PAYLOAD_PORTS = listening_ports(load_agent_config(PAYLOAD_CONFIG))
 
 
 CREDS_MOUNT = f"{PAYLOAD_CREDENTIALS_PATH}:{PAYLOAD_CREDENTIALS_PATH}:ro"
@@ -88,6 +91,18 @@ def test_manifest_version_is_the_project_version():
         ({"version": "0.1"}, "version must be X.Y.Z"),
         ({"version": "v0.1.0"}, "version must be X.Y.Z"),
         ({"extension_name": "spot cue agent"}, "extension_name"),
+        ({"extension_name": "spot.cue.agent"}, "letters, digits, '-' and '_' only"),
+        ({"extension_name": "spot-cue-agent\n"}, "letters, digits, '-' and '_' only"),
+        ({"extension_name": ""}, "letters, digits, '-' and '_' only"),
+        # Boston Dynamics reserves these strings ("Running Custom Applications with Spot").
+        ({"extension_name": "spot-coreio-agent"}, "must not contain 'coreio'"),
+        ({"extension_name": "CoreIO_agent"}, "must not contain 'coreio'"),
+        ({"extension_name": "my_mission_control"}, "must not contain 'mission_control'"),
+        ({"extension_name": "a" * 256}, "at most 255"),
+        ({"udev_rules": "99-camera.rule"}, "udev_rules must be a plain file name ending .rules"),
+        ({"udev_rules": "rules.d/99-camera.rules"}, "udev_rules must be a plain file name"),
+        ({"files_to_save": ["/etc/passwd"]}, "files_to_save entry '/etc/passwd' must be relative"),
+        ({"directories_to_save": "state"}, "directories_to_save must be a list"),
         ({"images": []}, "images must be a non-empty list"),
         ({"images": ["../escape.tar.gz"]}, "plain file name"),
         ({"images": ["image.zip"]}, "ending .tar, .tar.gz or .tgz"),
@@ -100,14 +115,30 @@ def test_manifest_problems_name_the_field(change, complaint):
     assert len(problems) == 1 and complaint in problems[0], problems
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"extension_name": "core-io_agent"},  # not the reserved string
+        {"extension_name": "mission-control"},  # '-' is not '_'
+        {"extension_name": "a" * 255},
+        {"udev_rules": "99-camera.rules"},
+        {"files_to_save": ["state/last.json"], "directories_to_save": ["maps"]},
+    ],
+)
+def test_manifest_accepts_what_the_docs_allow(change):
+    assert manifest_problems({**MANIFEST, **change}) == []
+
+
 # ------------------------------------------------------------------------- docker-compose.yml
 def test_compose_follows_spot_extension_conventions():
-    assert compose_problems(COMPOSE) == []
+    assert compose_problems(COMPOSE, PAYLOAD_PORTS) == []
     service = _service()
     assert service["restart"] == "unless-stopped"
     assert service["logging"]["driver"] == "journald"
-    assert service["network_mode"] == "host"
-    assert "ports" not in service  # meaningless with host networking
+    # Bridge networking with the operator ports published as themselves, as the SDK's
+    # extension template recommends.
+    assert service["network_mode"] == "bridge"
+    assert service["ports"] == ["21500:21500", "21501:21501"]
     # The agent stops the robot on SIGINT; tini (init) hands the signal on to it.
     assert service["init"] is True and service["stop_signal"] == "SIGINT"
     assert f"{PAYLOAD_CREDENTIALS_PATH}:{PAYLOAD_CREDENTIALS_PATH}:ro" in service["volumes"]
@@ -135,7 +166,16 @@ def test_compose_is_a_format_core_io_docker_compose_reads():
     [
         ({"restart": "no"}, "restart must be one of"),
         ({"logging": {"driver": "json-file"}}, "logging.driver must be journald"),
-        ({"network_mode": "bridge"}, "network_mode must be host"),
+        ({"network_mode": "none"}, "network_mode must be bridge (with the operator ports"),
+        ({"network_mode": "host"}, "ports has no effect with network_mode host (remove ['21500"),
+        ({"ports": ["21500:21500"]}, "control.events_endpoint listens on 21501 but ports does "
+                                     "not publish it: add '21501:21501'"),
+        ({"ports": ["21500:21500", "21501:21501", "21502:21502"]},
+         "publishes 21502, which the agent config does not listen on"),
+        ({"ports": ["21600:21500", "21501:21501"]}, "publish it as itself ('21500:21500')"),
+        ({"ports": ["21500", "21501:21501"]}, "container port 21500 as a random port"),
+        ({"ports": ["21500:21500/udp", "21501:21501"]}, "is udp; the agent's operator ports are TCP"),
+        ({"ports": ["21500:21500", "21501:21501", "nonsense"]}, "'nonsense' is not a port mapping"),
         ({"volumes": [KEYS_MOUNT]}, f"must mount {PAYLOAD_CREDENTIALS_PATH}"),
         ({"volumes": [f"{PAYLOAD_CREDENTIALS_PATH}:/creds", KEYS_MOUNT]}, "read-only"),
         ({"volumes": [CREDS_MOUNT]}, f"must mount the operator keys directory at {KEYS}"),
@@ -145,19 +185,107 @@ def test_compose_is_a_format_core_io_docker_compose_reads():
             {"volumes": [CREDS_MOUNT, f"/data/.extensions/spot-cue-agent/keys:{KEYS}:ro"]},
             "deletes its folder",
         ),
-        ({"ports": ["21500:21500"]}, "no effect with network_mode host"),
         ({"image": "spot-cue-agent"}, "image: name:tag"),
     ],
-)
+)  # fmt: skip
 def test_compose_problems_name_what_is_wrong(change, complaint):
     broken = {"version": "3.8", "services": {"agent": {**_service(), **change}}}
-    problems = compose_problems(broken)
+    problems = compose_problems(broken, PAYLOAD_PORTS)
     assert len(problems) == 1 and complaint in problems[0], problems
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"network_mode": "host", "ports": None},  # host networking, nothing to publish
+        {"network_mode": None},  # Compose's own network, which is a bridge
+        {"ports": ["21500-21501:21500-21501"]},
+        {"ports": [{"target": 21500, "published": 21500}, "0.0.0.0:21501:21501/tcp"]},
+    ],
+)
+def test_compose_accepts_bridge_and_host_networking(change):
+    service = {k: v for k, v in {**_service(), **change}.items() if v is not None}
+    assert compose_problems({"services": {"agent": service}}, PAYLOAD_PORTS) == []
+
+
+def test_compose_refuses_a_port_core_io_firewall_drops():
+    service = {**_service(), "ports": ["21500:21500", "21501:21501", "8080:8080"]}
+    assert compose_problems({"services": {"agent": service}}, PAYLOAD_PORTS) == [
+        "service 'agent': ports '8080:8080' publishes 8080, outside 21000-22000, where CORE "
+        "I/O's firewall drops incoming connections",
+        "service 'agent': ports '8080:8080' publishes 8080, which the agent config does not "
+        "listen on (it listens on [21500, 21501])",
+    ]
+
+
+def _ports_with(tmp_path: Path, **control: object) -> list:
+    """The listening ports of configs/payload.yaml with `control:` settings changed."""
+    data = yaml.safe_load(PAYLOAD_CONFIG.read_text())
+    for dotted, value in control.items():
+        node = data["control"]
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    path = tmp_path / "payload.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return listening_ports(load_agent_config(path))
+
+
+def test_live_view_must_be_published_once_enabled(tmp_path):
+    ports = _ports_with(tmp_path, live_view__enabled=True)
+    assert [p.port for p in ports] == [21500, 21501, 21502]
+    problems = compose_problems(COMPOSE, ports)
+    assert problems == [
+        "service 'spot-cue-agent': the agent config's control.live_view.port listens on 21502 "
+        "but ports does not publish it: add '21502:21502'"
+    ]
+    published = {**_service(), "ports": [*_service()["ports"], "21502:21502"]}
+    assert compose_problems({"services": {"agent": published}}, ports) == []
+
+
+def test_bridge_mode_refuses_a_config_bound_to_loopback(tmp_path):
+    ports = _ports_with(tmp_path, endpoint="tcp://127.0.0.1:21500")
+    assert compose_problems(COMPOSE, ports) == [
+        "service 'spot-cue-agent': the agent config's control.endpoint binds 127.0.0.1, which a "
+        "published port cannot reach in bridge mode: bind 0.0.0.0"
+    ]
+    host = {**_service(), "network_mode": "host"}
+    host.pop("ports")
+    assert compose_problems({"services": {"agent": host}}, ports) == []  # reachable on the payload
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "complaint"),
+    [
+        (("tcp://0.0.0.0:20000", "tcp://0.0.0.0:21501"), "endpoint is port 20000, outside 21000"),
+        # No events_endpoint: the control port + 1.
+        (("tcp://0.0.0.0:21442", None), "events_endpoint is port 21443, 21443, which CORE I/O"),
+    ],
+)
+def test_config_ports_must_pass_core_io_firewall_in_host_mode(tmp_path, endpoints, complaint):
+    ports = _ports_with(tmp_path, endpoint=endpoints[0], events_endpoint=endpoints[1])
+    host = {**_service(), "network_mode": "host"}
+    host.pop("ports")
+    problems = compose_problems({"services": {"agent": host}}, ports)
+    assert len(problems) == 1 and complaint in problems[0], problems
+
+
+def test_no_ports_to_publish_when_control_is_off(tmp_path):
+    ports = _ports_with(tmp_path, enabled=False)
+    assert ports == []
+    problems = compose_problems(COMPOSE, ports)
+    assert [p for p in problems if "does not listen on" in p] == [
+        "service 'spot-cue-agent': ports '21500:21500' publishes 21500, which the agent config "
+        "does not listen on (it listens on nothing)",
+        "service 'spot-cue-agent': ports '21501:21501' publishes 21501, which the agent config "
+        "does not listen on (it listens on nothing)",
+    ]
 
 
 def test_compose_with_two_services_is_refused():
     two = {"services": {"a": _service(), "b": _service()}}
-    assert compose_problems(two) == [
+    assert compose_problems(two, PAYLOAD_PORTS) == [
         "docker-compose.yml must define exactly one service (the agent)"
     ]
 
@@ -179,6 +307,7 @@ def test_image_runs_spot_agent_with_the_payload_config_and_mounted_credentials()
     assert argv[:2] == ["spot-agent", "run"]
     config = _flag(argv, "--config")
     assert config == "payload"  # the shipped configs/payload.yaml, installed with the package
+    assert config == IMAGE_DEFAULT_CONFIG  # the config whose ports `spot-agent package` checks
     # The credentials file the agent reads is the one the compose file mounts.
     creds = _flag(argv, "--payload-credentials-file")
     mounted = [

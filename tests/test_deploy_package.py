@@ -5,22 +5,24 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 
 import pytest
 import typer
 import yaml
-from deploy_support import DEPLOY, docker_save_bytes, write_docker_save
+from deploy_support import DEPLOY, PROJECT_ROOT, docker_save_bytes, write_docker_save
 from typer.testing import CliRunner
 
-from agent.extension import PackageError
+from agent.extension import OPERATOR_KEYS_PATH, PAYLOAD_CREDENTIALS_PATH, PackageError
 from agent.image_archive import read_image_archive
 from agent.package import build_spx, check_spx, package_command
 
 MANIFEST = json.loads((DEPLOY / "manifest.json").read_text())
 IMAGE = f"{MANIFEST['extension_name']}:{MANIFEST['version']}"
 IMAGE_MEMBER = MANIFEST["images"][0]
+PAYLOAD_CONFIG = PROJECT_ROOT / "configs" / "payload.yaml"
 
 
 def _members(spx: Path) -> dict[str, bytes]:
@@ -115,7 +117,7 @@ def test_version_sets_manifest_and_image_tag_but_not_the_deploy_files(tmp_path):
         yaml.safe_load(compose_text)["services"]["spot-cue-agent"]["image"]
         == "spot-cue-agent:2.5.1"
     )
-    assert "# CORE I/O's firewall opens" in compose_text  # comments kept for whoever edits it
+    assert "# Bridge networking, as Boston Dynamics'" in compose_text  # comments kept
     assert {p.name: p.read_bytes() for p in DEPLOY.iterdir() if p.is_file()} == before
 
 
@@ -171,6 +173,160 @@ def test_invalid_deploy_files_are_reported_together(tmp_path, image_tar):
     assert "version must be X.Y.Z" in str(err.value) and "journald" in str(err.value)
 
 
+# ------------------------------------------------------------------- udev rules and extra files
+UDEV_RULE = b'SUBSYSTEMS=="usb", ATTRS{idVendor}=="1546", SYMLINK+="gnss", MODE="0666"\n'
+
+
+def _deploy_copy(tmp_path: Path, manifest: dict | None = None, service: dict | None = None) -> Path:
+    """A copy of deploy/ with manifest fields and compose service keys changed."""
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    (deploy / "manifest.json").write_text(json.dumps({**MANIFEST, **(manifest or {})}))
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    compose["services"]["spot-cue-agent"].update(service or {})
+    (deploy / "docker-compose.yml").write_text(yaml.safe_dump(compose))
+    (deploy / "icon.png").write_bytes((DEPLOY / "icon.png").read_bytes())
+    return deploy
+
+
+def test_packs_udev_rules_and_extra_files(tmp_path, image_tar):
+    udev = tmp_path / "99-gnss.rules"
+    udev.write_bytes(UDEV_RULE)
+    settings = tmp_path / "site.yaml"
+    settings.write_text("site: lab\n")
+    script = tmp_path / "probe.sh"
+    script.write_text("#!/bin/sh\necho ok\n")
+    script.chmod(0o755)
+    summary = build_spx(
+        image_tar, tmp_path / "x.spx", udev_rules=udev, extras=[settings, script]
+    )
+    files = _members(summary.path)
+    assert json.loads(files["manifest.json"])["udev_rules"] == "99-gnss.rules"
+    assert files["99-gnss.rules"] == UDEV_RULE
+    assert files["site.yaml"] == b"site: lab\n"
+    with tarfile.open(summary.path, "r:gz") as tar:
+        assert tar.getmember("probe.sh").mode == 0o755  # scripts stay executable
+        assert tar.getmember("site.yaml").mode == 0o644
+    checked = check_spx(summary.path)
+    assert checked.udev_rules == "99-gnss.rules"
+    assert checked.extras == ("probe.sh", "site.yaml")
+    assert json.loads((DEPLOY / "manifest.json").read_text()) == MANIFEST  # template unchanged
+
+
+def test_udev_rules_the_manifest_names_come_from_the_deploy_folder(tmp_path, image_tar):
+    deploy = _deploy_copy(tmp_path, manifest={"udev_rules": "99-gnss.rules"})
+    with pytest.raises(PackageError, match=r"the udev rules: .*99-gnss.rules does not exist"):
+        build_spx(image_tar, tmp_path / "x.spx", deploy_dir=deploy)
+    (deploy / "99-gnss.rules").write_bytes(UDEV_RULE)
+    summary = build_spx(image_tar, tmp_path / "x.spx", deploy_dir=deploy)
+    assert _members(summary.path)["99-gnss.rules"] == UDEV_RULE
+
+
+def test_a_symlinked_extra_goes_in_as_the_file_it_points_to(tmp_path, image_tar):
+    real = tmp_path / "real.yaml"
+    real.write_text("a: 1\n")
+    link = tmp_path / "site.yaml"
+    link.symlink_to(real)
+    summary = build_spx(image_tar, tmp_path / "x.spx", extras=[link])
+    with tarfile.open(summary.path, "r:gz") as tar:
+        assert tar.getmember("site.yaml").isfile()
+    assert _members(summary.path)["site.yaml"] == b"a: 1\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "complaint"),
+    [
+        ("manifest.json", "would be packed as 'manifest.json', which is already the manifest"),
+        ("docker-compose.yml", "which is already the compose file"),
+        ("icon.png", "which is already the icon"),
+        (IMAGE_MEMBER, "which is already the image archive"),
+    ],
+)
+def test_extra_files_may_not_replace_the_extension_s_own(tmp_path, image_tar, name, complaint):
+    extra = tmp_path / "mine" / name
+    extra.parent.mkdir()
+    extra.write_text("{}")
+    with pytest.raises(PackageError, match=re.escape(complaint)):
+        build_spx(image_tar, tmp_path / "x.spx", extras=[extra])
+    assert not (tmp_path / "x.spx").exists()
+
+
+def test_bad_extra_files_are_refused_with_the_reason(tmp_path, image_tar):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "site.yaml").write_text("x")
+    (tmp_path / "b" / "site.yaml").write_text("y")
+    with pytest.raises(PackageError, match="which is already extra file"):
+        build_spx(image_tar, tmp_path / "x.spx",
+                  extras=[tmp_path / "a" / "site.yaml", tmp_path / "b" / "site.yaml"])  # fmt: skip
+    with pytest.raises(PackageError, match="missing.yaml does not exist"):
+        build_spx(image_tar, tmp_path / "x.spx", extras=[tmp_path / "missing.yaml"])
+    with pytest.raises(PackageError, match="is not a file"):
+        build_spx(image_tar, tmp_path / "x.spx", extras=[tmp_path / "a"])
+    rule = tmp_path / "99-gnss.rule"  # udev reads only *.rules
+    rule.write_bytes(UDEV_RULE)
+    with pytest.raises(PackageError, match=r"udev_rules must be a plain file name ending \.rules"):
+        build_spx(image_tar, tmp_path / "x.spx", udev_rules=rule)
+
+
+@pytest.mark.parametrize(
+    "host_path",
+    ["./site.yaml", "/data/.extensions/spot-cue-agent/site.yaml"],  # where CORE I/O installs it
+)
+def test_a_file_the_compose_file_mounts_must_be_packed(tmp_path, image_tar, host_path):
+    creds = f"{PAYLOAD_CREDENTIALS_PATH}:{PAYLOAD_CREDENTIALS_PATH}:ro"
+    keys = f"/data/spot-cue-agent/keys:{OPERATOR_KEYS_PATH}:ro"
+    mount = f"{host_path}:/home/spot-agent/site.yaml:ro"
+    deploy = _deploy_copy(tmp_path, service={"volumes": [creds, keys, mount]})
+    with pytest.raises(PackageError, match="mounts 'site.yaml' from the extension's folder, but"):
+        build_spx(image_tar, tmp_path / "x.spx", deploy_dir=deploy)
+    (tmp_path / "site.yaml").write_text("site: lab\n")
+    summary = build_spx(image_tar, tmp_path / "x.spx", deploy_dir=deploy,
+                        extras=[tmp_path / "site.yaml"])  # fmt: skip
+    assert summary.extras == ("site.yaml",)
+    files = _members(summary.path)
+    files.pop("site.yaml")
+    with pytest.raises(PackageError, match="mounts 'site.yaml' from the extension's folder, but"):
+        check_spx(_write_spx(tmp_path / "without.spx", files))
+
+
+# ----------------------------------------------------------------- networking and the config
+def test_builds_with_host_networking_too(tmp_path, image_tar):
+    deploy = _deploy_copy(tmp_path, service={"network_mode": "host"})
+    with pytest.raises(PackageError, match="ports has no effect with network_mode host"):
+        build_spx(image_tar, tmp_path / "x.spx", deploy_dir=deploy)
+    compose = yaml.safe_load((deploy / "docker-compose.yml").read_text())
+    del compose["services"]["spot-cue-agent"]["ports"]
+    (deploy / "docker-compose.yml").write_text(yaml.safe_dump(compose))
+    assert build_spx(image_tar, tmp_path / "x.spx", deploy_dir=deploy).path.is_file()
+
+
+def test_ports_are_checked_against_the_config_given(tmp_path, image_tar):
+    config = yaml.safe_load(PAYLOAD_CONFIG.read_text())
+    config["control"]["live_view"]["enabled"] = True
+    live = tmp_path / "live.yaml"
+    live.write_text(yaml.safe_dump(config))
+    with pytest.raises(PackageError, match=r"live_view.port listens on 21502 but ports does not"):
+        build_spx(image_tar, tmp_path / "x.spx", config=str(live))
+    deploy = _deploy_copy(
+        tmp_path, service={"ports": ["21500:21500", "21501:21501", "21502:21502"]}
+    )
+    built = build_spx(image_tar, tmp_path / "x.spx", deploy_dir=deploy, config=str(live))
+    assert check_spx(built.path, config=str(live)).path == built.path
+    with pytest.raises(PackageError, match="publishes 21502, which the agent config does not"):
+        check_spx(built.path)  # against the shipped payload profile: live view off
+
+
+def test_the_config_the_compose_command_names_is_the_one_checked(tmp_path, image_tar):
+    deploy = _deploy_copy(tmp_path, service={"command": ["--config", "/opt/site/agent.yaml"]})
+    with pytest.raises(PackageError) as err:
+        build_spx(image_tar, tmp_path / "x.spx", deploy_dir=deploy)
+    assert "cannot check the operator ports" in str(err.value)
+    assert "/opt/site/agent.yaml" in str(err.value) and "give --config FILE" in str(err.value)
+    assert build_spx(image_tar, tmp_path / "x.spx", deploy_dir=deploy,
+                     config="payload").path.is_file()  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------ checking
 def _good_files(tmp_path: Path) -> dict[str, bytes]:
     built = build_spx(write_docker_save(tmp_path / "img.tar", [IMAGE]), tmp_path / "good.spx")
@@ -184,6 +340,24 @@ def _good_files(tmp_path: Path) -> dict[str, bytes]:
         (lambda f: f.pop(IMAGE_MEMBER), f"names {IMAGE_MEMBER!r} but the archive lacks it"),
         (lambda f: f.pop("icon.png"), "icon 'icon.png' is not in the archive"),
         (lambda f: f.update({"sub/extra.txt": b"x"}), "top level"),
+        (
+            lambda f: f.update({"manifest.json": _manifest_with(f, udev_rules="99-gnss.rules")}),
+            "manifest udev_rules '99-gnss.rules' is not in the archive",
+        ),
+        (
+            lambda f: f.update({"manifest.json": _manifest_with(f, udev_rules="99-gnss.rules"),
+                                "99-gnss.rules": b"\xff\xfe\x00binary"}),
+            "udev rules '99-gnss.rules' is not a text file",
+        ),
+        (
+            lambda f: f.update({"manifest.json": _manifest_with(f, udev_rules="99-gnss.rules"),
+                                "99-gnss.rules": b"# nothing yet\n"}),
+            "udev rules '99-gnss.rules' holds no rule",
+        ),
+        (
+            lambda f: f.update({"manifest.json": _manifest_with(f, extension_name="coreio-agent")}),
+            "extension_name must not contain 'coreio'",
+        ),
         (lambda f: f.update({"manifest.json": b"{not json"}), "manifest.json is not valid JSON"),
         (
             lambda f: f.update({IMAGE_MEMBER: gzip.compress(docker_save_bytes(["other:1.0.0"]))}),
@@ -198,6 +372,22 @@ def test_check_finds_what_is_wrong_with_an_spx(tmp_path, mutate, complaint):
     with pytest.raises(
         PackageError, match=complaint.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
     ):
+        check_spx(bad)
+
+
+def _manifest_with(files: dict[str, bytes], **changes: str) -> bytes:
+    return json.dumps({**json.loads(files["manifest.json"]), **changes}).encode()
+
+
+def test_check_refuses_a_file_packed_twice(tmp_path):
+    files = _good_files(tmp_path)
+    bad = tmp_path / "twice.spx"
+    with tarfile.open(bad, "w:gz") as tar:
+        for name, data in [*files.items(), ("docker-compose.yml", b"services: {}\n")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(PackageError, match="docker-compose.yml: in the archive twice"):
         check_spx(bad)
 
 
@@ -235,6 +425,26 @@ def test_cli_builds_then_checks(tmp_path, image_tar, cli):
         f"ok: {out} (extension spot-cue-agent {MANIFEST['version']}, image {IMAGE}, linux/arm64)"
         in checked.output
     )
+
+
+def test_cli_packs_udev_rules_and_repeated_extras(tmp_path, image_tar, cli):
+    udev = tmp_path / "99-gnss.rules"
+    udev.write_bytes(UDEV_RULE)
+    for name in ("a.yaml", "b.yaml"):
+        (tmp_path / name).write_text(name)
+    out = tmp_path / "cli.spx"
+    runner = CliRunner()
+    built = runner.invoke(cli, [
+        "package", str(image_tar), "--out", str(out), "--udev-rules", str(udev),
+        "--extra", str(tmp_path / "a.yaml"), "--extra", str(tmp_path / "b.yaml"),
+    ])  # fmt: skip
+    assert built.exit_code == 0, built.output
+    assert re.search(r"99-gnss.rules  \(udev rules\)", built.output), built.output
+    assert re.search(r"a.yaml  \(extra\)", built.output) and "b.yaml  (extra)" in built.output
+    checked = runner.invoke(cli, ["package", "--check", str(out)])
+    assert checked.exit_code == 0 and "b.yaml  (extra)" in checked.output, checked.output
+    mixed = runner.invoke(cli, ["package", "--check", str(out), "--extra", str(tmp_path / "a.yaml")])
+    assert mixed.exit_code == 2 and "--check reads what the .spx holds" in mixed.output
 
 
 def test_cli_errors_are_one_clear_line_and_exit_2(tmp_path, cli):
