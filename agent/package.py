@@ -268,7 +268,10 @@ def package_command(
     deploy_dir: Annotated[
         Path,
         typer.Option(
-            "--deploy-dir", help="Folder with manifest.json, docker-compose.yml and the icon."
+            "--deploy-dir",
+            help="Folder with manifest.json, docker-compose.yml and the icon (default: the ones "
+            "installed with spot-cue-agent, the package's deploy/).",
+            show_default=False,
         ),
     ] = DEPLOY_DIR,
     udev_rules: Annotated[
