@@ -28,12 +28,14 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 M = TypeVar("M", bound=BaseModel)
 
-MAX_CONFIG_BYTES = 1024 * 1024
-"""A config file larger than this is refused unread (the shipped ones are a few kB)."""
+MAX_CONFIG_BYTES = 256 * 1024
+"""A config file larger than this is refused unread (the shipped ones are 1-6 kB). PyYAML's
+pure-Python parser takes about 1 s for this much, so even a refused file costs little."""
 MAX_YAML_DEPTH = 64
 """Deepest nesting of lists and mappings accepted (a sequence of sequences is ~8 deep)."""
-MAX_YAML_NODES = 100_000
-"""Most values (scalars, lists, mappings) a file may hold, aliases counted as often as used."""
+MAX_YAML_NODES = 20_000
+"""Most values (scalars, lists, mappings) a file may hold, aliases counted as often as used
+(the shipped rules hold a few hundred). Counted while parsing, so a refusal comes early."""
 MAX_ERRORS_SHOWN = 20
 
 ConfigPath = Annotated[Path, Strict(False)]
@@ -87,6 +89,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._field: list[int | str] = []
         self._depth = 0
         self._sizes: dict[int, int] = {}  # id(node) -> values it stands for, aliases expanded
+        self._total = 0  # values so far in the document, aliases expanded
         self._explicit: dict[int, tuple[list[tuple[Node, Node]], tuple[int | str, ...]]] = {}
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
@@ -118,21 +121,23 @@ class _BoundedLoader(yaml.SafeLoader):
         if is_alias:
             if size is None:  # an alias of a node that contains it: infinitely deep
                 raise _YamlLimitError(tuple(self._field), "an alias refers to itself", mark)
-            return
-        if isinstance(node, SequenceNode):
-            size = 1 + sum(self._sizes[id(child)] for child in node.value)
-        elif isinstance(node, MappingNode):
-            size = 1 + sum(self._sizes[id(k)] + self._sizes[id(v)] for k, v in node.value)
-            self._explicit[id(node)] = (list(node.value), tuple(self._field))
+            self._total += size
         else:
-            size = 1
-        if size > MAX_YAML_NODES:
+            if isinstance(node, SequenceNode):
+                size = 1 + sum(self._sizes[id(child)] for child in node.value)
+            elif isinstance(node, MappingNode):
+                size = 1 + sum(self._sizes[id(k)] + self._sizes[id(v)] for k, v in node.value)
+                self._explicit[id(node)] = (list(node.value), tuple(self._field))
+            else:
+                size = 1
+            self._sizes[id(node)] = size
+            self._total += 1
+        if self._total > MAX_YAML_NODES:  # counted as it goes: fails early, not at the end
             raise _YamlLimitError(
                 tuple(self._field),
                 f"more than {MAX_YAML_NODES} values (aliases counted each time they are used)",
                 mark,
             )
-        self._sizes[id(node)] = size
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]
         pairs, field = self._explicit.get(id(node), (node.value, ()))
