@@ -1,7 +1,9 @@
 """`ControlServer`: the agent's operator control socket and event stream over ZeroMQ.
 
 - Requests: a ROUTER socket. Each request is validated (`protocol.decode_request`) and handed to
-  an `AgentControl`; every request gets exactly one reply, an error reply for anything wrong.
+  an `AgentControl`; every request gets exactly one reply, an error reply for anything wrong,
+  carrying the request's id whenever it has a readable one (`busy` replies too). Rejections are
+  logged through `RejectionLog` (bounded, client text escaped).
   Requests run as tasks, so a slow snapshot never delays a `stop`; `stop` is also exempt from
   the in-flight limit that answers `busy` to floods.
 - Events: a PUB socket; `publish()` never blocks (a slow subscriber loses events, the agent
