@@ -14,8 +14,8 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from agent.control.config import ControlConfig
 from configs import resolve_relative
+from configs.loading import ConfigPath, load_yaml_model
 from configs.loading import StrictModel as _Strict
-from configs.loading import load_yaml_model
 from perception.config import DetectorConfig
 
 FRONT_CAMERAS = ["frontleft_fisheye_image", "frontright_fisheye_image"]
@@ -47,7 +47,7 @@ class AuthConfig(_Strict):
     password: str | None = Field(
         None, description="Password, if not taken from the environment (prefer the environment)."
     )
-    payload_credentials_file: Path | None = Field(
+    payload_credentials_file: ConfigPath | None = Field(
         None,
         description="File with the payload GUID on its first line and its secret on the second "
         "(the format `bosdyn.client.util.read_payload_credentials` reads). When set, the agent "
@@ -65,7 +65,7 @@ class RobotConfig(_Strict):
 
     hostname: str = Field("192.168.80.3", description="Robot address (192.168.50.3 from a payload).")
     port: int = Field(443, ge=1, le=65535, description="TLS port of the robot's gRPC services.")
-    ca_cert: Path | None = Field(
+    ca_cert: ConfigPath | None = Field(
         None, description="CA certificate to trust; None uses the SDK's bundled robot CA."
     )
     auth: AuthConfig = Field(default_factory=AuthConfig)
@@ -206,7 +206,7 @@ class AgentConfig(_Strict):
     robot: RobotConfig = Field(default_factory=RobotConfig)
     cameras: CameraConfig = Field(default_factory=CameraConfig)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
-    rules: Path = Field(
+    rules: ConfigPath = Field(
         Path("rules/default.yaml"), description="Cue rules file (relative to this config file)."
     )
     safety: SafetyConfig = Field(default_factory=SafetyConfig)

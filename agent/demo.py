@@ -75,6 +75,9 @@ def demo_command(
         )
         started = time.time()
         result = asyncio.run(run_agent(cfg, duration))
+    except ConfigError as exc:  # the rules file, checked before the robot is touched
+        typer.echo(f"spot-agent demo: {exc}", err=True)
+        raise typer.Exit(2) from None
     finally:
         sim.stop()
     typer.echo("")

@@ -67,7 +67,7 @@ async def run_agent(
     from perception.perceiver import Perceiver
 
     # Everything that can be checked without the robot is checked first.
-    rules = load_rules(config.rules)
+    rules = load_rules(config.rules, cameras=config.cameras.sources)
     # The model loads and verifies now, not in the first detector thread.
     decode_min_side = Perceiver.from_config(config.detector).decode_min_side
     with contextlib.ExitStack() as stack:

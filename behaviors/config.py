@@ -19,14 +19,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from behaviors.library import build_behavior  # importing it fills the behavior registry
 from behaviors.limits import MotionLimits
 from behaviors.memory import SightingMemory
 from behaviors.registry import BehaviorCall
-from configs.loading import ConfigError, format_validation_error, load_yaml_model
+from configs.loading import ConfigError, StrictModel, format_validation_error, load_yaml_model
+from perception.config import SPOT_BODY_CAMERAS
 from perception.detection import Sighting
 
 TAG_LABEL = re.compile(r"^tag:(\d+)$")
@@ -35,8 +36,8 @@ COCO_LABELS_FILE = (
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(StrictModel):
+    model_config = ConfigDict(frozen=True)
 
 
 class ImageRegion(_Strict):
@@ -306,19 +307,53 @@ class RulesConfig(_Strict):
         return errors
 
 
+    def check_cameras(self, cameras: Iterable[str], what: str) -> list[InitErrorDetails]:
+        """Errors for cue cameras not in `cameras` (such a cue could never fire)."""
+        known = list(cameras)
+        errors = []
+        for name, cue in self.cues.items():
+            for i, camera in enumerate(cue.cameras or []):
+                if camera in known:
+                    continue
+                close = difflib.get_close_matches(camera, known, n=1, cutoff=0.8)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                errors.append(
+                    _error(
+                        ("cues", name, "cameras", i),
+                        "unknown_camera",
+                        "not {what}{hint}: {known}",
+                        camera,
+                        what=what,
+                        hint=hint,
+                        known=", ".join(known),
+                    )
+                )
+        return errors
+
+
 def coco_labels() -> list[str]:
     """The shipped detector's labels, one a line (line index = class id)."""
     return [line.strip() for line in COCO_LABELS_FILE.read_text().splitlines() if line.strip()]
 
 
-def load_rules(path: Path | str, known_labels: Iterable[str] | None = None) -> RulesConfig:
+def load_rules(
+    path: Path | str,
+    known_labels: Iterable[str] | None = None,
+    cameras: Iterable[str] | None = None,
+) -> RulesConfig:
     """Read and check a rules file; raises `ConfigError` naming the file and the field.
 
     Cue labels are checked against `known_labels` (default: the shipped COCO detector's), so
-    a typo such as 'stopsign' fails at start instead of silently never firing.
+    a typo such as 'stopsign' fails at start instead of silently never firing. Cue cameras are
+    checked against `cameras`, the image sources the agent streams (`cameras.sources` of the
+    agent config); default: Spot's five body cameras.
     """
     config = load_yaml_model(path, RulesConfig)
     errors = config.check_labels(coco_labels() if known_labels is None else known_labels)
+    if cameras is None:
+        errors += config.check_cameras(SPOT_BODY_CAMERAS, "one of Spot's body cameras")
+    else:
+        errors += config.check_cameras(cameras, "a camera the agent streams (cameras.sources)")
     if errors:
         raise ConfigError(
             format_validation_error(

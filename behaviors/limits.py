@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from configs.loading import StrictModel
 
 
-class MotionLimits(BaseModel):
+class MotionLimits(StrictModel):
     """Speed, distance and deadline caps applied to every command the behaviors produce."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     max_speed_mps: float = Field(
         0.5,

@@ -13,22 +13,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from behaviors.commands import MotionCommand
 from behaviors.geometry import RobotPose
 from behaviors.limits import MotionLimits
 from behaviors.memory import SightingMemory
+from configs.loading import StrictModel
 from perception.detection import Sighting
 
 Outcome = Literal["succeeded", "failed"]
 
 
-class BehaviorParams(BaseModel):
-    """Base of every behavior's parameters: unknown keys are errors."""
+class BehaviorParams(StrictModel):
+    """Base of every behavior's parameters, from a rules file or an operator launch: unknown
+    keys are errors, and no coercion (`"1"` or `true` is not a distance, nor `true` a tag id)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
 
 @dataclass
@@ -106,10 +108,8 @@ def unknown_behavior_error(title: str, loc: tuple[str | int, ...], name: Any) ->
     )
 
 
-class BehaviorCall(BaseModel):
+class BehaviorCall(StrictModel):
     """A behavior by name with its parameters, checked against the behavior's `Params`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     behavior: str = Field(description="Behavior name (see `behaviors_catalog()`).")
     params: dict[str, Any] = Field(

@@ -5,17 +5,27 @@ DIR/detections.jsonl: {"file", "frame", "label", "score", "box": [x1, y1, x2, y2
 the original image; fiducials have "label": "tag:<id>" plus their "pose" (null without
 intrinsics). Unreadable inputs are reported and skipped; the exit code is non-zero only when
 nothing at all could be read.
+
+Inputs come from anywhere: every image is size-checked before it is decoded
+(`perception.decode.decode_bounded`, `MAX_IMAGE_PIXELS`), and file names that are not valid
+UTF-8 are never handed to OpenCV (its path conversion crashes on them): images are read and
+written as bytes (`imdecode`, `imencode` + `tofile`), videos opened through /proc/self/fd, and
+the names shown and written use `readable()`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from perception.image_size import MAX_IMAGE_PIXELS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,39 +72,91 @@ def _expand(paths: list[Path]) -> tuple[list[Path], list[InputReport]]:
     return files, skipped
 
 
-def _read_image(path: Path) -> np.ndarray:
-    import cv2
-    import numpy as np
+def readable(text: str | Path) -> str:
+    """A file name as valid, printable UTF-8: each byte that is not UTF-8 (kept by Python as a
+    surrogate escape) and each control character written as %XX. For output file names, the
+    JSON lines and the terminal; OpenCV and rich both fail on the raw name."""
+    out = []
+    for ch in str(text):
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's escape of the byte code - 0xDC00
+            out.append(f"%{code - 0xDC00:02X}")
+        elif not ch.isprintable() or 0xD800 <= code <= 0xDFFF:
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+        else:
+            out.append(ch)
+    return "".join(out)
 
-    from perception.decode import is_complete_jpeg
 
-    data = path.read_bytes()
-    if not data:
-        raise UnreadableInput("empty file")
-    if path.suffix.lower() in (".jpg", ".jpeg") and not is_complete_jpeg(data):
-        raise UnreadableInput("truncated or corrupt JPEG (no SOI/EOI marker)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise UnreadableInput("not a decodable image")
-    return image
+def _read_image(path: Path, max_pixels: int) -> np.ndarray:
+    from perception.decode import FrameDecodeError, decode_bounded
+
+    size = path.stat().st_size
+    if size > max_pixels * 4 + 1024 * 1024:  # more bytes than any image within the limit needs
+        raise UnreadableInput(f"file of {size} bytes is too large for an image")
+    try:
+        return decode_bounded(path.read_bytes(), max_pixels=max_pixels)
+    except FrameDecodeError as exc:
+        raise UnreadableInput(_reason_text(exc)) from None
 
 
-def _frames(path: Path, every: int) -> Iterator[tuple[int, np.ndarray]]:
+def _reason_text(exc: Exception) -> str:
+    from perception.decode import FrameDecodeError
+
+    if not isinstance(exc, FrameDecodeError):
+        return str(exc)
+    words = {"empty_data": "empty file", "unknown_format": "not a decodable image"}
+    if exc.reason in words:
+        return words[exc.reason]
+    return f"{exc.reason.replace('_', ' ')}: {exc.detail}" if exc.detail else exc.reason
+
+
+@contextlib.contextmanager
+def _opencv_path(path: Path) -> Iterator[str]:
+    """A name of `path` that OpenCV can take: the path itself when it is valid UTF-8, else the
+    open file's /proc/self/fd entry (Linux)."""
+    name = str(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    yield name
+
+
+def _frames(path: Path, every: int, max_pixels: int) -> Iterator[tuple[int, np.ndarray]]:
     """(frame index, BGR image) for an image (index 0) or each `every`-th video frame."""
-    import cv2
-
     suffix = path.suffix.lower()
     if suffix not in VIDEO_EXTENSIONS:
         try:
-            yield 0, _read_image(path)
+            yield 0, _read_image(path, max_pixels)
             return
         except UnreadableInput:
             if suffix in IMAGE_EXTENSIONS:
                 raise
-    capture = cv2.VideoCapture(str(path))
+    with _opencv_path(path) as name:
+        yield from _video_frames(name, every, max_pixels)
+
+
+def _video_frames(name: str, every: int, max_pixels: int) -> Iterator[tuple[int, np.ndarray]]:
+    import cv2
+
+    from perception.decode import FrameDecodeError, check_pixels
+
+    capture = cv2.VideoCapture(name)
     try:
         if not capture.isOpened():
             raise UnreadableInput("not a readable image or video")
+        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        try:
+            check_pixels(width, height, max_pixels)
+        except FrameDecodeError as exc:
+            raise UnreadableInput(_reason_text(exc)) from None
         index = 0
         produced = False
         while True:
@@ -181,6 +243,9 @@ def detect_command(
     ] = None,
     every: Annotated[int, typer.Option(min=1, help="Video: process every N-th frame.")] = 1,
     fiducials: Annotated[bool, typer.Option("--fiducials/--no-fiducials", help="Look for AprilTags.")] = True,
+    max_pixels: Annotated[
+        int, typer.Option(min=1, help="Skip images (and videos) with more pixels than this.")
+    ] = MAX_IMAGE_PIXELS,
 ) -> None:
     """Run the detector (and fiducials) on images, folders or videos; write annotated images + JSONL."""
     import cv2
@@ -194,6 +259,7 @@ def detect_command(
     from perception.perceiver import Perceiver
 
     console = Console()
+    out_text = readable(out)
     overrides = {
         "model": model,
         "labels": labels,
@@ -220,15 +286,17 @@ def detect_command(
             report = InputReport(path)
             reports.append(report)
             try:
-                for index, image in _frames(path, every):
+                for index, image in _frames(path, every, max_pixels):
                     frame = Frame(camera=camera or "", image=image, acquisition_time_robot=0.0,
                                   acquisition_time_local=0.0, intrinsics=k, seq=index)
                     dets = perceiver.detect_objects(frame)
                     tags = perceiver.find_fiducials(frame)
-                    for line in _lines(str(path), index, dets, tags):
+                    for line in _lines(readable(path), index, dets, tags):
                         jsonl.write(line + "\n")
                     name = _unique_name(path, index, path.suffix.lower() in VIDEO_EXTENSIONS, used_names)
-                    cv2.imwrite(str(out / name), annotate(image, dets, tags))
+                    ok, jpeg = cv2.imencode(".jpg", annotate(image, dets, tags))
+                    if ok:  # written by numpy: the output folder's name may not be UTF-8 either
+                        jpeg.tofile(out / name)
                     report.frames += 1
                     report.objects += len(dets)
                     report.tags += len(tags)
@@ -238,32 +306,33 @@ def detect_command(
                 else:
                     report.error = str(exc)
 
-    table = Table(title=f"spot-agent detect -> {out}")
+    table = Table(title=f"spot-agent detect -> {out_text}")
     for col in ("input", "frames", "objects", "tags", "status"):
         table.add_column(col, justify="right" if col in ("frames", "objects", "tags") else "left")
     for r in reports:
         status = f"[red]skipped: {r.error}[/red]" if r.error else ("ok" + "".join(f"; {n}" for n in r.notes))
-        table.add_row(str(r.path), str(r.frames), str(r.objects), str(r.tags), status)
+        table.add_row(readable(r.path), str(r.frames), str(r.objects), str(r.tags), status)
     console.print(table)
     for r in reports:
         if r.error:  # also as one unwrapped line each: the full path stays copyable
-            console.print(f"skipped {r.path}: {r.error}", soft_wrap=True, markup=False)
-    readable = [r for r in reports if r.frames]
+            console.print(f"skipped {readable(r.path)}: {r.error}", soft_wrap=True, markup=False)
+    read_ok = [r for r in reports if r.frames]
     model_name = cfg.model_path.name
     console.print(
-        f"{len(readable)}/{len(reports)} inputs read, {sum(r.frames for r in reports)} frames, "
+        f"{len(read_ok)}/{len(reports)} inputs read, {sum(r.frames for r in reports)} frames, "
         f"{sum(r.objects for r in reports)} objects, {sum(r.tags for r in reports)} tags "
         f"(model {model_name}, decoder {getattr(perceiver.detector, 'decoder_name', '?')}); "
-        f"detections in {out / 'detections.jsonl'}"
+        f"detections in {out_text}/detections.jsonl"
     )
     if fiducials and k is None and any(r.tags for r in reports):
         console.print("tag poses need the camera: pass --intrinsics fx,fy,cx,cy")
-    if not readable:
+    if not read_ok:
         raise typer.Exit(EXIT_NOTHING_READABLE)
 
 
 def _unique_name(path: Path, index: int, is_video: bool, used: set[str]) -> str:
-    stem = f"{path.stem}_{index:06d}" if is_video else path.stem
+    stem = readable(path.stem)
+    stem = f"{stem}_{index:06d}" if is_video else stem
     name, n = f"{stem}.jpg", 1
     while name in used:
         name, n = f"{stem}_{n}.jpg", n + 1

@@ -7,15 +7,25 @@ LiteRT. Unknown keys are rejected; every field says what it is.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, Strict, field_validator
+
+from configs.loading import ConfigPath, StrictModel, read_yaml, validate_config
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "nanodet_g_coco_int8.tflite"
 DEFAULT_LABELS = MODELS_DIR / "coco_labels.txt"
 DEFAULT_MODEL_SHA256 = "e168a412f014152cd503e90b0eb10f6895c5216c04c7ebefd49305f14e7eac59"
+
+SPOT_BODY_CAMERAS: tuple[str, ...] = (
+    "frontleft_fisheye_image",
+    "frontright_fisheye_image",
+    "left_fisheye_image",
+    "right_fisheye_image",
+    "back_fisheye_image",
+)
+"""Image sources of Spot's five body cameras (grey fisheye), the names cue rules may watch."""
 
 # Counter-clockwise degrees that turn each camera's image upright (scipy.ndimage.rotate /
 # cv2.getRotationMatrix2D convention), as the Spot SDK examples rotate before showing or
@@ -29,15 +39,18 @@ DEFAULT_CAMERA_ROTATION_DEG: dict[str, float] = {
 }
 
 
-class DetectorConfig(BaseModel):
+_Triple = Annotated[tuple[float, float, float], Strict(False)]  # a YAML list of three numbers
+
+
+class DetectorConfig(StrictModel):
     """The object detector and fiducial finder, as one config section (`detector:` in YAML)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
-    model: Path | None = Field(
+    model: ConfigPath | None = Field(
         None, description="TFLite model file; unset = the shipped NanoDet-g COCO model."
     )
-    labels: Path | None = Field(
+    labels: ConfigPath | None = Field(
         None,
         description="Labels file, one label a line (line index = class id); unset = COCO labels "
         "for the shipped model, 'class_<id>' for others.",
@@ -62,10 +75,10 @@ class DetectorConfig(BaseModel):
     channel_order: Literal["bgr", "rgb"] | None = Field(
         None, description="Override the input channel order the decoder's format implies."
     )
-    input_mean: tuple[float, float, float] | None = Field(
+    input_mean: _Triple | None = Field(
         None, description="Override per-channel mean (0..255 units, model's channel order)."
     )
-    input_std: tuple[float, float, float] | None = Field(
+    input_std: _Triple | None = Field(
         None, description="Override per-channel std (0..255 units, model's channel order)."
     )
     yolo_box_format: Literal["auto", "normalized", "pixels"] = Field(
@@ -111,20 +124,29 @@ class DetectorConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: Path) -> DetectorConfig:
-        """Load from a YAML file: either the section itself or a file with a `detector:` key.
+        """Load from a YAML file: either the section itself or a file with a `detector:` key
+        (an agent config). `ConfigError` naming the file and the field if it is bad.
 
         Relative model / labels paths are taken relative to the YAML file.
         """
-        data: Any = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping, got {type(data).__name__}")
-        section = data.get("detector", data)
-        cfg = cls.model_validate(section)
+        data: Any = read_yaml(path)
+        if isinstance(data, dict) and "detector" in data:
+            cfg = validate_config(path, data, _DetectorSection).detector
+        else:
+            cfg = validate_config(path, data, cls)
         base = Path(path).resolve().parent
         updates = {
             k: base / p for k in ("model", "labels") if (p := getattr(cfg, k)) is not None and not p.is_absolute()
         }
         return cfg.model_copy(update=updates) if updates else cfg
+
+
+class _DetectorSection(StrictModel):
+    """The `detector:` section of a bigger file; the file's other sections are not ours."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    detector: DetectorConfig
 
 
 def read_labels(path: Path) -> list[str]:

@@ -5,7 +5,14 @@ Handles JPEG and RAW grey U8 / RGB U8 / RGBA U8, and RAW DEPTH_U16 (metres = val
 robot clock and on this machine's clock, the pinhole intrinsics and the transforms snapshot.
 
 Bad data never raises anything but `FrameDecodeError(reason)`: truncated or corrupt JPEG, RAW
-size mismatch, unsupported formats, non-OK status. `DropCounter` counts and logs those reasons.
+size mismatch, unsupported formats, non-OK status, too many pixels. `DropCounter` counts and logs
+those reasons.
+
+Every image that comes from outside (robot ImageResponses, `spot-agent detect` inputs, replayed
+folders and videos) is bounded by `MAX_IMAGE_PIXELS` *before* it is decoded: `decode_bounded`
+(encoded bytes -> image) reads the size from the header (`image_header_size`) and refuses an
+image over the limit with `FrameDecodeError("too_large")`; `check_pixels` is the same check for
+sizes known otherwise (a video's frame size, a RAW image's rows and columns).
 """
 
 from __future__ import annotations
@@ -22,6 +29,18 @@ import numpy as np
 from bosdyn.api import image_pb2
 
 from perception.frame import Frame, PinholeIntrinsics
+from perception.image_size import MAX_IMAGE_PIXELS, image_header_size
+
+__all__ = [
+    "MAX_IMAGE_PIXELS",
+    "DropCounter",
+    "FrameDecodeError",
+    "check_pixels",
+    "decode_bounded",
+    "decode_image_response",
+    "image_header_size",
+    "is_complete_jpeg",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +70,42 @@ class FrameDecodeError(ValueError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+def check_pixels(width: int, height: int, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """Raise `FrameDecodeError("too_large", "WxH > limit")` for an image over `max_pixels`."""
+    if width * height > max_pixels:
+        raise FrameDecodeError(
+            "too_large", f"{width}x{height} pixels > the limit of {max_pixels} ({max_pixels / 1e6:g} MP)"
+        )
+
+
+def decode_bounded(
+    data: bytes, flags: int = cv2.IMREAD_COLOR, max_pixels: int = MAX_IMAGE_PIXELS
+) -> np.ndarray:
+    """`cv2.imdecode(data, flags)` for bytes from outside, with the size checked first.
+
+    JPEG, PNG, BMP, WebP, GIF, TIFF and PNM/PFM are accepted. Raises `FrameDecodeError` with
+    reason `empty_data`, `unknown_format` (no size could be read from the header, so the image
+    is not decoded), `too_large`, `truncated_jpeg` or `decode_error`; never anything else.
+    """
+    if not data:
+        raise FrameDecodeError("empty_data", "0 bytes")
+    size = image_header_size(data)
+    if size is None:
+        raise FrameDecodeError(
+            "unknown_format", "not a JPEG, PNG, BMP, WebP, GIF, TIFF or PNM image with a readable size"
+        )
+    check_pixels(*size, max_pixels=max_pixels)
+    if data[:2] == b"\xff\xd8" and not is_complete_jpeg(data):
+        raise FrameDecodeError("truncated_jpeg", f"{len(data)} bytes, no EOI marker")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error as exc:
+        raise FrameDecodeError("decode_error", str(exc).strip().splitlines()[-1]) from None
+    if image is None:
+        raise FrameDecodeError("decode_error", f"{len(data)} bytes of {size[0]}x{size[1]} not decodable")
+    return image
 
 
 def _enum_name(enum: Any, value: int) -> str:
@@ -148,15 +203,22 @@ def _decode_jpeg(img: image_pb2.Image, min_side: int | None) -> tuple[np.ndarray
     data = img.data
     if not is_complete_jpeg(data):
         raise FrameDecodeError("truncated_jpeg", f"{len(data)} bytes, no SOI/EOI marker")
+    if img.rows and img.cols:  # what the robot claims; the JPEG's own header is checked next
+        check_pixels(img.cols, img.rows)
     grey = img.pixel_format == _Image.PIXEL_FORMAT_GREYSCALE_U8
     colour = img.pixel_format in (_Image.PIXEL_FORMAT_RGB_U8, _Image.PIXEL_FORMAT_RGBA_U8)
     flag = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR if colour else cv2.IMREAD_UNCHANGED
     factor = _reduction(img.rows, img.cols, min_side) if (grey or colour) else 1
     if factor > 1:
         flag = _REDUCED[(grey, factor)]
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
-    if image is None:
-        raise FrameDecodeError("corrupt_jpeg", f"{len(data)} bytes not decodable")
+    try:
+        image = decode_bounded(data, flag)
+    except FrameDecodeError as exc:
+        if exc.reason == "decode_error":
+            raise FrameDecodeError("corrupt_jpeg", f"{len(data)} bytes not decodable") from None
+        if exc.reason == "unknown_format":
+            raise FrameDecodeError("corrupt_jpeg", f"{len(data)} bytes, no frame header") from None
+        raise
     if image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     if img.rows and img.cols:
@@ -181,6 +243,7 @@ def _decode_raw(img: image_pb2.Image) -> np.ndarray:
     channels = _RAW_CHANNELS.get(img.pixel_format)
     if channels is None:
         raise FrameDecodeError("unsupported_pixel_format", _enum_name(_Image.PixelFormat, img.pixel_format))
+    check_pixels(img.cols, img.rows)
     expected = img.rows * img.cols * channels
     if not img.rows or not img.cols or len(img.data) != expected:
         raise FrameDecodeError(
@@ -197,6 +260,7 @@ def _decode_raw(img: image_pb2.Image) -> np.ndarray:
 def _decode_depth(img: image_pb2.Image, depth_scale: float) -> np.ndarray:
     if not depth_scale or depth_scale <= 0:
         raise FrameDecodeError("missing_depth_scale", "source.depth_scale is not set")
+    check_pixels(img.cols, img.rows)
     if not img.rows or not img.cols or len(img.data) != img.rows * img.cols * 2:
         raise FrameDecodeError("raw_size_mismatch", f"{len(img.data)} bytes for {img.cols}x{img.rows} u16")
     raw = np.frombuffer(img.data, dtype="<u2").reshape(img.rows, img.cols)

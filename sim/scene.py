@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-import yaml
 from bosdyn.client.math_helpers import Quat, SE3Pose
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 import configs
+from configs.loading import ConfigError, StrictModel, read_yaml
 
 APRILTAG_36H11_IDS = 587  # tag36h11 has ids 0..586
 
@@ -32,8 +32,8 @@ class ScenarioError(ValueError):
     """A scenario file is missing, not YAML, or does not validate. The message names the file and field."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(StrictModel):
+    model_config = ConfigDict(frozen=True)
 
 
 class Pose2D(_Strict):
@@ -225,13 +225,9 @@ def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario YAML file. Raises ScenarioError naming the file (and field)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read scenario file: {exc.strerror or exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: not valid YAML: {exc}") from exc
+        data = read_yaml(path, "scenario file")
+    except ConfigError as exc:
+        raise ScenarioError(str(exc)) from None
     return parse_scenario(data, str(path))
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,6 +77,88 @@ def test_credentials_from_env_config_or_payload_file(tmp_path: Path) -> None:
     missing = auth.model_copy(update={"payload_credentials_file": tmp_path / "nope"})
     with pytest.raises(ConnectError, match="cannot read payload credentials file"):
         resolve_credentials(missing, {})
+
+
+@pytest.mark.parametrize(
+    "field", ["watchdog_s", "max_frame_age_s", "max_command_duration_s", "max_goto_distance_m"]
+)
+def test_infinite_safety_bounds_are_refused(tmp_path: Path, field: str) -> None:
+    # `.inf` would switch the check off (no watchdog, any frame age, any goal distance).
+    bad = tmp_path / "a.yaml"
+    bad.write_text(f"safety: {{{field}: .inf}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_agent_config(bad)
+    assert str(info.value) == f"{bad}: safety.{field}: Input should be a finite number (got inf)"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("safety: {watchdog_s: true}\n", "safety.watchdog_s: Input should be a valid number (got True)"),
+        ("safety: {max_speed_mps: '0.5'}\n", "safety.max_speed_mps: Input should be a valid number"),
+        ("robot: {port: '443'}\n", "robot.port: Input should be a valid integer (got '443')"),
+        ("robot: {register_estop: 1}\n", "robot.register_estop: Input should be a valid boolean"),
+        ("detector: {score_threshold: .nan}\n", "detector.score_threshold: Input should be a finite"),
+        ("control: {handler_timeout_s: .inf}\n", "control.handler_timeout_s: Input should be a finite"),
+        ("rules: 3\n", "rules: Input is not a valid path"),
+        (
+            "safety:\n  max_speed_mps: 0.3\n  max_speed_mps: 1.5\n",
+            "safety.max_speed_mps: duplicate key at line 3, column 3 (first at line 2)",
+        ),
+    ],
+)
+def test_no_coercion_and_no_duplicate_keys(tmp_path: Path, text: str, expected: str) -> None:
+    bad = tmp_path / "a.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_agent_config(bad)
+    assert str(info.value).startswith(f"{bad}: {expected}")
+
+
+def test_integers_for_floats_and_lists_for_triples_still_load(tmp_path: Path) -> None:
+    good = tmp_path / "a.yaml"
+    good.write_text("safety: {max_speed_mps: 1, watchdog_s: 2}\ndetector: {input_mean: [0, 0, 0]}\n")
+    cfg = load_agent_config(good)
+    assert (cfg.safety.max_speed_mps, cfg.safety.watchdog_s) == (1.0, 2.0)
+    assert cfg.detector.input_mean == (0.0, 0.0, 0.0)
+
+
+BAD_CONFIG = "safety: {watchdog_s: .inf}\n"
+BAD_RULES = (
+    "limits:\n  max_speed_mps: 0.3\n  max_speed_mps: 1.5\n"
+    "cues: {sign: {label: stop sign}}\n"
+    "rules: [{name: sit, cue: sign, behavior: sit, priority: 10}]\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("command", "bad_file", "field"),
+    [
+        ("run", "config", "safety.watchdog_s"),
+        ("run", "rules", "limits.max_speed_mps"),
+        ("replay", "config", "safety.watchdog_s"),
+        ("replay", "rules", "limits.max_speed_mps"),
+        ("demo", "rules", "limits.max_speed_mps"),
+    ],
+)
+def test_cli_exits_2_naming_the_file_and_the_field(
+    tmp_path: Path, command: str, bad_file: str, field: str
+) -> None:
+    config, rules = tmp_path / "agent.yaml", tmp_path / "rules.yaml"
+    config.write_text(BAD_CONFIG if bad_file == "config" else "robot: {hostname: 127.0.0.1}\n")
+    rules.write_text(BAD_RULES)
+    args = {
+        "run": ["run", "--config", str(config), "--rules", str(rules), "--duration", "1"],
+        "replay": ["replay", str(tmp_path), "--config", str(config), "--rules", str(rules)],
+        "demo": ["demo", "--rules", str(rules), "--duration", "1"],
+    }[command]
+    done = subprocess.run(
+        [sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    bad = config if bad_file == "config" else rules
+    assert f"{bad}: {field}: " in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def _format(journald: bool) -> str:

@@ -105,7 +105,7 @@ def test_request_round_trips() -> None:
         (b'{"v":1,"id":"","cmd":"stop"}', ErrorCode.BAD_ENVELOPE),
         (b'{"v":1,"id":7,"cmd":"stop"}', ErrorCode.BAD_ENVELOPE),
         (b'{"v":1,"id":"a","cmd":"stop","extra":1}', ErrorCode.BAD_ENVELOPE),
-        (b'{"v":1,"id":"a","cmd":"stop","args":[]}', ErrorCode.BAD_ENVELOPE),
+        (b'{"v":1,"id":"a","cmd":"stop","args":[]}', ErrorCode.BAD_ARGS),
         (b'{"v":1,"id":"a","cmd":"self_destruct"}', ErrorCode.UNKNOWN_COMMAND),
         (req("launch"), ErrorCode.BAD_ARGS),
         (req("launch", {"name": "sit", "colour": "red"}), ErrorCode.BAD_ARGS),

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import typer
+from fixtures.image_bombs import jpeg_header_claiming, zero_png
 from fixtures.perception_support import render_tag
 from skimage import data
 from typer.testing import CliRunner
@@ -123,3 +128,61 @@ def test_unsupported_model_is_a_clear_setup_error(app: typer.Typer, tmp_path: Pa
     )
     assert result.exit_code == 2
     assert "fits no decoder" in result.output
+
+
+# --- bad input (issue 11): names that are not UTF-8, images too large to decode -------------
+
+
+def _detect_in_subprocess(args: list[str], tmp_path: Path) -> tuple[int, str, float]:
+    """Run `spot-agent detect` in its own process: (exit status, output, peak RSS in MB). A crash
+    (a signal) is a negative status here, not the end of the test run."""
+    log = tmp_path / "detect.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "detect", *args, "--threads", "1"],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "250"},
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, log.read_bytes().decode("utf-8"), usage.ru_maxrss / 1024
+
+
+def test_file_names_that_are_not_utf8_are_read_and_written(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    ok, jpeg = cv2.imencode(".jpg", _bgr(data.astronaut()))
+    assert ok
+    (folder / os.fsdecode(b"caf\xe9.jpg")).write_bytes(jpeg.tobytes())  # Latin-1 name
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (160, 120))
+    for _ in range(2):
+        writer.write(np.full((120, 160, 3), 90, np.uint8))
+    writer.release()
+    (tmp_path / "clip.avi").rename(folder / os.fsdecode(b"clip\xff\x1b.avi"))
+    out = tmp_path / "out"
+    status, output, _ = _detect_in_subprocess([str(folder), "--out", str(out)], tmp_path)
+    assert status == 0, output  # was SIGSEGV (-11) in cv2.imwrite
+    assert "caf%E9.jpg" in output and "clip%FF%1B.avi" in output and "2/2 inputs read" in output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "caf%E9.jpg", "clip%FF%1B_000000.jpg", "clip%FF%1B_000001.jpg", "detections.jsonl"]
+    assert cv2.imdecode(np.fromfile(out / "caf%E9.jpg", np.uint8), cv2.IMREAD_COLOR).shape == (512, 512, 3)
+    files = {r["file"] for r in _records(out)}
+    assert files == {str(folder / "caf%E9.jpg")}  # the person in the astronaut photo
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "size"),
+    [
+        ("real_20000.png", lambda: zero_png(20000, 20000), "20000x20000"),
+        ("real_40000.png", lambda: zero_png(40000, 40000), "40000x40000"),
+        ("claims_65000.jpg", lambda: jpeg_header_claiming(65000, 65000), "65000x65000"),
+    ],
+)
+def test_images_too_large_are_skipped_before_decoding(
+    tmp_path: Path, name: str, content: Callable[[], bytes], size: str
+) -> None:
+    (tmp_path / name).write_bytes(content())
+    status, output, peak_mb = _detect_in_subprocess([str(tmp_path / name), "--out", str(tmp_path / "out")], tmp_path)
+    assert status == 1, output  # nothing readable: reported, no traceback
+    assert f"skipped {tmp_path / name}: too large: {size} pixels > the limit of 50000000 (50 MP)" in output
+    assert "Traceback" not in output
+    assert peak_mb < 1024, f"peak RSS {peak_mb:.0f} MB"  # the CORE I/O container's limit is 1 GB

@@ -8,12 +8,20 @@ import cv2
 import numpy as np
 import pytest
 from bosdyn.api import image_pb2
+from fixtures.image_bombs import jpeg_header_claiming, zero_png
 from fixtures.perception_support import image_response, jpeg_response, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from skimage import data
 
-from perception.decode import DropCounter, FrameDecodeError, decode_image_response
+from perception.decode import (
+    MAX_IMAGE_PIXELS,
+    DropCounter,
+    FrameDecodeError,
+    decode_bounded,
+    decode_image_response,
+    image_header_size,
+)
 
 Image = image_pb2.Image
 
@@ -164,3 +172,88 @@ def test_damaged_jpegs_never_crash(grey: np.ndarray, cut: int, flips: list[int])
         assert err.reason
     else:
         assert frame.image.shape == (120, 160)
+
+
+# --- pixel limits before decoding (issue 11) -------------------------------------------------
+
+
+def _encoded(ext: str, image: np.ndarray, params: list[int] | None = None) -> bytes:
+    ok, buf = cv2.imencode(ext, image, params or [])
+    assert ok, ext
+    return buf.tobytes()
+
+
+def _formats() -> list[tuple[str, bytes]]:
+    colour = np.random.default_rng(1).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    rgba = np.dstack([colour, colour[:, :, 0]])
+    return [
+        ("jpeg", _encoded(".jpg", colour)),
+        ("progressive jpeg", _encoded(".jpg", colour, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])),
+        ("png", _encoded(".png", colour)),
+        ("png 16-bit", _encoded(".png", colour.astype(np.uint16) * 257)),
+        ("bmp", _encoded(".bmp", colour)),
+        ("webp lossy", _encoded(".webp", colour, [cv2.IMWRITE_WEBP_QUALITY, 80])),
+        ("webp lossless", _encoded(".webp", rgba, [cv2.IMWRITE_WEBP_QUALITY, 101])),
+        ("tiff", _encoded(".tiff", colour)),
+        ("pgm", _encoded(".pgm", colour[:, :, 0])),
+        ("ppm", _encoded(".ppm", colour)),
+        ("pfm", _encoded(".pfm", colour.astype(np.float32) / 255)),
+        ("gif", _encoded(".gif", colour)),
+    ]
+
+
+@pytest.mark.parametrize(("kind", "encoded"), _formats(), ids=[k for k, _ in _formats()])
+def test_image_header_size_reads_every_format_without_decoding(kind: str, encoded: bytes) -> None:
+    assert image_header_size(encoded) == (53, 37)
+    assert decode_bounded(encoded, cv2.IMREAD_UNCHANGED).shape[:2] == (37, 53)
+    with pytest.raises(FrameDecodeError) as err:
+        decode_bounded(encoded, max_pixels=53 * 37 - 1)
+    assert err.value.reason == "too_large" and str(err.value) == (
+        "too_large: 53x37 pixels > the limit of 1960 (0.00196 MP)")
+    for cut in range(len(encoded[:64])):  # a header cut short: no size, never an exception
+        size = image_header_size(encoded[:cut])
+        assert size in (None, (53, 37))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    magic=st.sampled_from([b"\xff\xd8", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"BM", b"RIFF\0\0\0\0WEBPVP8",
+                           b"GIF89a", b"II*\x00", b"MM\x00*", b"P5\n", b""]),
+    tail=st.binary(max_size=200),
+)
+def test_image_header_size_never_raises(magic: bytes, tail: bytes) -> None:
+    size = image_header_size(magic + tail)
+    assert size is None or (size[0] > 0 and size[1] > 0)
+
+
+def test_decode_bounded_refuses_huge_images_before_decoding() -> None:
+    for data_bytes, size in [
+        (zero_png(40000, 40000), "40000x40000"),  # a real PNG: 1.6 MB, 1.6 GB decoded
+        (zero_png(20000, 20000), "20000x20000"),
+        (jpeg_header_claiming(65000, 65000), "65000x65000"),
+    ]:
+        with pytest.raises(FrameDecodeError) as err:
+            decode_bounded(data_bytes)
+        assert str(err.value) == f"too_large: {size} pixels > the limit of {MAX_IMAGE_PIXELS} (50 MP)"
+    assert decode_bounded(zero_png(300, 200), cv2.IMREAD_UNCHANGED).shape == (200, 300)
+    for junk, reason in [(b"", "empty_data"), (b"hello world", "unknown_format"),
+                         (jpeg_header_claiming(64, 48)[:-2] + b"\0" * 64, "truncated_jpeg"),
+                         (jpeg_header_claiming(64, 48), "decode_error")]:
+        with pytest.raises(FrameDecodeError) as err:
+            decode_bounded(junk)
+        assert err.value.reason == reason
+
+
+def test_robot_images_over_the_pixel_limit_are_dropped_with_a_reason() -> None:
+    # A JPEG whose own header claims 65000x65000, whatever the response says.
+    resp = image_response(jpeg_header_claiming(65000, 65000), fmt=Image.FORMAT_JPEG,
+                          pixel_format=Image.PIXEL_FORMAT_GREYSCALE_U8, rows=480, cols=640)
+    with pytest.raises(FrameDecodeError) as err:
+        decode_image_response(resp)
+    assert err.value.reason == "too_large" and "65000x65000" in str(err.value)
+    side = 7072  # 50.01 MP of RAW grey: the data matches its size, but no camera sends that
+    raw = image_response(bytes(side * side), fmt=Image.FORMAT_RAW,
+                         pixel_format=Image.PIXEL_FORMAT_GREYSCALE_U8, rows=side, cols=side)
+    with pytest.raises(FrameDecodeError) as err:
+        decode_image_response(raw)
+    assert err.value.reason == "too_large"

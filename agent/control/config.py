@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from agent.control.endpoints import (
     DEFAULT_CONTROL_ENDPOINT,
@@ -15,10 +15,10 @@ from agent.control.endpoints import (
     check_endpoint,
     is_loopback,
 )
+from configs.loading import ConfigPath, StrictModel
 
 
-class LiveViewConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LiveViewConfig(StrictModel):
 
     enabled: bool = Field(False, description="Serve the Foxglove live view (WebSocket).")
     host: str = Field(
@@ -40,8 +40,7 @@ class LiveViewConfig(BaseModel):
         return value
 
 
-class ControlConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ControlConfig(StrictModel):
 
     enabled: bool = Field(False, description="Serve operator control (requests and events).")
     endpoint: str = Field(
@@ -51,7 +50,7 @@ class ControlConfig(BaseModel):
     events_endpoint: str | None = Field(
         None, description="Event stream socket; default: the control port + 1."
     )
-    curve_keys_dir: Path | None = Field(
+    curve_keys_dir: ConfigPath | None = Field(
         None,
         description="Directory with server.key_secret and authorized/*.key (operators' public "
         "keys). Turns on CurveZMQ encryption and authentication.",

@@ -177,7 +177,7 @@ class _Envelope(BaseModel):
     v: int
     id: str = Field(min_length=1, max_length=64)
     cmd: str = Field(min_length=1, max_length=64)
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: Any = Field(default_factory=dict)  # the command's model checks it: `bad_args`
 
 
 @dataclass(frozen=True)
@@ -265,10 +265,22 @@ def _parse_json(data: bytes) -> Any:
     return value
 
 
+def printable(value: object, limit: int = 80) -> str:
+    """`value` as text safe for a log line or a message: control characters (NUL, newline,
+    escape sequences...) escaped as `\\xNN`, cut to about `limit` characters. Requests carry
+    client-chosen text (keys, names); it must never reach a log raw."""
+    text = str(value)
+    cut = len(text) > limit
+    text = text[:limit]
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text + "..." if cut else text
+
+
 def _first_error(err: ValidationError) -> str:
     parts = []
     for e in err.errors()[:3]:
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        where = ".".join(printable(p, 40) for p in e["loc"]) or "(top level)"
         parts.append(f"{where}: {e['msg']}")
     return "; ".join(parts)
 
@@ -306,7 +318,13 @@ def decode_request(data: bytes) -> Request:
     if model is None:
         raise ProtocolError(
             ErrorCode.UNKNOWN_COMMAND,
-            f"unknown command {envelope.cmd!r}; known commands: {', '.join(COMMANDS)}",
+            f"unknown command '{printable(envelope.cmd, 64)}'; known commands: {', '.join(COMMANDS)}",
+            envelope.id,
+        )
+    if not isinstance(envelope.args, dict):
+        raise ProtocolError(
+            ErrorCode.BAD_ARGS,
+            f"{envelope.cmd}: args must be a JSON object, not {_json_type(envelope.args)}",
             envelope.id,
         )
     try:
@@ -316,6 +334,18 @@ def decode_request(data: bytes) -> Request:
             ErrorCode.BAD_ARGS, f"{envelope.cmd}: {_first_error(exc)}", envelope.id
         ) from None
     return Request(id=envelope.id, cmd=envelope.cmd, args=args)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"
 
 
 def encode_request(cmd: str, args: dict[str, Any] | None, request_id: str) -> bytes:

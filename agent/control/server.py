@@ -1,7 +1,9 @@
 """`ControlServer`: the agent's operator control socket and event stream over ZeroMQ.
 
 - Requests: a ROUTER socket. Each request is validated (`protocol.decode_request`) and handed to
-  an `AgentControl`; every request gets exactly one reply, an error reply for anything wrong.
+  an `AgentControl`; every request gets exactly one reply, an error reply for anything wrong,
+  carrying the request's id whenever it has a readable one (`busy` replies too). Rejections are
+  logged through `RejectionLog` (bounded, client text escaped).
   Requests run as tasks, so a slow snapshot never delays a `stop`; `stop` is also exempt from
   the in-flight limit that answers `busy` to floods.
 - Events: a PUB socket; `publish()` never blocks (a slow subscriber loses events, the agent
@@ -46,6 +48,7 @@ from agent.control.protocol import (
     encode_reply,
     to_jsonable,
 )
+from agent.control.rejection_log import RejectionLog
 from agent.robot import RobotUnavailable
 
 log = logging.getLogger(__name__)
@@ -126,6 +129,7 @@ class ControlServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._event_seq = 0
+        self._rejections = RejectionLog(log)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -174,6 +178,7 @@ class ControlServer:
         return sock
 
     async def close(self) -> None:
+        self._rejections.flush()
         if self._serve_task is not None:
             self._serve_task.cancel()
             await asyncio.gather(self._serve_task, return_exceptions=True)
@@ -252,30 +257,46 @@ class ControlServer:
                 delimiter, body = [b""], body[1:]
             operator = self._operator_of(frames[-1])
             if len(body) != 1:
-                self._reply(
-                    identity,
-                    delimiter,
-                    encode_reply(
-                        None,
-                        error=(ErrorCode.BAD_ENVELOPE, "a request is exactly one message frame"),
-                    ),
+                self._reject(
+                    identity, delimiter, operator, None,
+                    ErrorCode.BAD_ENVELOPE, "a request is exactly one message frame",
                 )
-                self.requests_rejected += 1
                 continue
-            payload = body[0].bytes
-            is_stop = payload.find(b'"stop"') >= 0  # cheap pre-check; decode decides for real
-            limit = self.max_in_flight * (4 if is_stop else 1)
+            # Decoded here, before the in-flight check, so that even a `busy` reply carries the
+            # request's id (bounded work: at most MAX_REQUEST_BYTES of JSON).
+            try:
+                request = decode_request(body[0].bytes)
+            except ProtocolError as exc:
+                self._reject(identity, delimiter, operator, exc.request_id, exc.code, exc.message)
+                continue
+            # `stop` may use more slots, so a flood of other requests cannot delay stopping.
+            limit = self.max_in_flight * (4 if request.cmd == "stop" else 1)
             if len(self._tasks) >= limit:
-                self._reply(
-                    identity,
-                    delimiter,
-                    encode_reply(None, error=(ErrorCode.BUSY, "agent busy; try again shortly")),
+                self._reject(
+                    identity, delimiter, operator, request.id,
+                    ErrorCode.BUSY, "agent busy; try again shortly",
                 )
-                self.requests_rejected += 1
                 continue
-            task = asyncio.create_task(self._answer(identity, delimiter, payload, operator))
+            task = asyncio.create_task(self._answer(identity, delimiter, request, operator))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _reject(
+        self,
+        identity: bytes,
+        delimiter: list[bytes],
+        operator: str,
+        request_id: str | None,
+        code: str,
+        message: str,
+    ) -> None:
+        self.requests_rejected += 1
+        self._log_rejection(operator, code, message)
+        self._reply(identity, delimiter, encode_reply(request_id, error=(code, message)))
+
+    def _log_rejection(self, operator: str, code: str, message: str) -> None:
+        if self._rejections.note(operator, code, message) and self._loop is not None:
+            self._loop.call_later(self._rejections.period_s, self._rejections.flush)
 
     def _operator_of(self, frame: zmq.Frame) -> str:
         if self.curve is None:
@@ -294,15 +315,8 @@ class ControlServer:
         asyncio.ensure_future(sent).add_done_callback(self._sent)  # zmq.asyncio: already a Future
 
     async def _answer(
-        self, identity: bytes, delimiter: list[bytes], payload: bytes, operator: str
+        self, identity: bytes, delimiter: list[bytes], request: Request, operator: str
     ) -> None:
-        try:
-            request = decode_request(payload)
-        except ProtocolError as exc:
-            self.requests_rejected += 1
-            log.info("rejected request from %s: %s", operator, exc)
-            self._reply(identity, delimiter, encode_reply(exc.request_id, error=(exc.code, exc.message)))
-            return
         attachment: bytes | None = None
         error: tuple[str, str] | None = None
         result: Any = None
@@ -334,6 +348,7 @@ class ControlServer:
                 frames.append(attachment)
         else:
             self.requests_rejected += 1
+            self._log_rejection(operator, error[0], f"{request.cmd}: {error[1]}")
             frames = [encode_reply(request.id, error=error)]
         self._reply(identity, delimiter, *frames)
         if request.cmd in MUTATING:
