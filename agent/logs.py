@@ -27,10 +27,17 @@ _SYSLOG_PRIORITY = {
 }
 
 
+# Control characters (C0, DEL, C1) never reach a log line raw: a NUL, a carriage return or an
+# escape sequence from a client-chosen string would corrupt journald entries or the terminal.
+_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), *range(0x7F, 0xA0)]}
+_ESCAPES.update({ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
 def _quote(value: Any) -> str:
     text = str(value)
-    if text == "" or any(c in text for c in ' "=\n\t'):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    escaped = text.translate(_ESCAPES)
+    if text == "" or escaped != text or any(c in text for c in " ="):
+        return f'"{escaped}"'
     return text
 
 
