@@ -185,7 +185,8 @@ async def _run(
     from agent.recording import Recorder, RecordingObserver
     from agent.replay_config import recording_header
     from agent.replay_drive import RecordedRunSource, ReplayRobot, ScriptedClock, TimedFrameSource
-    from agent.replay_sources import McapFrameSource, ReplayInputError
+    from agent.replay_mcap import McapFrameSource
+    from agent.replay_sources import ReplayInputError
     from behaviors.engine import CueEngine
 
     # One frame at a time: the pipeline asks for the next frame once the previous one is
