@@ -105,7 +105,12 @@ def test_frame_by_frame_replay_of_a_live_recording(live_run: tuple[Path, object,
     path, cfg, _ = live_run
     first = asyncio.run(replay(path, cfg, mode="frames"))
     assert first.mode == "frames"
-    assert first.summary.frames_processed == first.read.frames > 50
+    # Every frame is detected, except one whose camera lagged the other by more than
+    # `max_frame_age_s` in the live run (stale live, stale on replay: a property of the file).
+    stale = first.report.stats["dropped_stale"]
+    assert first.summary.frames_processed + stale == first.read.frames > 50 and stale <= 3
+    again = asyncio.run(replay(path, cfg, mode="frames"))
+    assert again.commands == first.commands and again.summary.frames_processed == first.summary.frames_processed
     assert first.summary.per_class["tag:1"] > 20
     assert any(isinstance(c, GoTo) for _, c in first.commands)
 
