@@ -209,6 +209,9 @@ def resolve_replay_config(
                 warnings.append("the recording carries no configuration (made by an older version): "
                                 f"replaying with the shipped {configs.display(path)}; pass --config "
                                 "with the one it ran with")
+            elif header == {}:
+                warnings.append("the recording's header (its configuration) is missing or unreadable: "
+                                f"replaying with the shipped {configs.display(path)}")
         if rules_arg is not None:
             rules = configs.find(rules_arg, configs.RULES)
             config = config.model_copy(update={"rules": rules})

@@ -65,6 +65,7 @@ def test_overrides_and_old_recordings_are_said_loudly(sim_config: object) -> Non
     chosen = resolve_replay_config("old.mcap", old)
     assert chosen.origin == "shipped agent.yaml (shipped)"
     assert "the recording carries no configuration" in chosen.warnings[0]
+    assert "header (its configuration) is missing or unreadable" in resolve_replay_config("x.mcap", {}).warnings[0]
     assert resolve_replay_config("clip.mp4", None).warnings == []  # a video has none to carry
 
 
