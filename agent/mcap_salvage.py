@@ -2,13 +2,21 @@
 
 `mcap`'s readers either need the summary at the end of the file (gone when the recorder was
 killed) or stop at the first damaged byte. This reader walks the data section record by record
-with `mcap`'s own record parsers and:
-- reads a file that ends early up to its last complete record, and recovers the complete
-  messages at the start of a chunk that was cut off (streaming decompression);
-- skips a chunk whose CRC or compression is damaged and goes on with the next record;
-- when the record framing itself is damaged, jumps to the next chunk listed in the file's
-  summary (if the summary survived) instead of giving up;
-and reports each loss with its byte offset, so the caller can say what was lost and where.
+with `mcap`'s own record parsers, and uses the summary section when it survived (checked by its
+CRC and by every chunk it indexes being where it says):
+- the summary's schemas and channels are known from the start, so a damaged chunk that held
+  the only copy of a channel record loses that chunk's messages, not every later message;
+- the chunk index is a map of the file: a chunk is read at its indexed offset and length even
+  when its record header is damaged, and damaged framing (a bad opcode, a length running past
+  the next chunk) resumes at the next indexed chunk instead of giving up;
+- a file that ends early is read up to its last complete record, and the complete messages at
+  the start of a chunk that was cut off are recovered (streaming decompression);
+- a chunk whose CRC or compression is damaged is skipped; the walk goes on;
+- whatever follows the recording's end (trailing bytes, a second recording appended with
+  `cat`) is reported, not silently ignored.
+Each loss is reported with its byte offset. Nothing here raises for bad data once the magic
+bytes matched, and every loop moves forward through the file, so no input can make it hang;
+memory is bounded by the largest chunk (chunks claiming more than `MAX_CHUNK_BYTES` are skipped).
 """
 
 from __future__ import annotations
@@ -26,8 +34,11 @@ from mcap.opcode import Opcode
 from mcap.records import Channel, Chunk, Message, Metadata, Schema, Statistics
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
+MAX_CHUNK_BYTES = 256 * 1024 * 1024  # a chunk's records, uncompressed (the recorder writes 256 kB)
 _KNOWN_OPCODES = {int(op) for op in Opcode}
 _DATA_OPCODES = (Opcode.MESSAGE, Opcode.SCHEMA, Opcode.CHANNEL)  # inside and outside chunks
+_FOOTER_SIZE = 1 + 8 + 8 + 8 + 4  # opcode, length, summary_start, summary_offset_start, crc
+_HEADER = struct.Struct("<BQ")
 
 
 class NotAnMcapFile(ValueError):
@@ -52,16 +63,33 @@ class ScannedMessage:
 
 
 @dataclass
+class FileSummary:
+    """What an intact summary section says about the file."""
+
+    schemas: dict[int, Schema]
+    channels: dict[int, Channel]
+    chunks: dict[int, int]  # chunk record offset -> record length (without its 9-byte header)
+    statistics: Statistics | None
+
+
+@dataclass
 class ScanResult:
     """Filled in while `scan_messages` runs."""
 
     file_size: int = 0
     messages: int = 0
     chunks: int = 0
-    complete: bool = False  # the footer was reached
+    complete: bool = False  # the footer was reached and nothing follows the recording
     losses: list[Loss] = field(default_factory=list)
     metadata: dict[str, dict[str, str]] = field(default_factory=dict)
     statistics: Statistics | None = None
+    summary: FileSummary | None = None  # the summary section, when it survived
+    channels: dict[int, Channel] = field(default_factory=dict)  # every channel seen
+
+
+def opcode_name(opcode: int) -> str:
+    """A record kind for messages: its name, or its number for opcodes MCAP does not define."""
+    return Opcode(opcode).name.lower() if opcode in _KNOWN_OPCODES else f"opcode {opcode:#x}"
 
 
 def _decompress(compression: str, data: bytes, uncompressed_size: int, partial: bool) -> bytes:
@@ -72,13 +100,13 @@ def _decompress(compression: str, data: bytes, uncompressed_size: int, partial: 
         import zstandard
 
         if partial:
-            return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+            return zstandard.ZstdDecompressor().decompressobj().decompress(data)[:MAX_CHUNK_BYTES]
         return zstandard.ZstdDecompressor().decompress(data, max_output_size=uncompressed_size)
     if compression == "lz4":
         import lz4.frame
 
         if partial:
-            return lz4.frame.LZ4FrameDecompressor().decompress(data)
+            return lz4.frame.LZ4FrameDecompressor().decompress(data, max_length=MAX_CHUNK_BYTES)
         return lz4.frame.decompress(data)
     raise ValueError(f"unsupported chunk compression {compression!r}")
 
@@ -98,13 +126,53 @@ def _parse_partial_chunk(body: bytes) -> tuple[str, bytes]:
     return compression, body[records_at:]
 
 
+def read_summary(f: BinaryIO, file_size: int) -> tuple[FileSummary | None, str]:
+    """The file's summary section if it is intact (CRC, and each indexed chunk where the index
+    says), else None and why not ("" when the file simply has none, e.g. it was cut short)."""
+    from mcap.reader import SeekingReader
+
+    if file_size < 2 * len(MCAP_MAGIC) + _FOOTER_SIZE:
+        return None, ""
+    f.seek(file_size - len(MCAP_MAGIC))
+    if f.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
+        return None, ""  # no end magic: not closed (cut short or still being written)
+    try:
+        f.seek(0)
+        summary = SeekingReader(f, record_size_limit=file_size).get_summary()
+    except Exception as exc:
+        return None, f"the summary section is damaged ({type(exc).__name__}); reading without it"
+    if summary is None:
+        return None, ""
+    f.seek(file_size - len(MCAP_MAGIC) - _FOOTER_SIZE + 9)
+    summary_start, _, summary_crc = struct.unpack("<QQI", f.read(20))
+    if summary_crc:
+        f.seek(summary_start)
+        covered = f.read(file_size - len(MCAP_MAGIC) - 4 - summary_start)
+        if zlib.crc32(covered) != summary_crc:
+            return None, "the summary section fails its CRC check; reading without it"
+    chunks = {ci.chunk_start_offset: ci.chunk_length - 9 for ci in summary.chunk_indexes}
+    found = 0
+    for offset, length in chunks.items():
+        f.seek(offset)
+        head = f.read(9)
+        found += len(head) == 9 and _HEADER.unpack(head) == (Opcode.CHUNK, length)
+    if 2 * found < len(chunks):
+        # A summary of another file (e.g. of a second recording appended to this one: its
+        # offsets count from its own start); a damaged chunk header or two are read anyway.
+        return None, "the summary's chunk index does not match the file; reading without it"
+    return FileSummary(dict(summary.schemas), dict(summary.channels), chunks, summary.statistics), ""
+
+
 class _Scanner:
-    def __init__(self, f: BinaryIO, result: ScanResult, chunk_offsets: list[int]) -> None:
+    def __init__(self, f: BinaryIO, result: ScanResult) -> None:
         self.f = f
         self.result = result
-        self.chunk_offsets = chunk_offsets
-        self.schemas: dict[int, Schema] = {}
-        self.channels: dict[int, Channel] = {}
+        summary = result.summary
+        self.schemas: dict[int, Schema] = dict(summary.schemas) if summary else {}
+        self.channels: dict[int, Channel] = result.channels
+        self.channels.update(summary.channels if summary else {})
+        self.chunk_at: dict[int, int] = dict(summary.chunks) if summary else {}
+        self.chunk_offsets = sorted(self.chunk_at)
 
     def lose(self, offset: int, what: str) -> None:
         self.result.losses.append(Loss(offset, what))
@@ -126,10 +194,10 @@ class _Scanner:
             yield from self.message(Message.read(stream, length), offset)
         elif opcode == Opcode.SCHEMA:
             schema = Schema.read(stream)
-            self.schemas[schema.id] = schema
+            self.schemas.setdefault(schema.id, schema)  # the summary's copy wins: CRC-checked
         elif opcode == Opcode.CHANNEL:
             channel = Channel.read(stream)
-            self.channels[channel.id] = channel
+            self.channels.setdefault(channel.id, channel)
 
     def inner_records(self, data: bytes, offset: int, cut: bool) -> Iterator[ScannedMessage]:
         """Records inside a chunk; `cut`: the chunk was truncated, stop quietly at its end."""
@@ -137,7 +205,7 @@ class _Scanner:
         while pos < end:
             if end - pos < 9:
                 break
-            opcode, length = struct.unpack_from("<BQ", data, pos)
+            opcode, length = _HEADER.unpack_from(data, pos)
             if pos + 9 + length > end:
                 break
             body = data[pos + 9 : pos + 9 + length]
@@ -145,7 +213,7 @@ class _Scanner:
             try:
                 yield from self.data_record(opcode, ReadDataStream(io.BytesIO(body)), length, offset)
             except Exception as exc:
-                self.lose(offset, f"damaged record (opcode {opcode:#x}) inside chunk: {exc}")
+                self.lose(offset, f"damaged record ({opcode_name(opcode)}) inside chunk: {exc}")
         if pos < end and not cut:
             self.lose(offset, f"{end - pos} bytes of damaged records at the end of a chunk")
 
@@ -153,6 +221,8 @@ class _Scanner:
         self.result.chunks += 1
         try:
             chunk = Chunk.read(ReadDataStream(io.BytesIO(body)))
+            if chunk.uncompressed_size > MAX_CHUNK_BYTES:
+                raise ValueError(f"claims {chunk.uncompressed_size} bytes uncompressed")
             data = _decompress(chunk.compression, chunk.data, chunk.uncompressed_size, False)
         except Exception as exc:
             self.lose(offset, f"chunk of {len(body)} bytes cannot be decompressed ({exc}); skipped")
@@ -177,76 +247,113 @@ class _Scanner:
             f"{self.result.messages - before} messages from it, the rest of the chunk is lost",
         )
 
-    def resync(self, offset: int) -> int | None:
-        """The next chunk start after `offset`, from the summary, if the summary survived."""
-        later = [o for o in self.chunk_offsets if o > offset]
-        return min(later) if later else None
+    def next_chunk(self, offset: int) -> int | None:
+        """The first indexed chunk after `offset` (None without a summary or after the last)."""
+        import bisect
+
+        i = bisect.bisect_right(self.chunk_offsets, offset)
+        return self.chunk_offsets[i] if i < len(self.chunk_offsets) else None
+
+    def resync(self, pos: int, why: str) -> int | None:
+        """Where to go on after damaged framing at `pos`: the next indexed chunk, if any."""
+        target = self.next_chunk(pos)
+        if target is None:
+            self.lose(pos, f"unreadable data from here on ({why})")
+        else:
+            self.lose(pos, f"bytes {pos}..{target} unreadable ({why})")
+        return target
+
+    def header_at(self, pos: int) -> tuple[int, int] | None:
+        """(opcode, length) of the record at `pos`; the chunk index's word for indexed chunks."""
+        self.f.seek(pos)
+        head = self.f.read(9)
+        indexed = self.chunk_at.get(pos)
+        if indexed is not None:
+            if len(head) < 9 or _HEADER.unpack(head) != (Opcode.CHUNK, indexed):
+                self.lose(pos, "damaged chunk header; read at the chunk index's offset and length")
+            return Opcode.CHUNK, indexed
+        if not head:
+            self.lose(pos, "file ends without a footer (recording was not closed)")
+            return None
+        if len(head) < 9:
+            self.lose(pos, f"file ends inside a record header ({len(head)} of 9 bytes)")
+            return None
+        opcode, length = _HEADER.unpack(head)
+        return opcode, length
 
     def run(self) -> Iterator[ScannedMessage]:
-        f, size = self.f, self.result.file_size
-        pos = len(MCAP_MAGIC)
+        size, pos = self.result.file_size, len(MCAP_MAGIC)
         while True:
-            f.seek(pos)
-            head = f.read(9)
-            if not head:
-                self.lose(pos, "file ends without a footer (recording was not closed)")
+            header = self.header_at(pos)
+            if header is None:
                 return
-            if len(head) < 9:
-                self.lose(pos, f"file ends inside a record header ({len(head)} of 9 bytes)")
-                return
-            opcode, length = struct.unpack("<BQ", head)
+            opcode, length = header
+            end = pos + 9 + length
+            following = self.next_chunk(pos)
             if opcode not in _KNOWN_OPCODES and opcode < 0x80:
-                target = self.resync(pos)
+                why = f"bad record opcode {opcode:#x}"
+            elif following is not None and end > following:
+                why = f"a {opcode_name(opcode)} record's length runs into the next chunk"
+            else:
+                why = ""
+            if why:
+                target = self.resync(pos, why)
                 if target is None:
-                    self.lose(pos, f"unreadable data from here on (bad record opcode {opcode:#x})")
                     return
-                self.lose(pos, f"bytes {pos}..{target} unreadable (bad record opcode {opcode:#x})")
                 pos = target
                 continue
-            available = size - pos - 9
-            if length > available:
-                body = f.read(available)
-                if opcode == Opcode.CHUNK:
-                    yield from self.truncated_chunk(body, pos, length)
-                else:
-                    self.lose(
-                        pos,
-                        f"file ends inside a {Opcode(opcode).name.lower()} record "
-                        f"({available} of {length} bytes)",
-                    )
+            if end > size:
+                yield from self.cut_short(opcode, pos, length)
                 return
-            body = f.read(length)
-            record_at, pos = pos, pos + 9 + length
+            self.f.seek(pos + 9)
+            body = self.f.read(length)
             try:
-                stream = ReadDataStream(io.BytesIO(body))
-                if opcode == Opcode.CHUNK:
-                    yield from self.chunk(body, record_at)
-                elif opcode in _DATA_OPCODES:
-                    yield from self.data_record(opcode, stream, length, record_at)
-                elif opcode == Opcode.METADATA:
-                    metadata = Metadata.read(stream)
-                    self.result.metadata[metadata.name] = dict(metadata.metadata)
-                elif opcode == Opcode.STATISTICS:
-                    self.result.statistics = Statistics.read(stream)
-                elif opcode == Opcode.FOOTER:
-                    self.result.complete = True
+                if opcode == Opcode.FOOTER:
+                    self.result.complete = self.check_end(end)
                     return
+                yield from self.record(opcode, body, pos)
             except Exception as exc:
-                self.lose(record_at, f"damaged {Opcode(opcode).name.lower()} record: {exc}")
+                self.lose(pos, f"damaged {opcode_name(opcode)} record: {exc}")
+            pos = end
 
+    def record(self, opcode: int, body: bytes, pos: int) -> Iterator[ScannedMessage]:
+        stream = ReadDataStream(io.BytesIO(body))
+        if opcode == Opcode.CHUNK:
+            yield from self.chunk(body, pos)
+        elif opcode in _DATA_OPCODES:
+            yield from self.data_record(opcode, stream, len(body), pos)
+        elif opcode == Opcode.METADATA:
+            metadata = Metadata.read(stream)
+            self.result.metadata.setdefault(metadata.name, dict(metadata.metadata))
+        elif opcode == Opcode.STATISTICS and self.result.statistics is None:
+            self.result.statistics = Statistics.read(stream)
 
-def _summary_chunk_offsets(f: BinaryIO) -> list[int]:
-    """Chunk start offsets from the summary section, or [] if it is missing or damaged."""
-    try:
-        from mcap.reader import SeekingReader
+    def cut_short(self, opcode: int, pos: int, length: int) -> Iterator[ScannedMessage]:
+        available = self.result.file_size - pos - 9
+        self.f.seek(pos + 9)
+        if opcode == Opcode.CHUNK:
+            yield from self.truncated_chunk(self.f.read(min(available, MAX_CHUNK_BYTES)), pos, length)
+        else:
+            self.lose(pos, f"file ends inside a {opcode_name(opcode)} record ({available} of {length} bytes)")
 
-        f.seek(0)
-        summary = SeekingReader(f).get_summary()
-    except Exception:
-        return []
-    if summary is None:
-        return []
-    return sorted(ci.chunk_start_offset for ci in summary.chunk_indexes)
+    def check_end(self, footer_end: int) -> bool:
+        """True if the recording ends at the file's end; else say what follows it."""
+        size = self.result.file_size
+        self.f.seek(footer_end)
+        tail = self.f.read(2 * len(MCAP_MAGIC))
+        if tail[: len(MCAP_MAGIC)] != MCAP_MAGIC:
+            self.lose(footer_end, "the closing magic bytes after the footer are missing or damaged")
+            return False
+        after = footer_end + len(MCAP_MAGIC)
+        if after == size:
+            return True
+        if tail[len(MCAP_MAGIC) :] == MCAP_MAGIC:
+            self.lose(after, f"a second recording ({size - after} bytes) follows the end of the first "
+                             "(files joined together?); it is not read: split it off and replay it "
+                             "on its own")
+        else:
+            self.lose(after, f"{size - after} bytes follow the end of the recording; not read")
+        return False
 
 
 def check_magic(path: Path) -> None:
@@ -270,5 +377,9 @@ def scan_messages(path: str | Path, result: ScanResult | None = None) -> Iterato
     result = result if result is not None else ScanResult()
     with open(path, "rb") as f:
         result.file_size = f.seek(0, io.SEEK_END)
-        offsets = _summary_chunk_offsets(f)
-        yield from _Scanner(f, result, offsets).run()
+        result.summary, why = read_summary(f, result.file_size)
+        if why:
+            result.losses.append(Loss(result.file_size, why))
+        if result.summary is not None:
+            result.statistics = result.summary.statistics
+        yield from _Scanner(f, result).run()

@@ -41,10 +41,8 @@ from typing import Any
 from agent.clock import FrameClock
 from agent.dry_run import DryRunRobot
 from agent.observers import PipelineObserver
-from agent.replay_sources import (
-    FrameStream,
+from agent.replay_mcap import (
     McapRecording,
-    ReadReport,
     RecordedCommand,
     RecordedEvent,
     RecordedFrame,
@@ -52,8 +50,8 @@ from agent.replay_sources import (
     RecordedObservation,
     RecordedStatus,
     RecordedStep,
-    read_in_thread,
 )
+from agent.replay_sources import FrameStream, ReadReport, read_in_thread
 from agent.robot import ConnectionLost, EStopped, LeaseLost, RobotStatus, RobotUnavailable
 from perception.frame import Frame
 
@@ -401,7 +399,7 @@ class RecordedRunSource:
         items = _Peekable(
             read_in_thread(
                 self.recording.items, self.read_ahead, self._stop, self._on_read,
-                name="replay-recording",
+                name="replay-recording", report=self.report,
             )
         )
         pending: dict[tuple[str, int], Frame] = {}

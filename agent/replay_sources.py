@@ -12,8 +12,8 @@ decoding overlaps with detection instead of adding to it.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
+import struct
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,18 +23,9 @@ from typing import Any, Protocol, TypeVar
 import cv2
 import numpy as np
 
-from agent import recording_format as fmt
 from agent.mcap_salvage import (
     MCAP_MAGIC,
-    NotAnMcapFile,
-    ScannedMessage,
-    ScanResult,
-    check_magic,
-    scan_messages,
 )
-from agent.robot import RobotStatus
-from behaviors.commands import MotionCommand, command_from_dict
-from perception.detection import FrameResult
 from perception.frame import Frame
 
 ImageDecoder = Callable[[bytes], "np.ndarray | None"]
@@ -76,9 +67,109 @@ class ReadReport:
         return self.frames > 0
 
 
+# Decoded pixels allowed per image: 4096 x 4096 is 48 MB as BGR, and replay holds a few frames
+# ahead per detector. Checked from the header, before any decoding. (Replay inputs only; the
+# agent's own decode bound lives in perception/decode.py.)
+MAX_IMAGE_PIXELS = 4096 * 4096
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            pos += 2
+            continue
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        if marker in _JPEG_SOF and pos + 9 <= len(data):
+            height, width = struct.unpack_from(">HH", data, pos + 5)
+            return width, height
+        if marker == 0xDA or length < 2:  # scan data before any frame header: broken
+            return None
+        pos += 2 + length
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    order = "<" if data[:2] == b"II" else ">"
+    (ifd,) = struct.unpack_from(order + "I", data, 4)
+    (count,) = struct.unpack_from(order + "H", data, ifd)
+    size: dict[int, int] = {}
+    for i in range(min(count, 512)):
+        tag, kind, _ = struct.unpack_from(order + "HHI", data, ifd + 2 + 12 * i)
+        if tag in (256, 257):  # ImageWidth, ImageLength: SHORT or LONG
+            size[tag] = struct.unpack_from(order + ("H" if kind == 3 else "I"), data, ifd + 10 + 12 * i)[0]
+    return (size[256], size[257]) if len(size) == 2 else None
+
+
+def image_header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) an image's header claims, read without decoding it (OpenCV has no
+    header-only API): PNG, JPEG, BMP, WebP, TIFF, PGM/PPM. None if the header is unreadable."""
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+            return struct.unpack_from(">II", data, 16)
+        if data[:2] == b"\xff\xd8":
+            return _jpeg_size(data)
+        if data[:2] == b"BM":
+            width, height = struct.unpack_from("<ii", data, 18)
+            return abs(width), abs(height)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            kind = data[12:16]
+            if kind == b"VP8X":
+                return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+            if kind == b"VP8L":
+                bits = int.from_bytes(data[21:25], "little")
+                return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+            if kind == b"VP8 ":
+                width, height = struct.unpack_from("<HH", data, 26)
+                return width & 0x3FFF, height & 0x3FFF
+            return None
+        if data[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff_size(data)
+        if data[:1] == b"P" and data[1:2] in b"123456":
+            fields = re.sub(rb"#[^\n]*", b" ", data[2:512]).split()
+            return int(fields[0]), int(fields[1])
+    except (struct.error, ValueError, IndexError):
+        return None
+    return None
+
+
+def image_problem(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
+    """Why these image bytes must not be decoded (empty, unreadable header, too large), or None."""
+    if not data:
+        return "empty file"
+    size = image_header_size(data)
+    if size is None:
+        return "not a decodable image (no readable PNG/JPEG/BMP/WebP/TIFF/PNM header)"
+    width, height = size
+    if width * height > max_pixels:
+        return f"too large: {width}x{height} (over {max_pixels // 1_000_000} megapixels); not decoded"
+    return None
+
+
+def _imdecode(data: bytes, flag: int) -> np.ndarray | None:
+    """cv2.imdecode that never raises (empty or damaged input -> None)."""
+    if not data:
+        return None
+    try:
+        return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+    except cv2.error:
+        return None
+
+
 def decode_image(data: bytes) -> np.ndarray | None:
-    """JPEG / PNG bytes -> grey (H x W) or BGR (H x W x 3) uint8 as stored; None if unusable."""
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    """JPEG / PNG bytes -> grey (H x W) or BGR (H x W x 3) uint8 as stored; None if unusable.
+
+    Images whose header is unreadable or too large (`image_problem`) are not decoded at all."""
+    if image_problem(data) is not None:
+        return None
+    image = _imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None or image.dtype != np.uint8:
         return None
     if image.ndim == 3 and image.shape[2] == 4:
@@ -112,276 +203,10 @@ def decode_recorded_jpeg(data: bytes, channels: int, image_scale: float) -> np.n
     flag = _REDUCED_FLAGS.get((channels, factor))
     if flag is None:
         return decode_image(data)
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+    if image_problem(data, MAX_IMAGE_PIXELS * factor * factor) is not None:
+        return None
+    image = _imdecode(data, flag)
     return image if image is not None and image.dtype == np.uint8 else None
-
-
-def _float_image(msg: Any) -> np.ndarray:
-    rows = np.frombuffer(msg.data, dtype="<f4").reshape(msg.height, msg.step // 4)
-    return np.ascontiguousarray(rows[:, : msg.width], dtype=np.float32)
-
-
-# --- recorded items --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RecordedFrame:
-    frame: Frame
-
-
-@dataclass(frozen=True)
-class RecordedObservation:
-    """A detection result the live cue engine observed (engine input `step`)."""
-
-    step: int
-    time: float
-    result: FrameResult
-
-
-@dataclass(frozen=True)
-class RecordedStep:
-    """A control step of the live pipeline (engine input `step`): "tick" (periodic) or "cue"."""
-
-    step: int
-    time: float
-    trigger: str
-
-
-@dataclass(frozen=True)
-class RecordedStatus:
-    """The robot status a live control step got, or the error it got instead."""
-
-    time: float
-    status: RobotStatus | None
-    error_kind: str | None = None
-    error_message: str = ""
-
-
-@dataclass(frozen=True)
-class RecordedEvent:
-    kind: str
-    time: float
-    data: Any
-
-
-@dataclass(frozen=True)
-class RecordedCommand:
-    time: float
-    command: MotionCommand
-    outcome: str
-
-
-RecordedItem = (
-    RecordedFrame | RecordedObservation | RecordedStep | RecordedStatus | RecordedEvent | RecordedCommand
-)
-
-
-_JSON_TOPICS = (
-    fmt.TOPIC_DETECTIONS,
-    fmt.TOPIC_STEPS,
-    fmt.TOPIC_STATUS,
-    fmt.TOPIC_EVENTS,
-    fmt.TOPIC_COMMANDS,
-)
-
-
-class _ProtobufDecoders:
-    """Message classes built from the schemas stored in the recording itself."""
-
-    def __init__(self) -> None:
-        self._classes: dict[int, Any] = {}
-
-    def decode(self, scanned: ScannedMessage) -> Any:
-        schema = scanned.schema
-        if schema is None or schema.encoding != "protobuf":
-            raise ValueError("channel has no protobuf schema")
-        cls = self._classes.get(schema.id)
-        if cls is None:
-            from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-            pool = descriptor_pool.DescriptorPool()
-            for file in descriptor_pb2.FileDescriptorSet.FromString(schema.data).file:
-                pool.Add(file)
-            cls = message_factory.GetMessageClass(pool.FindMessageTypeByName(schema.name))
-            self._classes[schema.id] = cls
-        return cls.FromString(scanned.message.data)
-
-
-class McapRecording:
-    """A recording made by `agent.recording.Recorder`, read back in file (= event) order."""
-
-    def __init__(self, path: str | Path, decode: ImageDecoder = decode_image) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise ReplayInputError(f"{self.path}: no such file")
-        try:
-            check_magic(self.path)
-        except NotAnMcapFile as exc:
-            raise ReplayInputError(str(exc)) from exc
-        self._decode = decode
-        self.report = ReadReport(str(self.path), "mcap")
-        self.scan = ScanResult()
-        self.cameras = self._cameras_from_summary()
-
-    def _cameras_from_summary(self) -> list[str]:
-        from mcap.reader import SeekingReader
-
-        try:
-            with open(self.path, "rb") as f:
-                summary = SeekingReader(f).get_summary()
-        except Exception:
-            summary = None
-        if summary is None:
-            return []  # found while reading instead
-        names = set()
-        for channel in summary.channels.values():
-            parts = fmt.split_camera_topic(channel.topic)
-            if parts and parts[1] in (fmt.KIND_COMPRESSED, fmt.KIND_RAW):
-                names.add(parts[0])
-        return sorted(names)
-
-    def items(self) -> Iterator[RecordedItem]:
-        """Every readable recorded item, in the order it happened. Fills `self.report`."""
-        report, protobuf = self.report, _ProtobufDecoders()
-        pending_meta: dict[tuple[str, int], dict[str, Any]] = {}
-        pending_depth: dict[tuple[str, int], np.ndarray] = {}
-        last_step = -1
-        self.scan = ScanResult()
-        for scanned in scan_messages(self.path, self.scan):
-            topic = scanned.channel.topic
-            where = f"message {scanned.index} ({topic}, byte {scanned.offset})"
-            try:
-                parts = fmt.split_camera_topic(topic)
-                if parts is not None:
-                    camera, kind = parts
-                    key = (camera, scanned.message.log_time)
-                    if kind == fmt.KIND_META:
-                        pending_meta[key] = json.loads(scanned.message.data)
-                    elif kind == fmt.KIND_DEPTH:
-                        pending_depth[key] = _float_image(protobuf.decode(scanned))
-                    elif kind in (fmt.KIND_COMPRESSED, fmt.KIND_RAW):
-                        meta = pending_meta.pop(key, None)
-                        depth = pending_depth.pop(key, None)
-                        if meta is not None and meta.get("has_depth_m") and depth is None:
-                            report.lost(where, "frame's registered depth is missing")
-                        frame = self._frame(
-                            camera, kind, meta, protobuf.decode(scanned), where, depth
-                        )
-                        if frame is not None:
-                            report.frames += 1
-                            if camera not in self.cameras:
-                                self.cameras.append(camera)
-                            yield RecordedFrame(frame)
-                    continue
-                if topic not in _JSON_TOPICS:
-                    continue
-                data = json.loads(scanned.message.data)
-                if topic in (fmt.TOPIC_DETECTIONS, fmt.TOPIC_STEPS):
-                    step = int(data["step"])
-                    if step != last_step + 1:
-                        report.lost(
-                            where,
-                            f"engine steps {last_step + 1}..{step - 1} missing "
-                            "(dropped while recording or unreadable)",
-                        )
-                    last_step = max(last_step, step)
-                if topic == fmt.TOPIC_DETECTIONS:
-                    yield RecordedObservation(
-                        step, float(data["time"]), fmt.result_from_dict(data["result"])
-                    )
-                elif topic == fmt.TOPIC_STEPS:
-                    yield RecordedStep(step, float(data["time"]), str(data.get("trigger", "tick")))
-                elif topic == fmt.TOPIC_STATUS:
-                    error = data.get("error") or {}
-                    status = data.get("status")
-                    yield RecordedStatus(
-                        float(data["time"]),
-                        RobotStatus(**status) if status else None,
-                        error.get("kind"),
-                        str(error.get("message", "")),
-                    )
-                elif topic == fmt.TOPIC_EVENTS:
-                    yield RecordedEvent(str(data["kind"]), float(data["time"]), data.get("data"))
-                else:
-                    yield RecordedCommand(
-                        float(data["time"]),
-                        command_from_dict(data["command"]),
-                        str(data.get("outcome", "sent")),
-                    )
-            except Exception as exc:  # one damaged message loses that message only
-                report.lost(where, f"unreadable: {type(exc).__name__}: {exc}")
-        self._finish_report(pending_meta, last_step)
-
-    def frames(self) -> Iterator[Frame]:
-        for item in self.items():
-            if isinstance(item, RecordedFrame):
-                yield item.frame
-
-    def _frame(
-        self,
-        camera: str,
-        kind: str,
-        meta: dict[str, Any] | None,
-        msg: Any,
-        where: str,
-        depth_m: np.ndarray | None = None,
-    ) -> Frame | None:
-        encoded: bytes | None = None
-        if kind == fmt.KIND_COMPRESSED:
-            data = bytes(msg.data)
-            if msg.format == "jpeg" and meta is not None and self._decode is decode_image:
-                image = decode_recorded_jpeg(
-                    data, int(meta.get("channels", 1)), float(meta.get("image_scale", 1.0))
-                )
-            else:
-                image = self._decode(data)
-            if image is None:
-                self.report.lost(where, f"{msg.format or 'image'} of {len(data)} bytes does not decode")
-                return None
-            if msg.format == "jpeg":
-                encoded = data  # the robot's original bytes, for re-recording untouched
-        else:
-            if msg.encoding != "32FC1":
-                self.report.lost(where, f"raw image encoding {msg.encoding!r} not supported")
-                return None
-            image = _float_image(msg)
-        if meta is None:
-            self.report.lost(where, "frame without its meta: intrinsics and transforms unknown")
-            t = msg.timestamp.seconds + msg.timestamp.nanos * 1e-9
-            meta = {"camera": camera, "time_robot": t, "time_local": t, "seq": 0}
-            meta["is_depth"] = kind == fmt.KIND_RAW
-        return fmt.frame_from_meta(meta, image, encoded, depth_m)
-
-    def _finish_report(
-        self, pending_meta: dict[tuple[str, int], dict[str, Any]], last_step: int
-    ) -> None:
-        report, scan = self.report, self.scan
-        for loss in scan.losses:
-            report.lost(f"byte {loss.offset}", loss.what)
-        if pending_meta:
-            report.lost("recording", f"{len(pending_meta)} frames' images are missing (meta only)")
-        if scan.statistics is not None and scan.statistics.message_count > scan.messages:
-            report.lost(
-                "recording",
-                f"the file lists {scan.statistics.message_count} messages, "
-                f"{scan.messages} were readable",
-            )
-        stats = scan.metadata.get(fmt.RECORDING_STATS_METADATA)
-        if stats is not None:
-            steps = int(json.loads(stats.get("engine_steps", "0")))
-            if steps > last_step + 1:
-                report.lost(
-                    "recording",
-                    f"engine steps {last_step + 1}..{steps - 1} missing "
-                    "(dropped while recording or unreadable)",
-                )
-            dropped = int(json.loads(stats.get("dropped_total", "0")))
-            if dropped:
-                report.note(
-                    "recording",
-                    f"the recorder dropped {dropped} items while recording (queue full): "
-                    f"{stats.get('dropped')}",
-                )
 
 
 # --- frame sources ---------------------------------------------------------------------------
@@ -405,11 +230,14 @@ async def read_in_thread(
     stop: threading.Event,
     on_read: Callable[[T], None] | None = None,
     name: str = "replay-reader",
+    report: ReadReport | None = None,
 ) -> AsyncIterator[T]:
     """Iterate a blocking iterator on a helper thread, at most `depth` items ahead.
 
     `on_read` runs on the helper thread for each item as it is read (e.g. to start detecting a
-    frame before the pipeline asks for it). Setting `stop` ends the reading.
+    frame before the pipeline asks for it). Setting `stop` ends the reading. With a `report`,
+    an error the reader did not expect ends the input and is reported as a loss there instead
+    of being raised into the consumer (a pipeline whose source raises would wait forever).
     """
     loop = asyncio.get_running_loop()
     ready: asyncio.Queue[Any] = asyncio.Queue()
@@ -432,7 +260,12 @@ async def read_in_thread(
                 if on_read is not None:
                     on_read(item)
                 hand_over(item)
-        except BaseException as exc:  # reported to the consumer, not lost in a thread
+        except Exception as exc:
+            if report is None:
+                hand_over(_Failed(exc))  # reported to the consumer, not lost in a thread
+            else:
+                report.lost("input", f"reading stopped: {type(exc).__name__}: {exc}")
+        except BaseException as exc:
             hand_over(_Failed(exc))
         finally:
             hand_over(_End())
@@ -471,152 +304,11 @@ class _PrefetchingSource:
     def frames(self) -> AsyncIterator[Frame]:
         return read_in_thread(
             self._iter_frames, self._prefetch, self._stop, self.on_read,
-            name=f"replay-{self.report.kind}",
+            name=f"replay-{self.report.kind}", report=self.report,
         )
 
     async def close(self) -> None:
         self._stop.set()
-
-
-class McapFrameSource(_PrefetchingSource):
-    """Frames of an MCAP recording, in recorded order."""
-
-    def __init__(
-        self, path: str | Path, decode: ImageDecoder = decode_image, prefetch: int = 4
-    ) -> None:
-        super().__init__(prefetch)
-        self.recording = McapRecording(path, decode)
-        self.report = self.recording.report
-        self.cameras = self.recording.cameras
-
-    def _iter_frames(self) -> Iterator[Frame]:
-        return self.recording.frames()
-
-
-class VideoFrameSource(_PrefetchingSource):
-    """Frames of a video file (anything OpenCV's FFmpeg reads: mp4, avi, mkv...).
-
-    Frame times are `start_time + index / fps` (the file's frame rate unless `fps` is given),
-    so a replay does not depend on how fast frames are decoded.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        camera: str = "video",
-        fps: float | None = None,
-        start_time: float = 0.0,
-        prefetch: int = 4,
-    ) -> None:
-        super().__init__(prefetch)
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise ReplayInputError(f"{self.path}: no such file")
-        probe = cv2.VideoCapture(str(self.path))
-        try:
-            if not probe.isOpened():
-                raise ReplayInputError(f"{self.path}: not a video OpenCV can open")
-            file_fps = probe.get(cv2.CAP_PROP_FPS)
-            self.frame_count = int(probe.get(cv2.CAP_PROP_FRAME_COUNT))
-        finally:
-            probe.release()
-        self.cameras = [camera]
-        self.camera = camera
-        self.start_time = start_time
-        self.report = ReadReport(str(self.path), "video")
-        if fps is not None:
-            self.fps = float(fps)
-        elif file_fps and np.isfinite(file_fps) and file_fps > 0:
-            self.fps = float(file_fps)
-        else:
-            self.fps = 15.0
-            self.report.note(str(self.path), "video has no frame rate; assuming 15 frames/s")
-
-    def _iter_frames(self) -> Iterator[Frame]:
-        capture = cv2.VideoCapture(str(self.path))
-        index = 0
-        try:
-            while not self._stop.is_set():
-                ok, image = capture.read()
-                if not ok or image is None:
-                    break
-                t = self.start_time + index / self.fps
-                self.report.frames += 1
-                yield Frame(self.camera, image, t, t, seq=index)
-                index += 1
-        finally:
-            capture.release()
-        if not self._stop.is_set() and self.frame_count > 0 and index < self.frame_count:
-            self.report.lost(
-                f"frame {index}",
-                f"video stopped decoding at frame {index} of {self.frame_count}: "
-                f"{self.frame_count - index} frames unreadable",
-            )
-
-
-def _natural_key(path: Path) -> list[Any]:
-    """img_2.jpg before img_10.jpg."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
-
-
-class ImageFolderSource(_PrefetchingSource):
-    """The images of a folder in natural name order, `fps` apart in time.
-
-    JPEG files keep their bytes as `Frame.encoded`, so re-recording stores them untouched.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        camera: str = "images",
-        fps: float = 10.0,
-        start_time: float = 0.0,
-        decode: ImageDecoder = decode_image,
-        prefetch: int = 4,
-    ) -> None:
-        super().__init__(prefetch)
-        self.path = Path(path)
-        if not self.path.is_dir():
-            raise ReplayInputError(f"{self.path}: not a folder")
-        if fps <= 0:
-            raise ReplayInputError(f"fps must be > 0, got {fps}")
-        self.files = sorted(
-            (p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-            key=_natural_key,
-        )
-        if not self.files:
-            raise ReplayInputError(
-                f"{self.path}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
-            )
-        self.cameras = [camera]
-        self.camera = camera
-        self.fps = fps
-        self.start_time = start_time
-        self._decode = decode
-        self.report = ReadReport(str(self.path), "images")
-
-    def _iter_frames(self) -> Iterator[Frame]:
-        for index, file in enumerate(self.files):
-            if self._stop.is_set():
-                return
-            try:
-                data = file.read_bytes()
-            except OSError as exc:
-                self.report.lost(file.name, f"cannot read: {exc.strerror or exc}")
-                continue
-            image = self._decode(data)
-            if image is None:
-                self.report.lost(file.name, "not a decodable 8-bit image; skipped")
-                continue
-            t = self.start_time + index / self.fps
-            encoded = data if data.startswith(JPEG_MAGIC) else None
-            self.report.frames += 1
-            yield Frame(self.camera, image, t, t, encoded=encoded, seq=index, extra={"file": file.name})
-
-
-ReplaySource = McapFrameSource | VideoFrameSource | ImageFolderSource
 
 
 class FrameStream(Protocol):
@@ -639,11 +331,13 @@ def open_replay_source(
     camera: str | None = None,
     decode: ImageDecoder = decode_image,
     prefetch: int = 4,
-) -> ReplaySource:
+) -> Any:
     """The right source for `path`: a folder of images, an MCAP recording, or a video file.
 
     `prefetch`: frames read and decoded ahead of the consumer.
     """
+    from agent.replay_files import ImageFolderSource, VideoFrameSource
+
     path = Path(path)
     if not path.exists():
         raise ReplayInputError(f"{path}: no such file or folder")
@@ -651,29 +345,31 @@ def open_replay_source(
         return ImageFolderSource(
             path, camera=camera or "images", fps=fps or 10.0, decode=decode, prefetch=prefetch
         )
+    if not path.is_file():  # a FIFO, socket or device: opening it could block forever
+        raise ReplayInputError(f"{path}: not a regular file (a pipe or a device cannot be replayed)")
     with open(path, "rb") as f:
         head = f.read(8)
     if head == MCAP_MAGIC or path.suffix.lower() == ".mcap":
+        from agent.replay_mcap import McapFrameSource
+
         return McapFrameSource(path, decode, prefetch=prefetch)
     return VideoFrameSource(path, camera=camera or "video", fps=fps, prefetch=prefetch)
 
 
-__all__ = [
-    "ImageFolderSource",
-    "McapFrameSource",
-    "McapRecording",
-    "ReadProblem",
-    "ReadReport",
-    "RecordedCommand",
-    "RecordedEvent",
-    "RecordedFrame",
-    "RecordedItem",
-    "RecordedObservation",
-    "RecordedStatus",
-    "RecordedStep",
-    "ReplayInputError",
-    "ReplaySource",
-    "VideoFrameSource",
-    "decode_image",
-    "open_replay_source",
-]
+_MOVED = {  # readers with a module of their own, still importable from here
+    **dict.fromkeys(
+        ["McapRecording", "McapFrameSource", "RecordedCommand", "RecordedEvent", "RecordedFrame",
+         "RecordedItem", "RecordedObservation", "RecordedStatus", "RecordedStep"],
+        "agent.replay_mcap",
+    ),
+    **dict.fromkeys(["ImageFolderSource", "VideoFrameSource"], "agent.replay_files"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -111,7 +111,7 @@ def test_compare_commands() -> None:
     assert different.first_difference.startswith("#1: live {") and "'kind': 'stop'" in different.first_difference
     longer = compare_commands(live, [*live, (4.0, Stop())])
     assert not longer.same_kinds_in_order
-    assert longer.first_difference == "live sent 3 commands, replay 4"
+    assert longer.first_difference == "live sent 3 commands, replay 4; #3: replay {'kind': 'stop'} was not sent live"
 
 
 def test_detections_do_not_depend_on_the_interpreter_thread_count() -> None:

@@ -107,6 +107,15 @@ def test_image_folder_replay_summary_and_outputs(
         commands = [json.loads(m.data)["command"]["kind"]
                     for _, _, m in reader.iter_messages(topics=["/commands"])]
         assert "sit" in commands
+        # Only the camera the folder has (not the config's), and no path of this machine.
+        header = next(dict(m.metadata) for m in reader.iter_metadata()
+                      if m.name == "spot_cue_agent.recording")
+        assert header["cameras"] == "images"
+        assert header["replay_of"] == folder.name and str(tmp_path) not in json.dumps(header)
+        # Real times: the first image's modification time (not 1970), frames 1/3 s apart.
+        stamps = [m.log_time / 1e9 for _, _, m in reader.iter_messages(topics=["/camera/images/compressed"])]
+    first = (folder / "frame_0.jpg").stat().st_mtime
+    assert stamps == pytest.approx([first + i / 3 for i in range(9)], abs=1e-6)
     video = cv2.VideoCapture(str(out_video))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 9
     video.release()
@@ -127,7 +136,8 @@ def test_video_replay_is_deterministic_and_paced(
     assert fast.mode == "frames"
     assert fast.summary.frames_processed == 24
     assert fast.commands == again.commands  # same input, same config: same commands, same times
-    sit_times = [t for t, c in fast.commands if isinstance(c, Sit)]
+    t0 = clip.stat().st_mtime - 24 / 10.0  # the video's real start: written until its end
+    sit_times = [t - t0 for t, c in fast.commands if isinstance(c, Sit)]
     assert len(sit_times) == 1
     # Frame-accurate: the rule fires at a control tick after the 2nd astronaut frame (0.9 s).
     assert 0.9 <= sit_times[0] <= 1.1

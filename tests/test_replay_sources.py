@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 from pathlib import Path
 
 import cv2
@@ -11,14 +12,9 @@ import pytest
 from skimage import data as skdata
 
 from agent.recording import Recorder
-from agent.replay_sources import (
-    ImageFolderSource,
-    McapFrameSource,
-    McapRecording,
-    ReplayInputError,
-    VideoFrameSource,
-    open_replay_source,
-)
+from agent.replay_files import ImageFolderSource, VideoFrameSource
+from agent.replay_mcap import McapFrameSource, McapRecording
+from agent.replay_sources import ReplayInputError, open_replay_source
 from agent.sources import FrameSource
 from perception.frame import Frame
 
@@ -109,14 +105,21 @@ def test_damaged_record_framing_resyncs_on_the_summary(tmp_path: Path) -> None:
 
     with open(path, "rb") as f:
         offsets = sorted(ci.chunk_start_offset for ci in make_reader(f).get_summary().chunk_indexes)
-    data[offsets[2]] = 0x42  # the opcode of the third chunk: the framing is lost there
+    # The record after the third chunk (its message index) gets a bad opcode: the framing is
+    # lost there, and found again at the next chunk the summary lists.
+    (length,) = struct.unpack_from("<Q", data, offsets[2] + 1)
+    data[offsets[2] + 9 + length] = 0x42
+    # The fifth chunk's own header is damaged: the chunk index says where it is and how long.
+    data[offsets[4] : offsets[4] + 9] = b"\xee" * 9
     bad = tmp_path / "bad.mcap"
     bad.write_bytes(bytes(data))
     recording = McapRecording(bad)
     frames = list(recording.frames())
-    assert frames[-1].encoded == jpegs[-1]
-    assert 20 < len(frames) < 40
-    assert any(f"bytes {offsets[2]}..{offsets[3]} unreadable" in p.what for p in recording.report.problems)
+    assert [f.encoded for f in frames] == jpegs  # nothing lost: both damages were around the data
+    whats = [f"{p.where}: {p.what}" for p in recording.report.problems]
+    assert any(f"..{offsets[3]} unreadable (bad record opcode 0x42)" in w for w in whats), whats
+    assert f"byte {offsets[4]}: damaged chunk header; read at the chunk index's offset and length" in whats
+    assert not recording.report.complete
 
 
 def test_garbage_is_a_clear_error(tmp_path: Path) -> None:
@@ -157,7 +160,10 @@ def test_video_file_frames_and_times(tmp_path: Path) -> None:
     assert isinstance(source, VideoFrameSource)
     frames = _collect(source)
     assert len(frames) == len(photos)
-    assert [f.acquisition_time_local for f in frames] == [i / 12.0 for i in range(len(photos))]
+    # Real times: the video began its duration before the file was last written.
+    t0 = frames[0].acquisition_time_local
+    assert t0 == path.stat().st_mtime - len(photos) / 12.0
+    assert [f.acquisition_time_local - t0 for f in frames] == pytest.approx([i / 12.0 for i in range(len(photos))], abs=1e-6)
     assert frames[0].image.shape == (240, 320, 3)
     # mp4v is lossy: the decoded frame is close to the photo written, not equal
     assert float(np.mean(np.abs(frames[1].image.astype(int) - photos[1].astype(int)))) < 12
@@ -207,12 +213,15 @@ def test_image_folder_in_natural_order_keeps_jpeg_bytes(tmp_path: Path) -> None:
     assert isinstance(source, ImageFolderSource)
     frames = _collect(source)
     assert [f.extra["file"] for f in frames] == ["img_1.jpeg", "img_2.png", "img_3.jpg", "img_10.jpg"]
-    assert [f.acquisition_time_local for f in frames] == [0.0, 0.2, 0.4, 0.8]  # slot / fps: img_4 keeps its slot
+    # Real times: the first image's modification time, then slot / fps (img_4 keeps its slot).
+    t0 = (tmp_path / "img_1.jpeg").stat().st_mtime
+    assert [f.acquisition_time_local - t0 for f in frames] == pytest.approx([0.0, 0.2, 0.4, 0.8], abs=1e-6)
     assert frames[0].encoded == written["img_1.jpeg"]
     assert frames[1].encoded is None  # PNG: no JPEG bytes to keep
     assert np.array_equal(frames[1].image, photos[1])  # PNG is lossless
     assert [(p.where, p.what) for p in source.report.problems] == [
-        ("img_4.jpg", "not a decodable 8-bit image; skipped")
+        ("img_1.jpeg", "frame times start at its modification time, 1/5 s apart"),
+        ("img_4.jpg", "not a decodable image (no readable PNG/JPEG/BMP/WebP/TIFF/PNM header); skipped"),
     ]
     assert source.report.frames == 4
 

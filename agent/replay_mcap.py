@@ -1,0 +1,341 @@
+"""Reading MCAP recordings for replay: every recorded item (frames, observations, control steps,
+robot statuses, events, commands) in the order it happened, with what was lost and where.
+
+Built on `agent.mcap_salvage`, so a damaged or truncated recording gives what is readable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent import recording_format as fmt
+from agent.mcap_salvage import (
+    NotAnMcapFile,
+    ScannedMessage,
+    ScanResult,
+    check_magic,
+    read_summary,
+    scan_messages,
+)
+from agent.replay_sources import (
+    ImageDecoder,
+    ReadReport,
+    ReplayInputError,
+    _PrefetchingSource,
+    decode_image,
+    decode_recorded_jpeg,
+    image_problem,
+)
+from agent.robot import RobotStatus
+from behaviors.commands import MotionCommand, command_from_dict
+from perception.detection import FrameResult
+from perception.frame import Frame
+
+
+def _float_image(msg: Any) -> np.ndarray:
+    rows = np.frombuffer(msg.data, dtype="<f4").reshape(msg.height, msg.step // 4)
+    return np.ascontiguousarray(rows[:, : msg.width], dtype=np.float32)
+
+
+# --- recorded items --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordedFrame:
+    frame: Frame
+
+
+@dataclass(frozen=True)
+class RecordedObservation:
+    """A detection result the live cue engine observed (engine input `step`)."""
+
+    step: int
+    time: float
+    result: FrameResult
+
+
+@dataclass(frozen=True)
+class RecordedStep:
+    """A control step of the live pipeline (engine input `step`): "tick" (periodic) or "cue"."""
+
+    step: int
+    time: float
+    trigger: str
+
+
+@dataclass(frozen=True)
+class RecordedStatus:
+    """The robot status a live control step got, or the error it got instead."""
+
+    time: float
+    status: RobotStatus | None
+    error_kind: str | None = None
+    error_message: str = ""
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    kind: str
+    time: float
+    data: Any
+
+
+@dataclass(frozen=True)
+class RecordedCommand:
+    time: float
+    command: MotionCommand
+    outcome: str
+
+
+RecordedItem = (
+    RecordedFrame | RecordedObservation | RecordedStep | RecordedStatus | RecordedEvent | RecordedCommand
+)
+
+
+_JSON_TOPICS = (
+    fmt.TOPIC_DETECTIONS,
+    fmt.TOPIC_STEPS,
+    fmt.TOPIC_STATUS,
+    fmt.TOPIC_EVENTS,
+    fmt.TOPIC_COMMANDS,
+)
+
+
+class _ProtobufDecoders:
+    """Message classes built from the schemas stored in the recording itself."""
+
+    def __init__(self) -> None:
+        self._classes: dict[int, Any] = {}
+
+    def decode(self, scanned: ScannedMessage) -> Any:
+        schema = scanned.schema
+        if schema is None or schema.encoding != "protobuf":
+            raise ValueError("channel has no protobuf schema")
+        cls = self._classes.get(schema.id)
+        if cls is None:
+            from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+            pool = descriptor_pool.DescriptorPool()
+            for file in descriptor_pb2.FileDescriptorSet.FromString(schema.data).file:
+                pool.Add(file)
+            cls = message_factory.GetMessageClass(pool.FindMessageTypeByName(schema.name))
+            self._classes[schema.id] = cls
+        return cls.FromString(scanned.message.data)
+
+
+class McapRecording:
+    """A recording made by `agent.recording.Recorder`, read back in file (= event) order."""
+
+    def __init__(self, path: str | Path, decode: ImageDecoder = decode_image) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ReplayInputError(f"{self.path}: no such file")
+        try:
+            check_magic(self.path)
+        except NotAnMcapFile as exc:
+            raise ReplayInputError(str(exc)) from exc
+        self._decode = decode
+        self.report = ReadReport(str(self.path), "mcap")
+        self.scan = ScanResult()
+        self.frames_read: Counter[str] = Counter()  # per camera
+        self.cameras = self._cameras_from_summary()
+
+    def _cameras_from_summary(self) -> list[str]:
+        with open(self.path, "rb") as f:
+            summary, _ = read_summary(f, f.seek(0, 2))
+        if summary is None:
+            return []  # found while reading instead
+        names = set()
+        for channel in summary.channels.values():
+            parts = fmt.split_camera_topic(channel.topic)
+            if parts and parts[1] in (fmt.KIND_COMPRESSED, fmt.KIND_RAW):
+                names.add(parts[0])
+        return sorted(names)
+
+    def items(self) -> Iterator[RecordedItem]:
+        """Every readable recorded item, in the order it happened. Fills `self.report`."""
+        report, protobuf = self.report, _ProtobufDecoders()
+        pending_meta: dict[tuple[str, int], dict[str, Any]] = {}
+        pending_depth: dict[tuple[str, int], np.ndarray] = {}
+        last_step = -1
+        self.scan = ScanResult()
+        self.frames_read = Counter()
+        for scanned in scan_messages(self.path, self.scan):
+            topic = scanned.channel.topic
+            where = f"message {scanned.index} ({topic}, byte {scanned.offset})"
+            try:
+                parts = fmt.split_camera_topic(topic)
+                if parts is not None:
+                    camera, kind = parts
+                    key = (camera, scanned.message.log_time)
+                    if kind == fmt.KIND_META:
+                        pending_meta[key] = json.loads(scanned.message.data)
+                    elif kind == fmt.KIND_DEPTH:
+                        pending_depth[key] = _float_image(protobuf.decode(scanned))
+                    elif kind in (fmt.KIND_COMPRESSED, fmt.KIND_RAW):
+                        meta = pending_meta.pop(key, None)
+                        depth = pending_depth.pop(key, None)
+                        if meta is not None and meta.get("has_depth_m") and depth is None:
+                            report.lost(where, "frame's registered depth is missing")
+                        frame = self._frame(
+                            camera, kind, meta, protobuf.decode(scanned), where, depth
+                        )
+                        if frame is not None:
+                            report.frames += 1
+                            self.frames_read[camera] += 1
+                            if camera not in self.cameras:
+                                self.cameras.append(camera)
+                            yield RecordedFrame(frame)
+                    continue
+                if topic not in _JSON_TOPICS:
+                    continue
+                data = json.loads(scanned.message.data)
+                if topic in (fmt.TOPIC_DETECTIONS, fmt.TOPIC_STEPS):
+                    step = int(data["step"])
+                    if step != last_step + 1:
+                        report.lost(
+                            where,
+                            f"engine steps {last_step + 1}..{step - 1} missing "
+                            "(dropped while recording or unreadable)",
+                        )
+                    last_step = max(last_step, step)
+                if topic == fmt.TOPIC_DETECTIONS:
+                    yield RecordedObservation(
+                        step, float(data["time"]), fmt.result_from_dict(data["result"])
+                    )
+                elif topic == fmt.TOPIC_STEPS:
+                    yield RecordedStep(step, float(data["time"]), str(data.get("trigger", "tick")))
+                elif topic == fmt.TOPIC_STATUS:
+                    error = data.get("error") or {}
+                    status = data.get("status")
+                    yield RecordedStatus(
+                        float(data["time"]),
+                        RobotStatus(**status) if status else None,
+                        error.get("kind"),
+                        str(error.get("message", "")),
+                    )
+                elif topic == fmt.TOPIC_EVENTS:
+                    yield RecordedEvent(str(data["kind"]), float(data["time"]), data.get("data"))
+                else:
+                    yield RecordedCommand(
+                        float(data["time"]),
+                        command_from_dict(data["command"]),
+                        str(data.get("outcome", "sent")),
+                    )
+            except Exception as exc:  # one damaged message loses that message only
+                report.lost(where, f"unreadable: {type(exc).__name__}: {exc}")
+        self._finish_report(pending_meta, last_step)
+
+    def frames(self) -> Iterator[Frame]:
+        for item in self.items():
+            if isinstance(item, RecordedFrame):
+                yield item.frame
+
+    def _frame(
+        self,
+        camera: str,
+        kind: str,
+        meta: dict[str, Any] | None,
+        msg: Any,
+        where: str,
+        depth_m: np.ndarray | None = None,
+    ) -> Frame | None:
+        encoded: bytes | None = None
+        if kind == fmt.KIND_COMPRESSED:
+            data = bytes(msg.data)
+            if msg.format == "jpeg" and meta is not None and self._decode is decode_image:
+                image = decode_recorded_jpeg(
+                    data, int(meta.get("channels", 1)), float(meta.get("image_scale", 1.0))
+                )
+            else:
+                image = self._decode(data)
+            if image is None:
+                why = image_problem(data) or "does not decode"
+                self.report.lost(where, f"{msg.format or 'image'} of {len(data)} bytes: {why}")
+                return None
+            if msg.format == "jpeg":
+                encoded = data  # the robot's original bytes, for re-recording untouched
+        else:
+            if msg.encoding != "32FC1":
+                self.report.lost(where, f"raw image encoding {msg.encoding!r} not supported")
+                return None
+            image = _float_image(msg)
+        if meta is None:
+            self.report.lost(where, "frame without its meta: intrinsics and transforms unknown")
+            t = msg.timestamp.seconds + msg.timestamp.nanos * 1e-9
+            meta = {"camera": camera, "time_robot": t, "time_local": t, "seq": 0}
+            meta["is_depth"] = kind == fmt.KIND_RAW
+        return fmt.frame_from_meta(meta, image, encoded, depth_m)
+
+    def _frames_listed(self, scan: ScanResult) -> dict[str, tuple[int, int]]:
+        """camera -> (frames the file's statistics list, frames read), when it has statistics."""
+        if scan.statistics is None:
+            return {}
+        out = {}
+        for channel_id, count in scan.statistics.channel_message_counts.items():
+            channel = scan.channels.get(channel_id)
+            parts = fmt.split_camera_topic(channel.topic) if channel is not None else None
+            if parts is not None and parts[1] in (fmt.KIND_COMPRESSED, fmt.KIND_RAW):
+                out[parts[0]] = (count, self.frames_read.get(parts[0], 0))
+        return out
+
+    def _finish_report(
+        self, pending_meta: dict[tuple[str, int], dict[str, Any]], last_step: int
+    ) -> None:
+        report, scan = self.report, self.scan
+        for loss in scan.losses:
+            report.lost(f"byte {loss.offset}", loss.what)
+        if pending_meta:
+            report.lost("recording", f"{len(pending_meta)} frames' images are missing (meta only)")
+        if scan.statistics is not None and scan.statistics.message_count > scan.messages:
+            report.lost(
+                "recording",
+                f"the file lists {scan.statistics.message_count} messages, "
+                f"{scan.messages} were readable",
+            )
+        for camera, (listed, read) in sorted(self._frames_listed(scan).items()):
+            if read != listed:
+                report.lost("recording", f"{camera}: {read} of the {listed} frames the file lists "
+                                         "were replayable")
+        stats = scan.metadata.get(fmt.RECORDING_STATS_METADATA)
+        if stats is not None:
+            steps = int(json.loads(stats.get("engine_steps", "0")))
+            if steps > last_step + 1:
+                report.lost(
+                    "recording",
+                    f"engine steps {last_step + 1}..{steps - 1} missing "
+                    "(dropped while recording or unreadable)",
+                )
+            dropped = int(json.loads(stats.get("dropped_total", "0")))
+            if dropped:
+                report.note(
+                    "recording",
+                    f"the recorder dropped {dropped} items while recording (queue full): "
+                    f"{stats.get('dropped')}",
+                )
+
+
+class McapFrameSource(_PrefetchingSource):
+    """Frames of an MCAP recording, in recorded order."""
+
+    def __init__(
+        self, path: str | Path, decode: ImageDecoder = decode_image, prefetch: int = 4
+    ) -> None:
+        super().__init__(prefetch)
+        self.recording = McapRecording(path, decode)
+        self.report = self.recording.report
+        self.cameras = self.recording.cameras
+
+    def _iter_frames(self) -> Iterator[Frame]:
+        return self.recording.frames()
+
+
+
+
