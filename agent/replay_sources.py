@@ -12,8 +12,6 @@ decoding overlaps with detection instead of adding to it.
 from __future__ import annotations
 
 import asyncio
-import re
-import struct
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +24,9 @@ import numpy as np
 from agent.mcap_salvage import (
     MCAP_MAGIC,
 )
+from perception.decode import FrameDecodeError, check_pixels
 from perception.frame import Frame
+from perception.image_size import image_header_size
 
 ImageDecoder = Callable[[bytes], "np.ndarray | None"]
 
@@ -67,77 +67,10 @@ class ReadReport:
         return self.frames > 0
 
 
-# Decoded pixels allowed per image: 4096 x 4096 is 48 MB as BGR, and replay holds a few frames
-# ahead per detector. Checked from the header, before any decoding. (Replay inputs only; the
-# agent's own decode bound lives in perception/decode.py.)
+# Decoded pixels allowed per image in replay: 4096 x 4096 is 48 MB as BGR, and replay holds a few
+# frames ahead per detector, so it is stricter than the agent's own `MAX_IMAGE_PIXELS` (50 MP).
+# The size is read from the header, before any decoding, by perception's one header reader.
 MAX_IMAGE_PIXELS = 4096 * 4096
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
-            pos += 2
-            continue
-        (length,) = struct.unpack_from(">H", data, pos + 2)
-        if marker in _JPEG_SOF and pos + 9 <= len(data):
-            height, width = struct.unpack_from(">HH", data, pos + 5)
-            return width, height
-        if marker == 0xDA or length < 2:  # scan data before any frame header: broken
-            return None
-        pos += 2 + length
-    return None
-
-
-def _tiff_size(data: bytes) -> tuple[int, int] | None:
-    order = "<" if data[:2] == b"II" else ">"
-    (ifd,) = struct.unpack_from(order + "I", data, 4)
-    (count,) = struct.unpack_from(order + "H", data, ifd)
-    size: dict[int, int] = {}
-    for i in range(min(count, 512)):
-        tag, kind, _ = struct.unpack_from(order + "HHI", data, ifd + 2 + 12 * i)
-        if tag in (256, 257):  # ImageWidth, ImageLength: SHORT or LONG
-            size[tag] = struct.unpack_from(order + ("H" if kind == 3 else "I"), data, ifd + 10 + 12 * i)[0]
-    return (size[256], size[257]) if len(size) == 2 else None
-
-
-def image_header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) an image's header claims, read without decoding it (OpenCV has no
-    header-only API): PNG, JPEG, BMP, WebP, TIFF, PGM/PPM. None if the header is unreadable."""
-    try:
-        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
-            return struct.unpack_from(">II", data, 16)
-        if data[:2] == b"\xff\xd8":
-            return _jpeg_size(data)
-        if data[:2] == b"BM":
-            width, height = struct.unpack_from("<ii", data, 18)
-            return abs(width), abs(height)
-        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-            kind = data[12:16]
-            if kind == b"VP8X":
-                return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
-            if kind == b"VP8L":
-                bits = int.from_bytes(data[21:25], "little")
-                return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
-            if kind == b"VP8 ":
-                width, height = struct.unpack_from("<HH", data, 26)
-                return width & 0x3FFF, height & 0x3FFF
-            return None
-        if data[:4] in (b"II*\x00", b"MM\x00*"):
-            return _tiff_size(data)
-        if data[:1] == b"P" and data[1:2] in b"123456":
-            fields = re.sub(rb"#[^\n]*", b" ", data[2:512]).split()
-            return int(fields[0]), int(fields[1])
-    except (struct.error, ValueError, IndexError):
-        return None
-    return None
 
 
 def image_problem(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
@@ -146,10 +79,11 @@ def image_problem(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> str | None
         return "empty file"
     size = image_header_size(data)
     if size is None:
-        return "not a decodable image (no readable PNG/JPEG/BMP/WebP/TIFF/PNM header)"
-    width, height = size
-    if width * height > max_pixels:
-        return f"too large: {width}x{height} (over {max_pixels // 1_000_000} megapixels); not decoded"
+        return "not a decodable image (no readable JPEG/PNG/BMP/WebP/GIF/TIFF/PNM header)"
+    try:
+        check_pixels(*size, max_pixels=max_pixels)
+    except FrameDecodeError as exc:
+        return f"too large: {exc.detail}; not decoded"
     return None
 
 

@@ -44,12 +44,12 @@ def find(value: str | Path, folder: str = AGENT_CONFIGS) -> Path:
     path = Path(value).expanduser()
     if path.is_file():
         return path.resolve()
+    found = _shipped_or_none(path, folder)
+    if found is not None:  # also when a folder of that name is here (`agent` in a checkout)
+        return found
     if path.exists():
         raise ConfigError(f"{value}: is not a file")
-    found = _shipped_or_none(path, folder)
-    if found is None:
-        raise ConfigError(_not_found(str(value), folder))
-    return found
+    raise ConfigError(_not_found(str(value), folder))
 
 
 def resolve_relative(value: Path, base_dir: Path) -> Path:

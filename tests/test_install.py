@@ -103,3 +103,16 @@ def test_help_shows_no_machine_paths() -> None:
         assert result.exit_code == 0, (command, result.output)
         for machine_path in (str(ROOT), "site-packages", str(Path.home())):
             assert machine_path not in result.output, (command, machine_path)
+
+
+def test_shipped_names_win_over_folders_of_the_same_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import configs
+
+    (tmp_path / "agent").mkdir()  # e.g. running from a checkout, where agent/ is the package
+    (tmp_path / "mine.yaml").write_text("robot: {}\n")
+    monkeypatch.chdir(tmp_path)
+    assert configs.find("agent") == configs.SHIPPED_DIR / "agent.yaml"
+    assert configs.find("mine.yaml") == tmp_path / "mine.yaml"  # a user's file by path
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(configs.ConfigError, match="folder: is not a file"):
+        configs.find("folder")
