@@ -79,7 +79,7 @@ def image_problem(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> str | None
         return "empty file"
     size = image_header_size(data)
     if size is None:
-        return "not a decodable image (no readable JPEG/PNG/BMP/WebP/GIF/TIFF/PNM header)"
+        return "not a decodable image (no readable PNG/JPEG/BMP/WebP/GIF/TIFF/PNM header)"
     try:
         check_pixels(*size, max_pixels=max_pixels)
     except FrameDecodeError as exc:

@@ -221,7 +221,7 @@ def test_image_folder_in_natural_order_keeps_jpeg_bytes(tmp_path: Path) -> None:
     assert np.array_equal(frames[1].image, photos[1])  # PNG is lossless
     assert [(p.where, p.what) for p in source.report.problems] == [
         ("img_1.jpeg", "frame times start at its modification time, 1/5 s apart"),
-        ("img_4.jpg", "not a decodable image (no readable PNG/JPEG/BMP/WebP/TIFF/PNM header); skipped"),
+        ("img_4.jpg", "not a decodable image (no readable PNG/JPEG/BMP/WebP/GIF/TIFF/PNM header); skipped"),
     ]
     assert source.report.frames == 4
 
