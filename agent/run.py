@@ -144,7 +144,7 @@ async def _drive(
             decode_min_side=decode_min_side,
         )
         await source.start()
-        engine = CueEngine(rules)
+        engine = CueEngine(rules, stop=config.safety.stop_budget())
         pipeline = Pipeline(
             source,
             perceiver_factory(config.detector),
