@@ -8,7 +8,7 @@ credentials) are taken relative to the config file, so a config directory can be
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -100,6 +100,15 @@ class RobotConfig(_Strict):
         True, description="Power the motors on and stand up at start (requires the lease)."
     )
     sit_on_exit: bool = Field(False, description="Sit down when the agent stops normally.")
+    on_motors_off: Literal["exit", "power_on"] = Field(
+        "exit",
+        description="What the agent does when the motors it had on are found off (the robot "
+        "powered itself off after losing contact for longer than its comms-loss timeout, it "
+        "restarted, or an E-Stop cut power and was released): 'exit' ends the run with exit "
+        "code 4 and the reason; 'power_on' powers on and stands again by itself (behaviors stay "
+        "halted until a rule fires again). Only 'power_on' lets the agent power a robot on "
+        "mid-run.",
+    )
 
     @field_validator("ca_cert")
     @classmethod

@@ -1,9 +1,10 @@
 """`spot-agent run`: connect to the robot, take the lease, and run the perception pipeline.
 
 Exit codes (for systemd and scripts): 0 finished normally; 2 bad configuration; 3 cannot
-reach or authenticate with the robot after the retries; 4 the robot cannot be driven (E-Stop
-engaged or missing, lease held by someone else, cannot stand); 5 the lease was taken while
-running (the agent stopped commanding and left it to the other client).
+reach or authenticate with the robot after the retries (or log in again after it restarted); 4
+the robot cannot be driven (E-Stop engaged or missing, lease held by someone else, cannot stand,
+motors found off mid-run: see `robot.on_motors_off`); 5 the lease was taken while running (the
+agent stopped commanding and left it to the other client).
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ EXIT_CONFIG = 2
 EXIT_CONNECT = 3
 EXIT_ROBOT_UNAVAILABLE = 4
 EXIT_LEASE_LOST = 5
+# How a run the robot ended exits (pipeline report reasons; anything else is 0).
+EXIT_CODES = {
+    "lease_lost": EXIT_LEASE_LOST,
+    "robot_unavailable": EXIT_ROBOT_UNAVAILABLE,
+    "cannot_connect": EXIT_CONNECT,
+}
 
 
 @dataclass
@@ -63,6 +70,7 @@ async def run_agent(
     in the result, not raised.
     """
     from agent.connect import connect, resolve_credentials
+    from agent.spot_robot import SpotRobot
     from behaviors.config import load_rules
     from perception.perceiver import Perceiver
 
@@ -75,6 +83,7 @@ async def run_agent(
         if extras.control is not None:
             await extras.control.bind()  # a port in use fails here, before the robot is touched
         try:
+            creds = None
             if sdk_robot is None:
                 creds = resolve_credentials(config.robot.auth)
                 sdk_robot = await asyncio.to_thread(connect, config.robot, creds)
@@ -82,7 +91,8 @@ async def run_agent(
                 # threads; `shutdown` closes its gRPC channels.
                 stack.enter_context(sdk_robot)
                 stack.callback(sdk_robot.shutdown)
-            return await _drive(config, rules, decode_min_side, sdk_robot, duration_s,
+            robot = SpotRobot(sdk_robot, config.robot, config.safety, creds=creds)
+            return await _drive(config, rules, decode_min_side, robot, duration_s,
                                 stop_on_signals, on_pipeline, extras)
         finally:
             if extras.control is not None:
@@ -112,18 +122,17 @@ async def _drive(
     config: Any,
     rules: Any,
     decode_min_side: int | None,
-    sdk_robot: Any,
+    robot: Any,
     duration_s: float | None,
     stop_on_signals: bool,
     on_pipeline: Callable[[Any], None] | None,
     extras: _Extras,
 ) -> AgentRunResult:
     from agent.pipeline import Pipeline
-    from agent.spot_robot import SpotRobot
     from agent.spot_source import SpotCameraSource
     from behaviors.engine import CueEngine
 
-    robot = SpotRobot(sdk_robot, config.robot, config.safety)
+    sdk_robot = robot.sdk_robot
     try:
         await asyncio.to_thread(robot.start)
     except BaseException:
@@ -171,8 +180,7 @@ async def _drive(
         if source is not None:
             await source.close()
         await asyncio.to_thread(robot.close)
-    code = EXIT_LEASE_LOST if report.reason == "lease_lost" else EXIT_OK
-    return AgentRunResult(report, code)
+    return AgentRunResult(report, EXIT_CODES.get(report.reason, EXIT_OK))
 
 
 def run_command(
@@ -293,6 +301,8 @@ def run_command(
             "and left it to them",
             err=True,
         )
+    elif result.exit_code != EXIT_OK:
+        typer.echo(f"spot-agent: {report.detail or report.reason}", err=True)
     raise typer.Exit(result.exit_code)
 
 
