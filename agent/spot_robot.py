@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["LEASE_TAKEN_MESSAGE", "SpotRobot"]
 BehaviorFault = robot_state_pb2.BehaviorFault
+ESTOP_POLL_S = 0.5  # how often the agent asks whether it may hand its E-Stop back
 
 
 def _mobility_params(
@@ -85,6 +87,7 @@ class SpotRobot:
         self.command_client = self.session.command_client
         self._mobility_params = _mobility_params(safety)
         self._lost_since: float | None = None  # monotonic time the robot stopped answering
+        self._stop_keeping_estop = threading.Event()
         self.commands_sent = 0
 
     # ----------------------------------------------------------------- start / stop (blocking)
@@ -118,8 +121,47 @@ class SpotRobot:
                     "could not stop cleanly", extra={"event": "close_failed", "error": str(exc)}
                 )
         session.return_lease()
-        if session.estop is not None and not session.estop.hand_back():
-            session.estop.forget()
+        self._hand_back_estop()
+
+    def _hand_back_estop(self) -> None:
+        """Give the robot its E-Stop configuration back; with the motors on that must wait.
+
+        The robot refuses to drop an E-Stop endpoint while the motors are on, and an endpoint
+        that stops checking in cuts the power: so while someone else (who took the lease)
+        drives the robot, the agent stays as its E-Stop client, until they power off.
+        """
+        estop = self.session.estop
+        if estop is None or estop.hand_back():
+            return
+        if self.session.lease_lost_reason is not None:
+            log.warning(
+                "the lease holder has the motors on: the agent keeps its E-Stop endpoint "
+                "checking in (stopping would cut their power) until they are off, then gives "
+                "the robot its E-Stop configuration back",
+                extra={"event": "estop_kept"},
+            )
+            while self._someone_drives() and not self._stop_keeping_estop.wait(ESTOP_POLL_S):
+                if estop.hand_back():
+                    return
+        log.error(
+            "stopping the agent's E-Stop check-ins with the motors on: the robot will sit and "
+            "cut power within robot.estop_timeout_s",
+            extra={"event": "estop_abandoned", "estop_timeout_s": self.config.estop_timeout_s},
+        )
+        estop.forget()
+
+    def _someone_drives(self) -> bool:
+        """Whether another client holds the lease (unknown counts as yes: keep the E-Stop)."""
+        try:
+            resources = self.lease_client.list_leases(timeout=self.config.rpc_timeout_s)
+        except SdkError:
+            return True
+        return any(r.resource == "body" and r.lease_owner.client_name and not r.is_stale
+                   for r in resources)
+
+    def stop_keeping_estop(self) -> None:
+        """End the wait for the motors to go off (an operator insists on stopping the agent)."""
+        self._stop_keeping_estop.set()
 
     def _motors_on(self) -> bool:
         try:

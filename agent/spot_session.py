@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from bosdyn.api import estop_pb2, robot_state_pb2
+from bosdyn.api import estop_pb2, lease_pb2, robot_state_pb2
 from bosdyn.client.estop import EstopClient
 from bosdyn.client.exceptions import Error as SdkError
 from bosdyn.client.exceptions import LeaseUseError, RpcError, UnauthenticatedError
@@ -215,7 +215,7 @@ class SpotSession:
             self.lease_client.retain_lease(self.lease_client.lease_wallet.get_lease(),
                                            timeout=self.config.rpc_timeout_s)
         except LeaseUseError as exc:
-            if self.lease_status() == Status.OTHER_OWNER:
+            if self._taken(exc):
                 self.mark_lease_lost("taken while the agent was out of contact")
                 raise LeaseLost(self._lease_lost_reason or LEASE_TAKEN_MESSAGE) from exc
             # Revoked (stale) or unknown: nobody else holds it; acquiring is not fighting.
@@ -300,11 +300,19 @@ class SpotSession:
         if self._on_lease_lost is not None:
             self._on_lease_lost(self._lease_lost_reason)
 
-    def _on_keepalive_failure(self, exc: Exception) -> None:
-        # Runs on the keep-alive thread. Only the wallet saying someone else owns the lease is a
-        # lost lease: a network error, a stale lease (revoked after comms loss) or a lease of an
-        # epoch the robot no longer knows (it restarted) are the connection handling's business.
+    def _taken(self, exc: Exception) -> bool:
+        """Whether a lease failure says someone else holds a newer lease (taken), as opposed to
+        a stale lease (revoked after comms loss) or one of an epoch the robot no longer knows
+        (it restarted), which are the connection handling's business."""
         if self.lease_status() == Status.OTHER_OWNER:
+            return True
+        # RetainLease failures do not update the wallet: read the robot's verdict.
+        result = getattr(getattr(exc, "response", None), "lease_use_result", None)
+        return result is not None and result.status == lease_pb2.LeaseUseResult.STATUS_OLDER
+
+    def _on_keepalive_failure(self, exc: Exception) -> None:
+        # Runs on the keep-alive thread; network errors are the connection handling's business.
+        if not isinstance(exc, RpcError) and self._taken(exc):
             self.mark_lease_lost(f"keep-alive: {exc.__class__.__name__}")
 
     # --------------------------------------------------------------------------- closing
