@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,8 +66,40 @@ async def run_agent(
     `record`: write an MCAP recording of the run (frames, results, steps, statuses, commands,
     events) that `spot-agent replay` reproduces. Raises `ConnectError` (cannot reach or
     authenticate) and `RobotUnavailable` (cannot drive); a lease lost while running is reported
-    in the result, not raised.
+    in the result, not raised. `stop_on_signals`: SIGINT/SIGTERM stop the run through its
+    clean-up, from before anything is acquired to the end (agent/shutdown.py).
     """
+    from agent.shutdown import Interrupted, Shutdown
+
+    shutdown = Shutdown()
+    if stop_on_signals:
+        shutdown.install()
+    try:
+        return await _run(config, duration_s, sdk_robot, on_pipeline, record, shutdown)
+    except Interrupted:
+        log.warning("stopped during start-up; what had been acquired was given back",
+                    extra={"event": "stopped_during_startup"})
+        return AgentRunResult(_startup_report(), EXIT_OK)
+    finally:
+        shutdown.uninstall()
+
+
+def _startup_report() -> Any:
+    from agent.pipeline import PipelineReport
+    from agent.stats import PipelineStats
+
+    stats = PipelineStats().as_dict(time.time())
+    return PipelineReport(reason="stopped", events=[], stats=stats, detail="stopped during start-up")
+
+
+async def _run(
+    config: Any,
+    duration_s: float | None,
+    sdk_robot: Any,
+    on_pipeline: Callable[[Any], None] | None,
+    record: Path | None,
+    shutdown: Any,
+) -> AgentRunResult:
     from agent.connect import connect, resolve_credentials
     from agent.spot_robot import SpotRobot
     from behaviors.config import load_rules
@@ -78,6 +109,7 @@ async def run_agent(
     rules = load_rules(config.rules)
     # The model loads and verifies now, not in the first detector thread.
     decode_min_side = Perceiver.from_config(config.detector).decode_min_side
+    shutdown.check()
     with contextlib.ExitStack() as stack:
         extras = _Extras(config, record, stack)
         if extras.control is not None:
@@ -85,15 +117,17 @@ async def run_agent(
         try:
             creds = None
             if sdk_robot is None:
+                shutdown.check()
                 creds = resolve_credentials(config.robot.auth)
-                sdk_robot = await asyncio.to_thread(connect, config.robot, creds)
+                sdk_robot = await asyncio.to_thread(connect, config.robot, creds, shutdown.sleep)
                 # The SDK robot is a context manager: leaving it stops its time-sync and token
                 # threads; `shutdown` closes its gRPC channels.
                 stack.enter_context(sdk_robot)
                 stack.callback(sdk_robot.shutdown)
             robot = SpotRobot(sdk_robot, config.robot, config.safety, creds=creds)
+            shutdown.on_force(robot.stop_keeping_estop)
             return await _drive(config, rules, decode_min_side, robot, duration_s,
-                                stop_on_signals, on_pipeline, extras)
+                                shutdown, on_pipeline, extras)
         finally:
             if extras.control is not None:
                 await extras.control.close()
@@ -124,7 +158,7 @@ async def _drive(
     decode_min_side: int | None,
     robot: Any,
     duration_s: float | None,
-    stop_on_signals: bool,
+    shutdown: Any,
     on_pipeline: Callable[[Any], None] | None,
     extras: _Extras,
 ) -> AgentRunResult:
@@ -135,11 +169,11 @@ async def _drive(
     sdk_robot = robot.sdk_robot
     try:
         await asyncio.to_thread(robot.start)
+        shutdown.check()  # a stop asked while powering on: unwind now
     except BaseException:
         await asyncio.to_thread(robot.close)  # hand back whatever was taken (lease, E-Stop)
         raise
     source: SpotCameraSource | None = None
-    loop = asyncio.get_running_loop()
     try:
         source = SpotCameraSource.for_robot(
             sdk_robot,
@@ -167,15 +201,8 @@ async def _drive(
             await extras.control.start(pipeline, engine, source.stats)
         if on_pipeline is not None:
             on_pipeline(pipeline)
-        if stop_on_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, pipeline.request_stop)
-        try:
-            report = await pipeline.run(duration_s)
-        finally:
-            if stop_on_signals:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
+        shutdown.on_stop(pipeline.request_stop)
+        report = await pipeline.run(duration_s)
     finally:
         if source is not None:
             await source.close()
