@@ -8,11 +8,12 @@ credentials) are taken relative to the config file, so a config directory can be
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from agent.control.config import ControlConfig
+from behaviors.deadman import StopBudget
 from configs import resolve_relative
 from configs.loading import ConfigPath, load_yaml_model
 from configs.loading import StrictModel as _Strict
@@ -99,6 +100,15 @@ class RobotConfig(_Strict):
         True, description="Power the motors on and stand up at start (requires the lease)."
     )
     sit_on_exit: bool = Field(False, description="Sit down when the agent stops normally.")
+    on_motors_off: Literal["exit", "power_on"] = Field(
+        "exit",
+        description="What the agent does when the motors it had on are found off (the robot "
+        "powered itself off after losing contact for longer than its comms-loss timeout, it "
+        "restarted, or an E-Stop cut power and was released): 'exit' ends the run with exit "
+        "code 4 and the reason; 'power_on' powers on and stands again by itself (behaviors stay "
+        "halted until a rule fires again). Only 'power_on' lets the agent power a robot on "
+        "mid-run.",
+    )
 
     @field_validator("ca_cert")
     @classmethod
@@ -186,6 +196,31 @@ class SafetyConfig(_Strict):
     max_command_duration_s: float = Field(
         10.0, gt=0, description="Cap on any command's deadline (velocity deadman, go-to timeout)."
     )
+    stop_within_s: float = Field(
+        1.0,
+        gt=0,
+        le=1.0,
+        description="The deadman promise: if the agent dies or goes quiet, the body is still "
+        "within this long of its last command. Every motion command's deadline is derived from "
+        "it, minus the braking time at the command's speed (behaviors/deadman.py).",
+    )
+    braking_decel_mps2: float = Field(
+        2.0,
+        gt=0,
+        le=10.0,
+        description="How hard the robot brakes when a command's deadline passes, m/s^2 (the "
+        "sim's Spot brakes at 2.0). Only a measured value on the robot may raise it.",
+    )
+    braking_decel_rps2: float = Field(
+        3.0, gt=0, le=20.0, description="The same for turning, rad/s^2 (the sim: 3.0)."
+    )
+    stop_reaction_s: float = Field(
+        0.1,
+        ge=0,
+        lt=1.0,
+        description="Time the robot takes to act on a passed deadline: its control step plus "
+        "the clock-sync error of the deadline.",
+    )
     reconnect_backoff_s: float = Field(
         0.5, gt=0, description="First wait before reconnecting after the robot became unreachable."
     )
@@ -198,6 +233,27 @@ class SafetyConfig(_Strict):
         if self.reconnect_backoff_max_s < self.reconnect_backoff_s:
             raise ValueError("reconnect_backoff_max_s must be >= reconnect_backoff_s")
         return self
+
+    @model_validator(mode="after")
+    def _caps_keep_the_stop_promise(self) -> SafetyConfig:
+        problem = self.stop_budget().shortfall(
+            self.max_speed_mps, self.max_yaw_rate_rps, 1.0 / self.tick_hz
+        )
+        if problem is not None:
+            raise ValueError(
+                f"max_speed_mps/max_yaw_rate_rps cannot keep the stop promise: {problem}; lower "
+                "them (or raise tick_hz)"
+            )
+        return self
+
+    def stop_budget(self) -> StopBudget:
+        """The promise and the robot's braking, as the deadline derivation takes them."""
+        return StopBudget(
+            stop_within_s=self.stop_within_s,
+            linear_decel_mps2=self.braking_decel_mps2,
+            angular_decel_rps2=self.braking_decel_rps2,
+            reaction_s=self.stop_reaction_s,
+        )
 
 
 class AgentConfig(_Strict):

@@ -84,7 +84,7 @@ def resolve_credentials(auth: AuthConfig, environ: dict[str, str] | None = None)
     return Credentials(username=username, password=password)
 
 
-def _authenticate(robot: SdkRobot, creds: Credentials, timeout_s: float) -> None:
+def authenticate(robot: SdkRobot, creds: Credentials, timeout_s: float) -> None:
     if creds.payload_guid:
         # What `robot.authenticate_from_payload_credentials` does, minus its endless wait for
         # an operator to authorize the payload: here that wait is bounded by our retries.
@@ -105,16 +105,16 @@ def connect_once(config: RobotConfig, creds: Credentials) -> SdkRobot:
     sdk = bosdyn.client.create_standard_sdk(config.client_name, cert_resource_glob=ca)
     robot = sdk.create_robot(config.hostname)
     robot.update_secure_channel_port(config.port)
-    _authenticate(robot, creds, config.rpc_timeout_s)
+    authenticate(robot, creds, config.rpc_timeout_s)
     robot.time_sync.wait_for_sync(timeout_sec=config.time_sync_timeout_s)
     return robot
 
 
 # Failures that retrying cannot fix: say so at once instead of after the backoff.
-_PERMANENT = (InvalidLoginError, InvalidTokenError, InvalidPayloadCredentialsError)
+PERMANENT_LOGIN_ERRORS = (InvalidLoginError, InvalidTokenError, InvalidPayloadCredentialsError)
 
 
-def _explain(exc: BaseException, config: RobotConfig, creds: Credentials) -> str:
+def explain(exc: BaseException, config: RobotConfig, creds: Credentials) -> str:
     where = f"{config.hostname}:{config.port}"
     if isinstance(exc, InvalidLoginError):
         return f"robot at {where} rejected the {creds.kind} credentials ({exc.__class__.__name__})"
@@ -157,10 +157,10 @@ def connect(
             robot = connect_once(config, creds)
         except ConnectError:
             raise
-        except _PERMANENT as exc:
-            raise ConnectError(_explain(exc, config, creds)) from exc
+        except PERMANENT_LOGIN_ERRORS as exc:
+            raise ConnectError(explain(exc, config, creds)) from exc
         except (SdkError, OSError) as exc:
-            last = _explain(exc, config, creds)
+            last = explain(exc, config, creds)
             log.warning(
                 "connect attempt failed",
                 extra={"event": "connect_failed", "attempt": attempt, "error": last},

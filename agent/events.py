@@ -18,6 +18,7 @@ _RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"
 # Severity of each kind of agent event, for logs (engine events are informational).
 _LEVELS = {
     "lease_lost": logging.ERROR,
+    "robot_gone": logging.ERROR,
     "connection_lost": logging.ERROR,
     "watchdog_tripped": logging.WARNING,
     "robot_unavailable": logging.WARNING,

@@ -39,7 +39,7 @@ from agent.clock import Clock, SystemClock
 from agent.config import SafetyConfig
 from agent.events import AgentEvent, EventLog
 from agent.observers import PipelineObserver
-from agent.robot import LeaseLost, Robot, RobotStatus, RobotUnavailable
+from agent.robot import LeaseLost, Robot, RobotGone, RobotStatus, RobotUnavailable
 from agent.safety import Backoff, CommandGuard, PerceptionWatchdog, Refused, WatchdogChange
 from agent.sources import FrameSource
 from agent.stats import PipelineStats
@@ -79,11 +79,14 @@ RULE_FIRED = "rule_fired"
 class PipelineReport:
     """How a run ended, what happened and what was measured."""
 
-    reason: str  # "duration", "source_ended", "lease_lost", "stopped"
+    # "duration", "source_ended", "lease_lost", "stopped", or a `RobotGone.exit_reason`
+    # ("robot_unavailable", "cannot_connect")
+    reason: str
     events: list[AgentEvent]
     stats: dict[str, Any]
     commands: list[tuple[float, MotionCommand]] = field(default_factory=list)
     final_status: RobotStatus | None = None
+    detail: str = ""  # why the run ended, in words, when the robot ended it
 
     @property
     def ok(self) -> bool:
@@ -151,6 +154,7 @@ class Pipeline:
         # (capture time, result time) of the frame that raised a cue, until a rule acts on it.
         self._cue_times: tuple[float, float] | None = None
         self._lease_lost = False
+        self._robot_gone: str | None = None  # why the robot can no longer be driven (ends the run)
         self._unavailable: str | None = None  # why the robot cannot take commands now
         self._reconnect = Backoff(safety.reconnect_backoff_s, safety.reconnect_backoff_max_s)
         self._reconnect_at: float | None = None  # set while disconnected
@@ -366,6 +370,10 @@ class Pipeline:
             self._tell("robot_status", now, None, exc)
             self._on_lease_lost(str(exc))
             return False
+        except RobotGone as exc:
+            self._tell("robot_status", now, None, exc)
+            self._on_robot_gone(exc)
+            return False
         except RobotUnavailable as exc:
             self._tell("robot_status", now, None, exc)
             self._on_connection_lost(now, str(exc))
@@ -461,6 +469,15 @@ class Pipeline:
         self._event("lease_lost", reason)
         self._finish("lease_lost")
 
+    def _on_robot_gone(self, exc: RobotGone) -> None:
+        if self._robot_gone is not None:
+            return
+        self._robot_gone = str(exc)
+        self.engine.halt("robot gone")
+        self._drain_engine_events()
+        self._event("robot_gone", str(exc), reason=exc.exit_reason)
+        self._finish(exc.exit_reason)
+
     def _on_connection_lost(self, now: float, reason: str) -> None:
         first = self._reconnect_at is None
         wait = self._reconnect.next()
@@ -481,7 +498,7 @@ class Pipeline:
             log.info(
                 "still disconnected",
                 extra={"event": "reconnect_wait", "attempt": self._reconnect.attempts,
-                       "wait_s": wait},
+                       "wait_s": wait, "reason": reason},
             )
 
     async def _try_stop(self) -> None:
@@ -540,11 +557,13 @@ class Pipeline:
             stats=stats,
             commands=list(self.commands),
             final_status=self._last_status,
+            detail=self._robot_gone or "",
         )
 
     async def _final_stop(self) -> None:
-        """Stop walking when the run ends (not after a lost lease: it is not ours to command)."""
-        if self._lease_lost or self._reconnect_at is not None:
+        """Stop walking when the run ends (not after a lost lease: it is not ours to command;
+        not when the robot ended the run: its motors are off)."""
+        if self._lease_lost or self._robot_gone is not None or self._reconnect_at is not None:
             return
         now = self.clock.now()
         commands = self.engine.stop(now, f"agent stopping ({self._end_reason})")

@@ -50,3 +50,13 @@ class ConnectionLost(RobotUnavailable):
 
 class EStopped(RobotUnavailable):
     """An E-Stop is engaged (or none is configured): no motion until an operator releases it."""
+
+
+class RobotGone(RobotUnavailable):
+    """This run can no longer drive the robot and ends (exit code 4, or 3 when the agent cannot
+    log in again): the motors went off and `robot.on_motors_off` does not let the agent power
+    them on, or a restarted robot rejects the agent's credentials."""
+
+    def __init__(self, message: str, exit_reason: str = "robot_unavailable") -> None:
+        super().__init__(message)
+        self.exit_reason = exit_reason  # "robot_unavailable" (exit 4) or "cannot_connect" (3)

@@ -1,9 +1,10 @@
 """`spot-agent run`: connect to the robot, take the lease, and run the perception pipeline.
 
 Exit codes (for systemd and scripts): 0 finished normally; 2 bad configuration; 3 cannot
-reach or authenticate with the robot after the retries; 4 the robot cannot be driven (E-Stop
-engaged or missing, lease held by someone else, cannot stand); 5 the lease was taken while
-running (the agent stopped commanding and left it to the other client).
+reach or authenticate with the robot after the retries (or log in again after it restarted); 4
+the robot cannot be driven (E-Stop engaged or missing, lease held by someone else, cannot stand,
+motors found off mid-run: see `robot.on_motors_off`); 5 the lease was taken while running (the
+agent stopped commanding and left it to the other client).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +29,12 @@ EXIT_CONFIG = 2
 EXIT_CONNECT = 3
 EXIT_ROBOT_UNAVAILABLE = 4
 EXIT_LEASE_LOST = 5
+# How a run the robot ended exits (pipeline report reasons; anything else is 0).
+EXIT_CODES = {
+    "lease_lost": EXIT_LEASE_LOST,
+    "robot_unavailable": EXIT_ROBOT_UNAVAILABLE,
+    "cannot_connect": EXIT_CONNECT,
+}
 
 
 @dataclass
@@ -60,9 +66,42 @@ async def run_agent(
     `record`: write an MCAP recording of the run (frames, results, steps, statuses, commands,
     events) that `spot-agent replay` reproduces. Raises `ConnectError` (cannot reach or
     authenticate) and `RobotUnavailable` (cannot drive); a lease lost while running is reported
-    in the result, not raised.
+    in the result, not raised. `stop_on_signals`: SIGINT/SIGTERM stop the run through its
+    clean-up, from before anything is acquired to the end (agent/shutdown.py).
     """
+    from agent.shutdown import Interrupted, Shutdown
+
+    shutdown = Shutdown()
+    if stop_on_signals:
+        shutdown.install()
+    try:
+        return await _run(config, duration_s, sdk_robot, on_pipeline, record, shutdown)
+    except Interrupted:
+        log.warning("stopped during start-up; what had been acquired was given back",
+                    extra={"event": "stopped_during_startup"})
+        return AgentRunResult(_startup_report(), EXIT_OK)
+    finally:
+        shutdown.uninstall()
+
+
+def _startup_report() -> Any:
+    from agent.pipeline import PipelineReport
+    from agent.stats import PipelineStats
+
+    stats = PipelineStats().as_dict(time.time())
+    return PipelineReport(reason="stopped", events=[], stats=stats, detail="stopped during start-up")
+
+
+async def _run(
+    config: Any,
+    duration_s: float | None,
+    sdk_robot: Any,
+    on_pipeline: Callable[[Any], None] | None,
+    record: Path | None,
+    shutdown: Any,
+) -> AgentRunResult:
     from agent.connect import connect, resolve_credentials
+    from agent.spot_robot import SpotRobot
     from behaviors.config import load_rules
     from perception.perceiver import Perceiver
 
@@ -70,20 +109,25 @@ async def run_agent(
     rules = load_rules(config.rules, cameras=config.cameras.sources)
     # The model loads and verifies now, not in the first detector thread.
     decode_min_side = Perceiver.from_config(config.detector).decode_min_side
+    shutdown.check()
     with contextlib.ExitStack() as stack:
         extras = _Extras(config, record, stack)
         if extras.control is not None:
             await extras.control.bind()  # a port in use fails here, before the robot is touched
         try:
+            creds = None
             if sdk_robot is None:
+                shutdown.check()
                 creds = resolve_credentials(config.robot.auth)
-                sdk_robot = await asyncio.to_thread(connect, config.robot, creds)
+                sdk_robot = await asyncio.to_thread(connect, config.robot, creds, shutdown.sleep)
                 # The SDK robot is a context manager: leaving it stops its time-sync and token
                 # threads; `shutdown` closes its gRPC channels.
                 stack.enter_context(sdk_robot)
                 stack.callback(sdk_robot.shutdown)
-            return await _drive(config, rules, decode_min_side, sdk_robot, duration_s,
-                                stop_on_signals, on_pipeline, extras)
+            robot = SpotRobot(sdk_robot, config.robot, config.safety, creds=creds)
+            shutdown.on_force(robot.stop_keeping_estop)
+            return await _drive(config, rules, decode_min_side, robot, duration_s,
+                                shutdown, on_pipeline, extras)
         finally:
             if extras.control is not None:
                 await extras.control.close()
@@ -112,25 +156,24 @@ async def _drive(
     config: Any,
     rules: Any,
     decode_min_side: int | None,
-    sdk_robot: Any,
+    robot: Any,
     duration_s: float | None,
-    stop_on_signals: bool,
+    shutdown: Any,
     on_pipeline: Callable[[Any], None] | None,
     extras: _Extras,
 ) -> AgentRunResult:
     from agent.pipeline import Pipeline
-    from agent.spot_robot import SpotRobot
     from agent.spot_source import SpotCameraSource
     from behaviors.engine import CueEngine
 
-    robot = SpotRobot(sdk_robot, config.robot, config.safety)
+    sdk_robot = robot.sdk_robot
     try:
         await asyncio.to_thread(robot.start)
+        shutdown.check()  # a stop asked while powering on: unwind now
     except BaseException:
         await asyncio.to_thread(robot.close)  # hand back whatever was taken (lease, E-Stop)
         raise
     source: SpotCameraSource | None = None
-    loop = asyncio.get_running_loop()
     try:
         source = SpotCameraSource.for_robot(
             sdk_robot,
@@ -144,7 +187,7 @@ async def _drive(
             decode_min_side=decode_min_side,
         )
         await source.start()
-        engine = CueEngine(rules)
+        engine = CueEngine(rules, stop=config.safety.stop_budget())
         pipeline = Pipeline(
             source,
             perceiver_factory(config.detector),
@@ -158,21 +201,13 @@ async def _drive(
             await extras.control.start(pipeline, engine, source.stats)
         if on_pipeline is not None:
             on_pipeline(pipeline)
-        if stop_on_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, pipeline.request_stop)
-        try:
-            report = await pipeline.run(duration_s)
-        finally:
-            if stop_on_signals:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
+        shutdown.on_stop(pipeline.request_stop)
+        report = await pipeline.run(duration_s)
     finally:
         if source is not None:
             await source.close()
         await asyncio.to_thread(robot.close)
-    code = EXIT_LEASE_LOST if report.reason == "lease_lost" else EXIT_OK
-    return AgentRunResult(report, code)
+    return AgentRunResult(report, EXIT_CODES.get(report.reason, EXIT_OK))
 
 
 def run_command(
@@ -293,6 +328,8 @@ def run_command(
             "and left it to them",
             err=True,
         )
+    elif result.exit_code != EXIT_OK:
+        typer.echo(f"spot-agent: {report.detail or report.reason}", err=True)
     raise typer.Exit(result.exit_code)
 
 

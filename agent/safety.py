@@ -6,8 +6,10 @@ in replay and are unit-tested without a robot. The policies they implement:
   (no fresh frame, or no detection of one) -> trip once (the pipeline sends one Stop and halts
   the behaviors). It clears when results come back, but halted behaviors stay
   halted: only a rule firing again starts motion.
-- Caps: velocity and yaw rate clamped, deadlines capped, go-to goals beyond the configured
-  distance refused. This is the agent's last word, on top of the rules file's own limits.
+- Caps: velocity and yaw rate clamped, go-to goals beyond the configured distance refused,
+  and every deadline bounded by the stop promise at the command's final speed (the same
+  derivation the behaviors use: behaviors/deadman.py). This is the agent's last word, on top
+  of the rules file's own limits.
 - Backoff: exponential, capped, reset on success.
 """
 
@@ -71,6 +73,7 @@ class CommandGuard:
 
     def __init__(self, safety: SafetyConfig) -> None:
         self.safety = safety
+        self.stop_budget = safety.stop_budget()
 
     def apply(self, command: MotionCommand, pose: RobotPose | None) -> MotionCommand | Refused:
         s = self.safety
@@ -82,7 +85,9 @@ class CommandGuard:
                 vx, vy = vx * k, vy * k
             vyaw = max(-s.max_yaw_rate_rps, min(s.max_yaw_rate_rps, command.vyaw))
             duration = min(command.duration_s, s.max_command_duration_s)
-            return replace(command, vx=vx, vy=vy, vyaw=vyaw, duration_s=duration)
+            return self.stop_budget.bound(
+                replace(command, vx=vx, vy=vy, vyaw=vyaw, duration_s=duration)
+            )
         if isinstance(command, GoTo):
             if command.frame == "odom" and pose is not None:
                 distance = math.hypot(command.x - pose.x, command.y - pose.y)
@@ -94,11 +99,13 @@ class CommandGuard:
                     )
             linear = s.max_speed_mps if command.max_linear_mps is None else command.max_linear_mps
             angular = s.max_yaw_rate_rps if command.max_angular_rps is None else command.max_angular_rps
-            return replace(
-                command,
-                duration_s=min(command.duration_s, s.max_command_duration_s),
-                max_linear_mps=min(linear, s.max_speed_mps),
-                max_angular_rps=min(angular, s.max_yaw_rate_rps),
+            return self.stop_budget.bound(
+                replace(
+                    command,
+                    duration_s=min(command.duration_s, s.max_command_duration_s),
+                    max_linear_mps=min(linear, s.max_speed_mps),
+                    max_angular_rps=min(angular, s.max_yaw_rate_rps),
+                )
             )
         return command
 

@@ -9,6 +9,9 @@ Safety rules this class enforces, whatever the pipeline asks:
 - Velocity commands always carry a deadline (converted to the robot's clock by the SDK through
   time sync), so the robot stops by itself when the agent goes quiet; speeds are capped by
   mobility params as well as by the pipeline.
+- After a lost connection the session is checked (and rebuilt after a robot restart) before
+  the robot is trusted again, and motors that went off under the agent are powered on again
+  only if `robot.on_motors_off` says so: `agent/spot_session.py`.
 """
 
 from __future__ import annotations
@@ -22,40 +25,27 @@ from typing import Any
 
 from bosdyn.api import estop_pb2, geometry_pb2, robot_state_pb2
 from bosdyn.api.spot import robot_command_pb2 as spot_command_pb2
-from bosdyn.client.estop import EstopClient, EstopEndpoint, EstopKeepAlive
 from bosdyn.client.exceptions import Error as SdkError
 from bosdyn.client.exceptions import LeaseUseError, RpcError
 from bosdyn.client.frame_helpers import get_odom_tform_body
-from bosdyn.client.lease import (
-    Error as LeaseWalletError,
-)
-from bosdyn.client.lease import (
-    LeaseClient,
-    LeaseKeepAlive,
-    LeaseResponseError,
-    LeaseState,
-    ResourceAlreadyClaimedError,
-)
-from bosdyn.client.power import PowerClient, power_on_motors, safe_power_off_motors
+from bosdyn.client.lease import Error as LeaseWalletError
+from bosdyn.client.lease import LeaseResponseError, LeaseState
+from bosdyn.client.power import safe_power_off_motors
 from bosdyn.client.robot import Robot as SdkRobot
-from bosdyn.client.robot_command import (
-    NotPoweredOnError,
-    RobotCommandBuilder,
-    RobotCommandClient,
-    blocking_sit,
-    blocking_stand,
-)
-from bosdyn.client.robot_state import RobotStateClient
+from bosdyn.client.robot_command import NotPoweredOnError, RobotCommandBuilder, blocking_sit
 
 from agent.config import RobotConfig, SafetyConfig
-from agent.robot import ConnectionLost, EStopped, LeaseLost, RobotStatus, RobotUnavailable
+from agent.connect import Credentials
+from agent.robot import ConnectionLost, LeaseLost, RobotGone, RobotStatus, RobotUnavailable
 from agent.sdk_async import await_sdk
+from agent.spot_session import LEASE_TAKEN_MESSAGE, SpotSession, rpc_reason
 from behaviors.commands import GoTo, MotionCommand, Sit, Stand, Stop, Velocity
 
 log = logging.getLogger(__name__)
 
-# Reported when the lease goes: this exact situation is what operators need to recognise.
-LEASE_TAKEN_MESSAGE = "lease taken by another client (operator?): agent stopped commanding"
+__all__ = ["LEASE_TAKEN_MESSAGE", "SpotRobot"]
+BehaviorFault = robot_state_pb2.BehaviorFault
+ESTOP_POLL_S = 0.5  # how often the agent asks whether it may hand its E-Stop back
 
 
 def _mobility_params(
@@ -84,25 +74,20 @@ class SpotRobot:
         config: RobotConfig,
         safety: SafetyConfig,
         on_lease_lost: Callable[[str], None] | None = None,
+        creds: Credentials | None = None,
     ) -> None:
+        """`creds`: to log in again after a robot restart (without them, a restart ends the run)."""
         self.sdk_robot = sdk_robot
         self.config = config
         self.safety = safety
-        self._on_lease_lost = on_lease_lost
-        self.lease_client: LeaseClient = sdk_robot.ensure_client(LeaseClient.default_service_name)
-        self.estop_client: EstopClient = sdk_robot.ensure_client(EstopClient.default_service_name)
-        self.power_client: PowerClient = sdk_robot.ensure_client(PowerClient.default_service_name)
-        self.state_client: RobotStateClient = sdk_robot.ensure_client(
-            RobotStateClient.default_service_name
-        )
-        self.command_client: RobotCommandClient = sdk_robot.ensure_client(
-            RobotCommandClient.default_service_name
-        )
+        self.session = SpotSession(sdk_robot, config, creds, on_lease_lost)
+        self.lease_client = self.session.lease_client
+        self.estop_client = self.session.estop_client
+        self.state_client = self.session.state_client
+        self.command_client = self.session.command_client
         self._mobility_params = _mobility_params(safety)
-        self._lease_keepalive: LeaseKeepAlive | None = None
-        self._estop_keepalive: EstopKeepAlive | None = None
-        self._lease_lost_reason: str | None = None
-        self._lock = threading.Lock()
+        self._lost_since: float | None = None  # monotonic time the robot stopped answering
+        self._stop_keeping_estop = threading.Event()
         self.commands_sent = 0
 
     # ----------------------------------------------------------------- start / stop (blocking)
@@ -111,60 +96,21 @@ class SpotRobot:
 
         Raises `EStopped` or `RobotUnavailable` with a message saying what the operator must do.
         """
-        self._ensure_estop_released()
-        try:
-            self.lease_client.acquire()
-        except ResourceAlreadyClaimedError as exc:
-            raise RobotUnavailable(
-                "the lease is held by another client (the tablet?): release it there; the "
-                "agent never takes a lease from someone else"
-            ) from exc
-        self._lease_keepalive = LeaseKeepAlive(
-            self.lease_client,
-            rpc_interval_seconds=self.config.lease_retain_interval_s,
-            on_failure_callback=self._on_keepalive_failure,
-            keep_running_cb=lambda: self._lease_lost_reason is None,
-            warnings=False,
-            must_acquire=True,
-        )
-        log.info("lease acquired", extra={"event": "lease_acquired"})
-        if self.config.power_on_and_stand:
-            try:
-                if not self.sdk_robot.is_powered_on(timeout=self.config.rpc_timeout_s):
-                    power_on_motors(self.power_client, timeout_sec=20, update_frequency=10.0)
-                    log.info("motors powered on", extra={"event": "powered_on"})
-                blocking_stand(self.command_client, timeout_sec=10, update_frequency=10.0)
-            except SdkError as exc:
-                raise RobotUnavailable(
-                    f"cannot power on and stand: {exc.__class__.__name__}: {exc}"
-                ) from exc
-            log.info("standing", extra={"event": "standing"})
-
-    def _ensure_estop_released(self) -> None:
-        if self.config.register_estop:
-            endpoint = EstopEndpoint(
-                self.estop_client, self.config.client_name, self.config.estop_timeout_s
-            )
-            endpoint.force_simple_setup()
-            self._estop_keepalive = EstopKeepAlive(endpoint)
-            log.info("own E-Stop endpoint registered", extra={"event": "estop_registered"})
-        status = self.estop_client.get_status(timeout=self.config.rpc_timeout_s)
-        if status.stop_level != estop_pb2.ESTOP_LEVEL_NONE:
-            raise EStopped(
-                "the robot is E-Stopped or has no E-Stop configured: connect and release an "
-                "E-Stop (tablet or estop_gui), or set robot.register_estop for a bench/sim"
-            )
+        self.session.start()
 
     def close(self) -> None:
-        """Stop walking, optionally sit, hand the lease back, end E-Stop check-ins. Blocking."""
-        if self._lease_lost_reason is None and self._owns_lease():
+        """Stop walking, sit or power off as configured, hand the lease and the E-Stop back.
+
+        Blocking. With its own E-Stop endpoint the agent powers the robot off first: the
+        endpoint goes with it.
+        """
+        session = self.session
+        if session.lease_lost_reason is None and session.owns_lease() and self._motors_on():
             try:
                 self.command_client.robot_command(
                     RobotCommandBuilder.stop_command(), timeout=self.config.rpc_timeout_s
                 )
-                if self._estop_keepalive is not None:
-                    # Our own E-Stop stops checking in below, which would cut motor power while
-                    # standing: sit and power off first.
+                if session.estop is not None:
                     safe_power_off_motors(
                         self.command_client, self.state_client, timeout_sec=10, update_frequency=10.0
                     )
@@ -174,64 +120,64 @@ class SpotRobot:
                 log.warning(
                     "could not stop cleanly", extra={"event": "close_failed", "error": str(exc)}
                 )
-        if self._lease_keepalive is not None:
-            self._lease_keepalive.shutdown()
-            if self._lease_lost_reason is None and self._owns_lease():
-                try:
-                    self.lease_client.return_lease(
-                        self.lease_client.lease_wallet.get_lease(), timeout=2
-                    )
-                    log.info("lease returned", extra={"event": "lease_returned"})
-                except (SdkError, LeaseWalletError) as exc:
-                    log.warning(
-                        "could not return the lease",
-                        extra={"event": "lease_return_failed", "error": str(exc)},
-                    )
-        if self._estop_keepalive is not None:
-            self._estop_keepalive.shutdown()
+        session.return_lease()
+        self._hand_back_estop()
+
+    def _hand_back_estop(self) -> None:
+        """Give the robot its E-Stop configuration back; with the motors on that must wait.
+
+        The robot refuses to drop an E-Stop endpoint while the motors are on, and an endpoint
+        that stops checking in cuts the power: so while someone else (who took the lease)
+        drives the robot, the agent stays as its E-Stop client, until they power off.
+        """
+        estop = self.session.estop
+        if estop is None or estop.hand_back():
+            return
+        if self.session.lease_lost_reason is not None:
+            log.warning(
+                "the lease holder has the motors on: the agent keeps its E-Stop endpoint "
+                "checking in (stopping would cut their power) until they are off, then gives "
+                "the robot its E-Stop configuration back",
+                extra={"event": "estop_kept"},
+            )
+            while self._someone_drives() and not self._stop_keeping_estop.wait(ESTOP_POLL_S):
+                if estop.hand_back():
+                    return
+        log.error(
+            "stopping the agent's E-Stop check-ins with the motors on: the robot will sit and "
+            "cut power within robot.estop_timeout_s",
+            extra={"event": "estop_abandoned", "estop_timeout_s": self.config.estop_timeout_s},
+        )
+        estop.forget()
+
+    def _someone_drives(self) -> bool:
+        """Whether another client holds the lease (unknown counts as yes: keep the E-Stop)."""
+        try:
+            resources = self.lease_client.list_leases(timeout=self.config.rpc_timeout_s)
+        except SdkError:
+            return True
+        return any(r.resource == "body" and r.lease_owner.client_name and not r.is_stale
+                   for r in resources)
+
+    def stop_keeping_estop(self) -> None:
+        """End the wait for the motors to go off (an operator insists on stopping the agent)."""
+        self._stop_keeping_estop.set()
+
+    def _motors_on(self) -> bool:
+        try:
+            state = self.state_client.get_robot_state(timeout=self.config.rpc_timeout_s)
+        except SdkError:
+            return True  # unknown: try to stop it anyway
+        return bool(state.power_state.motor_power_state == robot_state_pb2.PowerState.STATE_ON)
 
     # ----------------------------------------------------------------------- lease tracking
     @property
     def lease_lost_reason(self) -> str | None:
-        return self._lease_lost_reason
-
-    def _owns_lease(self) -> bool:
-        try:
-            self.lease_client.lease_wallet.get_lease()
-        except LeaseWalletError:
-            return False
-        return True
-
-    def _lease_status(self) -> Any:
-        try:
-            return self.lease_client.lease_wallet.get_lease_state().lease_status
-        except LeaseWalletError:
-            return None
-
-    def _mark_lease_lost(self, detail: str) -> None:
-        with self._lock:
-            if self._lease_lost_reason is not None:
-                return
-            self._lease_lost_reason = f"{LEASE_TAKEN_MESSAGE} ({detail})"
-        log.error(
-            "lease lost", extra={"event": "lease_lost", "detail": detail}
-        )
-        if self._on_lease_lost is not None:
-            self._on_lease_lost(self._lease_lost_reason)
-
-    def _on_keepalive_failure(self, exc: Exception) -> None:
-        # Runs on the keep-alive thread. A network error is not a lost lease (the connection
-        # handling deals with that); the wallet saying someone else owns it is.
-        if isinstance(exc, RpcError):
-            return
-        if self._lease_status() == LeaseState.Status.OTHER_OWNER or isinstance(
-            exc, (LeaseUseError, LeaseResponseError)
-        ):
-            self._mark_lease_lost(f"keep-alive: {exc.__class__.__name__}")
+        return self.session.lease_lost_reason
 
     def _lease_error(self, exc: Exception) -> RobotUnavailable:
         """Classify a lease failure on a command; re-acquire only a lease nobody else holds."""
-        status = self._lease_status()
+        status = self.session.lease_status()
         if status == LeaseState.Status.REVOKED:
             # Revoked after a communication loss, not taken: no one holds it, acquiring is
             # not fighting. If someone grabbed it meanwhile, acquire fails and we give up.
@@ -241,8 +187,18 @@ class SpotRobot:
                 return RobotUnavailable("lease was revoked and has been re-acquired; retry")
             except (SdkError, LeaseWalletError):
                 pass
-        self._mark_lease_lost(exc.__class__.__name__)
-        return LeaseLost(self._lease_lost_reason or LEASE_TAKEN_MESSAGE)
+        elif status == LeaseState.Status.UNOWNED:
+            # A lease of an epoch the robot no longer knows: it restarted. Check the session.
+            return self._lost(f"the robot no longer knows the agent's lease (restarted?): "
+                              f"{exc.__class__.__name__}")
+        self.session.mark_lease_lost(exc.__class__.__name__)
+        return LeaseLost(self.lease_lost_reason or LEASE_TAKEN_MESSAGE)
+
+    def _lost(self, reason: str) -> ConnectionLost:
+        """The robot stopped answering (or forgot the session): check it before trusting it."""
+        if self._lost_since is None:
+            self._lost_since = time.monotonic()
+        return ConnectionLost(reason)
 
     # ------------------------------------------------------------------------ the Robot seam
     def _build(self, command: MotionCommand) -> tuple[Any, float | None]:
@@ -267,8 +223,8 @@ class SpotRobot:
         raise TypeError(f"not a motion command: {command!r}")
 
     async def send(self, command: MotionCommand) -> None:
-        if self._lease_lost_reason is not None:
-            raise LeaseLost(self._lease_lost_reason)
+        if self.lease_lost_reason is not None:
+            raise LeaseLost(self.lease_lost_reason)
         proto, end_time_secs = self._build(command)
         try:
             future = self.command_client.robot_command_async(
@@ -283,12 +239,18 @@ class SpotRobot:
         except NotPoweredOnError as exc:
             raise RobotUnavailable("motors are off (E-Stop or power loss)") from exc
         except RpcError as exc:
-            raise ConnectionLost(f"robot did not answer a command: {exc.__class__.__name__}") from exc
+            raise self._lost(f"robot did not answer a command: {rpc_reason(exc)}") from exc
+        except SdkError as exc:  # e.g. no clock sync to convert the deadline with
+            raise self._lost(f"command not sent: {rpc_reason(exc)}") from exc
         self.commands_sent += 1
 
     async def status(self) -> RobotStatus:
-        if self._lease_lost_reason is not None:
-            raise LeaseLost(self._lease_lost_reason)
+        """The robot's state; after a lost connection, first its session is checked (and
+        rebuilt). Raises `ConnectionLost` with the reason, `LeaseLost`, or `RobotGone`."""
+        if self.lease_lost_reason is not None:
+            raise LeaseLost(self.lease_lost_reason)
+        if self._lost_since is not None:
+            await asyncio.to_thread(self.session.recover)
         timeout = self.config.rpc_timeout_s
         try:
             state, estop = await asyncio.gather(
@@ -296,15 +258,46 @@ class SpotRobot:
                 await_sdk(self.estop_client.get_status_async(timeout=timeout)),
             )
         except RpcError as exc:
-            raise ConnectionLost(f"robot did not answer: {exc.__class__.__name__}") from exc
-        pose = get_odom_tform_body(state.kinematic_state.transforms_snapshot)
+            raise self._lost(f"robot did not answer: {rpc_reason(exc)}") from exc
         powered = state.power_state.motor_power_state == robot_state_pb2.PowerState.STATE_ON
+        estopped = estop.stop_level != estop_pb2.ESTOP_LEVEL_NONE
+        if powered:
+            self.session.expects_power = True
+        elif self.session.expects_power and not estopped:
+            await self._motors_went_off(self._why_motors_off(state))
+            powered = True
+        self._lost_since = None
+        pose = get_odom_tform_body(state.kinematic_state.transforms_snapshot)
         return RobotStatus(
             connected=True,
             powered=powered,
-            estopped=estop.stop_level != estop_pb2.ESTOP_LEVEL_NONE,
-            has_lease=self._owns_lease(),
+            estopped=estopped,
+            has_lease=self.session.owns_lease(),
             odom_x=float(pose.x) if pose is not None else 0.0,
             odom_y=float(pose.y) if pose is not None else 0.0,
             odom_yaw=float(pose.rot.to_yaw()) if pose is not None else 0.0,
         )
+
+    async def _motors_went_off(self, why: str) -> None:
+        """Apply `robot.on_motors_off`: end the run saying why, or power on and stand again."""
+        if self.config.on_motors_off != "power_on":
+            raise RobotGone(
+                f"motors are off: {why}. The agent does not power the robot on by itself "
+                "(robot.on_motors_off: exit)"
+            )
+        await asyncio.to_thread(self.session.power_on_again, why)
+
+    def _why_motors_off(self, state: Any) -> str:
+        reasons = []
+        if self.session.restarted:
+            reasons.append("the robot restarted (it no longer knew the agent's login)")
+        elif self._lost_since is not None:
+            reasons.append(
+                f"the robot powered off while the agent had lost contact with it for "
+                f"{time.monotonic() - self._lost_since:.1f} s (longer than the robot's "
+                "comms-loss timeout?)"
+            )
+        faults = [BehaviorFault.Cause.Name(f.cause) for f in state.behavior_fault_state.faults]
+        if faults:
+            reasons.append(f"robot behavior faults: {', '.join(faults)}")
+        return "; ".join(reasons) or "powered off by someone else, or by an E-Stop since released"

@@ -5,14 +5,20 @@ from __future__ import annotations
 import math
 
 from behaviors.commands import MotionCommand, Stop, Velocity
+from behaviors.deadman import StopBudget
 from behaviors.geometry import clamp
 from behaviors.limits import MotionLimits
 
 
 def capped_velocity(
-    vx: float, vy: float, vyaw: float, limits: MotionLimits, max_speed_mps: float | None = None
+    vx: float,
+    vy: float,
+    vyaw: float,
+    limits: MotionLimits,
+    stop: StopBudget,
+    max_speed_mps: float | None = None,
 ) -> Velocity:
-    """A velocity command within the limits, with the deadman deadline from the limits.
+    """A velocity command within the limits, with the deadman deadline for its speed.
 
     The linear part is scaled as a vector (direction kept) so a diagonal command is capped on
     its speed, not per axis.
@@ -24,7 +30,9 @@ def capped_velocity(
     if speed > speed_cap:
         vx, vy = vx * speed_cap / speed, vy * speed_cap / speed
     vyaw = clamp(vyaw, -limits.max_yaw_rate_rps, limits.max_yaw_rate_rps)
-    return Velocity(vx=vx, vy=vy, vyaw=vyaw, duration_s=limits.velocity_deadline_s)
+    return Velocity(
+        vx=vx, vy=vy, vyaw=vyaw, duration_s=stop.deadline_s(math.hypot(vx, vy), vyaw)
+    )
 
 
 class MotionLatch:

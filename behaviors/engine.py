@@ -12,8 +12,9 @@ Arbitration, one behavior at a time:
 - an operator launch pre-empts any cue behavior (and a previous operator launch), and cue rules
   are ignored while it runs, except rules marked `safety`, which pre-empt everything else;
 - `stop` always wins: it cancels everything and returns [Stop()].
-Every command leaving the engine is checked against the limits once more (speed, deadline,
-goal distance), whatever the behavior computed.
+Every command leaving the engine is checked against the limits once more (speed, goal
+distance) and gets a deadline no longer than the stop promise allows at its speed
+(behaviors/deadman.py), whatever the behavior computed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pydantic import ValidationError
 from behaviors.commands import GoTo, MotionCommand, Sit, Stand, Stop, Velocity, command_to_dict
 from behaviors.config import RulesConfig, RuleSpec
 from behaviors.cues import CueEdge, CueTracker
+from behaviors.deadman import StopBudget
 from behaviors.geometry import RobotPose
 from behaviors.library import behaviors_catalog, build_behavior
 from behaviors.memory import SightingMemory
@@ -99,9 +101,11 @@ def _params_error(name: str, err: ValidationError) -> str:
 
 
 class CueEngine:
-    def __init__(self, config: RulesConfig) -> None:
+    def __init__(self, config: RulesConfig, stop: StopBudget | None = None) -> None:
+        """`stop`: the agent's stop promise and the robot's braking (the defaults: Spot's)."""
         self.config = config
         self.limits = config.limits
+        self.stop_budget = stop if stop is not None else StopBudget()
         self._cues = CueTracker(config.cues)
         self._memory = SightingMemory()
         self._rules_by_cue: dict[str, list[tuple[int, RuleSpec]]] = {}
@@ -177,7 +181,9 @@ class CueEngine:
             call = BehaviorCall.model_validate({"behavior": name, "params": params})
         except ValidationError as exc:
             raise ValueError(_params_error(name, exc)) from None
-        behavior = build_behavior(call, self.limits, self._memory, None, self._emit)
+        behavior = build_behavior(
+            call, self.limits, self._memory, None, self._emit, self.stop_budget
+        )
         self._time = max(self._time, now)
         if source == "operator":
             rank = (_TIER_OPERATOR, 0)
@@ -297,7 +303,7 @@ class CueEngine:
                 continue
             try:
                 behavior = build_behavior(
-                    rule, self.limits, self._memory, edge.sighting, self._emit
+                    rule, self.limits, self._memory, edge.sighting, self._emit, self.stop_budget
                 )
             except (
                 ValueError
@@ -422,13 +428,7 @@ class CueEngine:
             if speed > lim.max_speed_mps:
                 vx, vy = vx * lim.max_speed_mps / speed, vy * lim.max_speed_mps / speed
             vyaw = max(-lim.max_yaw_rate_rps, min(lim.max_yaw_rate_rps, command.vyaw))
-            checked = replace(
-                command,
-                vx=vx,
-                vy=vy,
-                vyaw=vyaw,
-                duration_s=min(command.duration_s, lim.velocity_deadline_s),
-            )
+            checked = replace(command, vx=vx, vy=vy, vyaw=vyaw)
         elif isinstance(command, GoTo):
             if (
                 pose is not None
@@ -454,12 +454,8 @@ class CueEngine:
                 if command.max_angular_rps is None
                 else min(command.max_angular_rps, lim.max_yaw_rate_rps)
             )
-            checked = replace(
-                command,
-                duration_s=min(command.duration_s, lim.goto_deadline_s),
-                max_linear_mps=max_lin,
-                max_angular_rps=max_ang,
-            )
+            checked = replace(command, max_linear_mps=max_lin, max_angular_rps=max_ang)
+        checked = self.stop_budget.bound(checked)
         if checked != command:
             self._emit(
                 "command_capped",

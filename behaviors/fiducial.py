@@ -173,7 +173,7 @@ class GoToFiducialBehavior(Behavior):
                 y=gy,
                 yaw=gyaw,
                 frame="odom",
-                duration_s=limits.goto_deadline_s,
+                duration_s=self.ctx.stop.deadline_s(speed, limits.max_yaw_rate_rps),
                 max_linear_mps=speed,
                 max_angular_rps=limits.max_yaw_rate_rps,
             )

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from configs.loading import StrictModel
 
 
 class MotionLimits(StrictModel):
-    """Speed, distance and deadline caps applied to every command the behaviors produce."""
+    """Speed and distance caps applied to every command the behaviors produce (deadlines come
+    from the stop promise: behaviors/deadman.py)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -35,16 +36,17 @@ class MotionLimits(StrictModel):
         "behavior as failed (safe against a mislocalised tag); 'clamp' walks towards it, at most "
         "max_goal_distance_m per command.",
     )
-    velocity_deadline_s: float = Field(
-        0.6,
-        gt=0,
-        le=1.0,
-        description="Deadline of each velocity command (deadman): re-sent every tick while a "
-        "behavior drives, so the robot stops this soon after the agent stops sending.",
-    )
-    goto_deadline_s: float = Field(
-        1.0,
-        gt=0,
-        le=1.0,
-        description="Deadline of each go-to command, re-sent every tick (deadman, as above).",
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_fixed_deadlines(cls, data: Any) -> Any:
+        # Deadlines used to be set here; a fixed one ignores the braking time (issue 11).
+        if isinstance(data, dict):
+            for key in ("velocity_deadline_s", "goto_deadline_s"):
+                if key in data:
+                    raise ValueError(
+                        f"{key} is no longer set here: every command's deadline is derived from "
+                        "the agent's stop promise and the robot's braking (safety.stop_within_s, "
+                        "behaviors/deadman.py); remove it"
+                    )
+        return data

@@ -92,7 +92,7 @@ class TurnTowardBehavior(Behavior):
             return self.latch.halt()
         rate = self.p.angular_gain * bearing
         rate = math.copysign(max(abs(rate), self.p.min_yaw_rate_rps), bearing)
-        return self.latch.drive(capped_velocity(0.0, 0.0, rate, self.ctx.limits))
+        return self.latch.drive(capped_velocity(0.0, 0.0, rate, self.ctx.limits, self.ctx.stop))
 
 
 class FollowParams(BehaviorParams):
@@ -202,4 +202,4 @@ class FollowBehavior(Behavior):
             # Walk only as much as the target is in front: turn first when it is to the side.
             vx = p.linear_gain * error * max(math.cos(bearing), 0.0)
         vyaw = p.angular_gain * bearing
-        return self.latch.drive(capped_velocity(vx, 0.0, vyaw, self.ctx.limits, p.max_speed_mps))
+        return self.latch.drive(capped_velocity(vx, 0.0, vyaw, self.ctx.limits, self.ctx.stop, p.max_speed_mps))

@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, model_vali
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from behaviors.commands import MotionCommand
+from behaviors.deadman import StopBudget
 from behaviors.geometry import RobotPose
 from behaviors.limits import MotionLimits
 from behaviors.memory import SightingMemory
@@ -42,6 +43,7 @@ class BehaviorContext:
     trigger: Sighting | None  # the sighting that fired the rule (None for operator launches)
     emit: Callable[[str, float, dict[str, Any]], None]  # (kind, time, data) -> engine event
     create: Callable[[BehaviorCall], Behavior]  # builds a sub-behavior (sequence steps)
+    stop: StopBudget  # every motion command's deadline comes from it (behaviors/deadman.py)
 
 
 class Behavior(ABC):

@@ -59,22 +59,30 @@ DEFAULT_WORKERS = 48
 
 
 class _AuthInterceptor(grpc.ServerInterceptor):
-    """Rejects RPCs without a valid `authorization: Bearer <token>` (except the open services)."""
+    """Rejects RPCs without a valid `authorization: Bearer <token>` (except the open services),
+    and every RPC while the network is cut (`SimServer.cut_network`)."""
 
-    def __init__(self, tokens: TokenStore, open_services: set[str]) -> None:
+    def __init__(self, tokens: TokenStore, open_services: set[str], network_cut: Callable[[], bool]) -> None:
         self._tokens = tokens
         self._open_services = open_services
+        self._network_cut = network_cut
 
         def deny(request: bytes, context: grpc.ServicerContext) -> None:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "401 Unauthorized: missing or invalid user token")
 
+        def unreachable(request: bytes, context: grpc.ServicerContext) -> None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "network cut (sim)")
+
         self._deny = grpc.unary_unary_rpc_method_handler(deny)
+        self._unreachable = grpc.unary_unary_rpc_method_handler(unreachable)
 
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
+        if self._network_cut():
+            return self._unreachable
         service = handler_call_details.method[1:].split("/", 1)[0]
         if service in self._open_services:
             return continuation(handler_call_details)
@@ -162,7 +170,7 @@ class SimServer:
 
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sim-rpc"),
-            interceptors=[_AuthInterceptor(self.tokens, open_services)],
+            interceptors=[_AuthInterceptor(self.tokens, open_services, lambda: self._network_cut)],
             # No SO_REUSEPORT: a second sim on the same port must fail, not share connections.
             options=[*generate_channel_options(), ("grpc.so_reuseport", 0)],
         )
@@ -171,6 +179,10 @@ class SimServer:
         self._credentials = grpc.ssl_server_credentials([(certificates.server_key_pem, certificates.server_cert_pem)])
         self.port = 0
         self._stopped = False
+        self._network_cut = False
+        # What `restart` needs to start the same robot again.
+        self._camera_rate_hz, self._lease_timeout_s, self._physics_hz = camera_rate_hz, lease_timeout_s, physics_hz
+        self._max_workers, self._cameras = max_workers, cameras
 
     @classmethod
     def start(
@@ -236,6 +248,26 @@ class SimServer:
     def stall_images(self, stalled: bool) -> None:
         """Image RPCs hang (until un-stalled or their deadline) while `stalled` is True."""
         self.image.stall(stalled)
+
+    def cut_network(self, cut: bool) -> None:
+        """While `cut`, every RPC fails with UNAVAILABLE (the robot is out of reach; it keeps
+        running: leases go stale and E-Stop endpoints time out as on a robot)."""
+        self._network_cut = cut
+
+    def restart(self) -> SimServer:
+        """Stop this robot and boot a fresh one on the same port, as a rebooted robot: same
+        scenario, clock, login and certificates; new tokens, lease epoch, E-Stop configuration,
+        time-sync sessions; motors off, sitting at the scenario's start. Returns the new one."""
+        port = self.port
+        self.stop()
+        server = SimServer(
+            scenario=self.scenario, host=self.host, certificates=self.certificates, clock=self.clock,
+            camera_rate_hz=self._camera_rate_hz, user=self.user, password=self.password,
+            payloads=self.payloads, lease_timeout_s=self._lease_timeout_s, physics_hz=self._physics_hz,
+            max_workers=self._max_workers, cameras=self._cameras,
+        )
+        server._start(port)
+        return server
 
     def stop(self) -> None:
         if self._stopped:

@@ -191,6 +191,7 @@ TickHook = Callable[[int], None]
 EstopLevelFn = Callable[[int], int]
 
 _HISTORY = 512  # how many command records are kept for feedback requests
+_MAX_STEP_S = 0.1  # longest physics step integrated at once (after a long stall, time is lost)
 
 
 class SimWorld:
@@ -523,10 +524,14 @@ class SimWorld:
     # ----------------------------------------------------------------- physics
     def _run(self) -> None:
         period = self.physics_dt
-        next_tick = time.monotonic()
+        next_tick = last = time.monotonic()
         while not self._stop_event.is_set():
+            # Integrate the time that really passed: a robot does not slow down (or brake more
+            # slowly) because this thread was scheduled late on a busy machine.
+            now = time.monotonic()
+            dt, last = min(max(now - last, 0.0), _MAX_STEP_S), now
             try:
-                self.step(period)
+                self.step(dt if dt > 0.0 else period)
             except Exception:
                 _LOGGER.exception("sim physics step failed")
             next_tick += period

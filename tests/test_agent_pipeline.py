@@ -20,7 +20,7 @@ from agent.config import SafetyConfig
 from agent.dry_run import DryRunRobot
 from agent.latest import LatestSlots
 from agent.pipeline import Pipeline
-from agent.robot import ConnectionLost, LeaseLost, RobotStatus
+from agent.robot import ConnectionLost, LeaseLost, RobotGone, RobotStatus
 from behaviors.commands import MotionCommand, Stop, Velocity
 from behaviors.geometry import RobotPose
 from perception.detection import FrameResult, Sighting
@@ -366,6 +366,46 @@ def test_connection_loss_halts_reconnects_with_backoff_and_does_not_resume() -> 
     # After reconnecting the same person is still in view, but nothing moves again by itself.
     assert not any(isinstance(r.command, Velocity) and r.time > start + 0.4 for r in robot.recorded)
     assert report.reason == "duration"
+
+
+class PoweredOffRobot(DryRunRobot):
+    """Motors go off at `at` and the robot (its policy) says the run cannot go on."""
+
+    def __init__(self, clock: Any, at: float) -> None:
+        super().__init__(clock)
+        self.at = at
+
+    async def status(self) -> RobotStatus:
+        if self.clock.now() >= self.at:
+            raise RobotGone("motors are off: the robot restarted")
+        return await super().status()
+
+
+def test_robot_gone_ends_the_run_with_its_reason_and_sends_nothing_after() -> None:
+    clock = SystemClock()
+    start = clock.now()
+    cams = FakeCameras(["a"], fps=30, clock=clock, label_at=lambda t: "person")
+    robot = PoweredOffRobot(clock, start + 0.5)
+    pipe = Pipeline(cams, lambda: SlowDetector(0.01, []), FakeEngine(), robot, _safety(), clock)
+    report = asyncio.run(pipe.run(duration_s=5.0))
+    assert report.reason == "robot_unavailable" and not report.ok
+    assert report.detail == "motors are off: the robot restarted"
+    assert clock.now() - start < 2.0  # ended at once, not at the duration
+    gone = [e for e in report.events if e.kind == "robot_gone"]
+    assert len(gone) == 1 and gone[0].data["reason"] == "robot_unavailable"
+    assert not [c for c in robot.recorded if c.time >= start + 0.5]
+
+
+def test_still_disconnected_lines_carry_the_reason(caplog: pytest.LogCaptureFixture) -> None:
+    clock = SystemClock()
+    start = clock.now()
+    cams = FakeCameras(["a"], fps=30, clock=clock)
+    robot = FlakyLinkRobot(clock, start + 0.2, start + 1.5)
+    pipe = Pipeline(cams, lambda: SlowDetector(0.01, []), FakeEngine(), robot, _safety(), clock)
+    with caplog.at_level("INFO", logger="agent.pipeline"):
+        asyncio.run(pipe.run(duration_s=1.6))
+    waits = [r for r in caplog.records if getattr(r, "event", None) == "reconnect_wait"]
+    assert waits and all(getattr(r, "reason", "") == "robot did not answer" for r in waits)
 
 
 class ReplayFrames:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import math
 
+import pytest
+
 from agent.clock import FrameClock
 from agent.config import SafetyConfig
 from agent.latest import LatestSlots
@@ -36,11 +38,15 @@ def test_guard_caps_speed_turn_and_deadline_and_refuses_far_goals() -> None:
     v = guard.apply(Velocity(3.0, 4.0, -2.0, 30.0), None)
     assert isinstance(v, Velocity)
     assert math.isclose(math.hypot(v.vx, v.vy), 0.5) and math.isclose(v.vx / v.vy, 0.75)
-    assert v.vyaw == -0.4 and v.duration_s == 2.0
+    # Deadline: the stop promise (1 s) minus the reaction (0.1 s) and the braking from the capped
+    # 0.5 m/s (0.25 s at 2 m/s^2), tighter than max_command_duration_s.
+    assert v.vyaw == -0.4 and v.duration_s == pytest.approx(0.65)
     pose = RobotPose(1.0, 1.0, 0.0)
     near = guard.apply(GoTo(3.0, 1.0, 0.0, "odom", 5.0, max_linear_mps=1.2), pose)
     assert isinstance(near, GoTo) and near.max_linear_mps == 0.5 and near.max_angular_rps == 0.4
-    assert near.duration_s == 2.0
+    assert near.duration_s == pytest.approx(0.65)
+    slow = guard.apply(Velocity(0.1, 0.0, 0.0, 30.0), None)
+    assert isinstance(slow, Velocity) and slow.duration_s == pytest.approx(0.85)  # brakes sooner
     far = guard.apply(GoTo(5.0, 1.0, 0.0, "odom", 5.0), pose)
     assert isinstance(far, Refused) and "exceeds max_goto_distance_m" in far.reason
     assert guard.apply(Sit(), pose) == Sit()

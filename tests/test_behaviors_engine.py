@@ -9,6 +9,7 @@ import pytest
 
 from behaviors.commands import GoTo, MotionCommand, Sit, Stand, Stop, Velocity
 from behaviors.config import RulesConfig
+from behaviors.deadman import StopBudget
 from behaviors.engine import CueEngine, EngineEvent, RobotPose
 from behaviors.registry import REGISTRY, Behavior, BehaviorParams
 from perception.detection import FrameResult, Sighting
@@ -363,7 +364,7 @@ def test_follow_velocity_respects_speed_caps() -> None:
     (cmd,) = engine.tick(0.0, HOME)
     assert isinstance(cmd, Velocity)
     assert math.hypot(cmd.vx, cmd.vy) <= 0.3 + 1e-9 and abs(cmd.vyaw) <= 0.2 + 1e-9
-    assert cmd.duration_s == pytest.approx(0.6)
+    assert cmd.duration_s == pytest.approx(StopBudget().deadline_s(math.hypot(cmd.vx, cmd.vy), cmd.vyaw))
 
 
 def test_events_are_stamped_with_input_times() -> None:
@@ -435,15 +436,9 @@ def runaway() -> Any:
 
 
 def test_engine_clips_every_command_to_the_limits_whatever_the_behavior_asks(runaway: Any) -> None:
+    stop = StopBudget(stop_within_s=1.0, linear_decel_mps2=2.0, angular_decel_rps2=3.5, reaction_s=0.1)
     engine = CueEngine(
-        config(
-            [],
-            max_speed_mps=0.5,
-            max_yaw_rate_rps=0.7,
-            velocity_deadline_s=0.6,
-            goto_deadline_s=0.9,
-            max_goal_distance_m=5.0,
-        )
+        config([], max_speed_mps=0.5, max_yaw_rate_rps=0.7, max_goal_distance_m=5.0), stop=stop
     )
     engine.launch("test_runaway", {}, now=0.0)
     vel, goto, far = engine.tick(0.1, HOME)
@@ -451,9 +446,11 @@ def test_engine_clips_every_command_to_the_limits_whatever_the_behavior_asks(run
     assert math.hypot(vel.vx, vel.vy) == pytest.approx(0.5) and vel.vx / vel.vy == pytest.approx(
         0.75
     )
-    assert vel.vyaw == -0.7 and vel.duration_s == 0.6
-    assert isinstance(goto, GoTo) and goto.duration_s == 0.9 and goto.max_linear_mps == 0.5
-    assert goto.max_angular_rps == 0.7
+    # Deadlines: the promise minus the reaction and the braking from the capped speeds
+    # (0.5 m/s at 2 m/s^2 = 0.25 s; 0.7 rad/s at 3.5 rad/s^2 = 0.2 s), whatever was asked.
+    assert vel.vyaw == -0.7 and vel.duration_s == pytest.approx(1.0 - 0.1 - 0.25)
+    assert isinstance(goto, GoTo) and goto.duration_s == pytest.approx(0.65)
+    assert goto.max_linear_mps == 0.5 and goto.max_angular_rps == 0.7
     assert far == Stop()  # 50 m goal refused outright
     events = engine.drain_events()
     assert len(kinds(events, "command_capped")) == 2 and len(kinds(events, "command_refused")) == 1
