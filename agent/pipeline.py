@@ -286,6 +286,15 @@ class Pipeline:
             except StopAsyncIteration:
                 self._free_workers.release()
                 break
+            except Exception as exc:  # a broken source must end the run, not leave it waiting
+                self._free_workers.release()
+                log.exception("frame source failed", extra={"event": "source_failed"})
+                self._event("source_failed", f"frame source failed: {type(exc).__name__}: {exc}",
+                            error=str(exc))
+                if self._inflight:
+                    await asyncio.gather(*self._inflight, return_exceptions=True)
+                self._finish("source_failed")
+                return
             task = asyncio.create_task(self._run_detection(frame))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)

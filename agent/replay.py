@@ -232,7 +232,8 @@ async def _run(
         video = AnnotatedVideoWriter(out_video, fps or 15.0, per_camera=len(inner.cameras) > 1)
         all_observers.append(video)
     pipeline = Pipeline(
-        source, ahead.perceiver_factory(), CueEngine(rules), robot, safety, clock=clock,
+        source, ahead.perceiver_factory(), CueEngine(rules, stop=config.safety.stop_budget()), robot,
+        safety, clock=clock,
         events=EventLog(), observers=all_observers,
     )
     started = time.perf_counter()

@@ -25,12 +25,14 @@ import configs
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
+EXIT_FAILED = 1  # the agent itself failed (its camera stream broke); the robot was stopped
 EXIT_CONFIG = 2
 EXIT_CONNECT = 3
 EXIT_ROBOT_UNAVAILABLE = 4
 EXIT_LEASE_LOST = 5
 # How a run the robot ended exits (pipeline report reasons; anything else is 0).
 EXIT_CODES = {
+    "source_failed": EXIT_FAILED,
     "lease_lost": EXIT_LEASE_LOST,
     "robot_unavailable": EXIT_ROBOT_UNAVAILABLE,
     "cannot_connect": EXIT_CONNECT,

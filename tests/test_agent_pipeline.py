@@ -448,3 +448,28 @@ def test_replay_with_frame_clock_is_deterministic() -> None:
     tick_times = [t for t, k in first if k == "velocity"]
     assert all(abs((t - 1000.0) * 10 - round((t - 1000.0) * 10)) < 1e-6 or t in
                [round(x, 6) for x in [1000.0 + i / 15.0 for i in range(45)]] for t in tick_times)
+
+
+class BrokenSource:
+    """A source whose stream raises after a few frames (a bug, a dropped file, a dead driver)."""
+
+    def __init__(self) -> None:
+        self.cameras = ["a"]
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        for i in range(3):
+            yield Frame("a", np.zeros((4, 4), np.uint8), 1000.0 + i, 1000.0 + i, seq=i)
+        raise OSError("camera driver died")
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_failing_source_ends_the_run_with_its_reason_instead_of_hanging() -> None:
+    clock = FrameClock(start=1000.0)
+    pipe = Pipeline(BrokenSource(), lambda: SlowDetector(0.0, []), FakeEngine(), DryRunRobot(clock),
+                    _safety(detect_workers=1), clock)
+    report = asyncio.run(asyncio.wait_for(pipe.run(), timeout=30))
+    assert report.reason == "source_failed"
+    failed = [e for e in report.events if e.kind == "source_failed"]
+    assert failed and "camera driver died" in failed[0].message
