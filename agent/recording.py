@@ -20,14 +20,13 @@ import json
 import logging
 import queue
 import threading
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from agent import foxglove_messages as fm
 from agent import recording_format as fmt
 from agent.events import AgentEvent
 from agent.observers import PipelineObserver
@@ -84,22 +83,6 @@ class RecorderStats:
 class _Item:
     kind: str
     payload: Any
-
-
-_COLORS = [  # RGBA, one per class (stable: picked by a hash of the label)
-    (0.90, 0.10, 0.10),
-    (0.10, 0.65, 0.95),
-    (0.15, 0.80, 0.25),
-    (0.95, 0.70, 0.05),
-    (0.70, 0.25, 0.90),
-    (0.95, 0.40, 0.70),
-    (0.10, 0.85, 0.80),
-    (0.95, 0.55, 0.15),
-]
-
-
-def _color_for(label: str) -> tuple[float, float, float]:
-    return _COLORS[zlib.crc32(label.encode()) % len(_COLORS)]
 
 
 class Recorder:
@@ -289,68 +272,40 @@ class Recorder:
     def _write_json(self, topic: str, schema_key: str, data: Any, time: float) -> None:
         self._json_channel(topic, schema_key).log(fmt.dumps(data), log_time=fmt.to_ns(time))
 
-    def _raw_float_image(self, topic: str, image: np.ndarray, stamp: Any, frame_id: str) -> Any:
-        from foxglove import channels, messages
+    def _log(self, topic: str, message: Any, log_time: int) -> None:
+        """A Foxglove message (`foxglove.messages.*`) on its topic's channel."""
+        from foxglove import channels
 
-        height, width = image.shape
         channel = self._channel(
-            topic, lambda: channels.RawImageChannel(topic, context=self._context)
+            topic,
+            lambda: getattr(channels, f"{type(message).__name__}Channel")(
+                topic, context=self._context
+            ),
         )
-        msg = messages.RawImage(
-            timestamp=stamp,
-            frame_id=frame_id,
-            width=width,
-            height=height,
-            encoding="32FC1",
-            step=width * 4,
-            data=np.ascontiguousarray(image, dtype="<f4").tobytes(),
-        )
-        return channel, msg
+        channel.log(message, log_time=log_time)
 
     def _write_frame(self, frame: Frame) -> None:
-        from foxglove import channels, messages
-
         log_time = fmt.to_ns(frame.acquisition_time_local)
-        stamp = messages.Timestamp(sec=log_time // 1_000_000_000, nsec=log_time % 1_000_000_000)
-        frame_id = frame.frame_name_image_sensor or frame.camera
-        image = frame.image
-        if frame.encoded is not None or image.dtype == np.uint8:
-            topic = fmt.camera_topic(frame.camera, fmt.KIND_COMPRESSED)
-            if frame.encoded is not None:
-                encoding, data = "jpeg", frame.encoded  # as received: never re-encoded
-            else:
-                ok, png = cv2.imencode(".png", image)  # lossless: replay gets the same pixels
-                if not ok:
-                    raise ValueError(f"cannot PNG-encode a {image.shape} frame from {frame.camera}")
-                encoding, data = "png", png.tobytes()
-            msg: Any = messages.CompressedImage(
-                timestamp=stamp, frame_id=frame_id, data=data, format=encoding
-            )
-            channel = self._channel(
-                topic, lambda: channels.CompressedImageChannel(topic, context=self._context)
-            )
-        elif image.dtype == np.float32 and image.ndim == 2:
-            topic, encoding = fmt.camera_topic(frame.camera, fmt.KIND_RAW), "32FC1"
-            channel, msg = self._raw_float_image(topic, image, stamp, frame_id)
-        else:
-            raise ValueError(f"cannot record a {image.dtype} {image.shape} frame")
-        # Meta and depth first: a reader that has the image has them too.
-        meta_topic = fmt.camera_topic(frame.camera, fmt.KIND_META)
+        topic, encoding, image = fm.image_message(frame, lossless=True)
+        # Meta, depth, transforms and calibration first: a reader that has the image has them.
         self._write_json(
-            meta_topic, fmt.KIND_META, fmt.frame_meta(frame, topic, encoding),
+            fmt.camera_topic(frame.camera, fmt.KIND_META),
+            fmt.KIND_META,
+            fmt.frame_meta(frame, topic, encoding),
             frame.acquisition_time_local,
         )
         if frame.depth_m is not None:
-            depth_topic = fmt.camera_topic(frame.camera, fmt.KIND_DEPTH)
-            depth_channel, depth_msg = self._raw_float_image(
-                depth_topic, frame.depth_m.astype(np.float32, copy=False), stamp, frame_id
+            depth = fm.raw_float_image(
+                frame.depth_m.astype(np.float32, copy=False),
+                frame.acquisition_time_local,
+                fmt.image_frame_id(frame),
             )
-            depth_channel.log(depth_msg, log_time=log_time)
-        channel.log(msg, log_time=log_time)
+            self._log(fmt.camera_topic(frame.camera, fmt.KIND_DEPTH), depth, log_time)
+        for context_topic, message in fm.frame_context_messages(frame):
+            self._log(context_topic, message, log_time)
+        self._log(topic, image, log_time)
 
     def _write_result(self, payload: tuple[int, float, FrameResult]) -> None:
-        from foxglove import channels, messages
-
         step, time, result = payload
         self._write_json(
             fmt.TOPIC_DETECTIONS,
@@ -358,46 +313,9 @@ class Recorder:
             {"step": step, "time": time, "result": fmt.result_to_dict(result)},
             time,
         )
-        # Boxes on the image: the annotation carries the image's own timestamp.
-        image_ns = fmt.to_ns(result.time_local)
-        stamp = messages.Timestamp(sec=image_ns // 1_000_000_000, nsec=image_ns % 1_000_000_000)
-        points, texts = [], []
-        for s in result.sightings:
-            r, g, b = _color_for(s.label)
-            x1, y1, x2, y2 = (float(v) for v in s.box)
-            points.append(
-                messages.PointsAnnotation(
-                    timestamp=stamp,
-                    type=messages.PointsAnnotationType.LineLoop,
-                    points=[
-                        messages.Point2(x=x1, y=y1),
-                        messages.Point2(x=x2, y=y1),
-                        messages.Point2(x=x2, y=y2),
-                        messages.Point2(x=x1, y=y2),
-                    ],
-                    outline_color=messages.Color(r=r, g=g, b=b, a=1.0),
-                    thickness=2.0,
-                )
-            )
-            extra = f" {s.distance_m:.1f}m" if s.distance_m is not None else ""
-            texts.append(
-                messages.TextAnnotation(
-                    timestamp=stamp,
-                    position=messages.Point2(x=x1, y=max(y1 - 2.0, 12.0)),
-                    text=f"{s.label} {s.score:.2f}{extra}",
-                    font_size=14.0,
-                    text_color=messages.Color(r=1.0, g=1.0, b=1.0, a=1.0),
-                    background_color=messages.Color(r=r, g=g, b=b, a=0.7),
-                )
-            )
-        topic = fmt.camera_topic(result.camera, fmt.KIND_ANNOTATIONS)
-        channel = self._channel(
-            topic, lambda: channels.ImageAnnotationsChannel(topic, context=self._context)
-        )
-        channel.log(
-            messages.ImageAnnotations(timestamp=stamp, points=points, texts=texts),
-            log_time=image_ns,
-        )
+        # Boxes on the image and sightings in 3D carry the image's own time.
+        for topic, message in fm.result_messages(result):
+            self._log(topic, message, fmt.to_ns(result.time_local))
 
     def _write_step(self, payload: tuple[int, float, str]) -> None:
         step, time, trigger = payload
@@ -417,16 +335,13 @@ class Recorder:
     def _write_event(self, payload: tuple[str, float, Any]) -> None:
         kind, time, data = payload
         self._write_json(
-            fmt.TOPIC_EVENTS, fmt.TOPIC_EVENTS, {"kind": kind, "time": time, "data": data}, time
+            fmt.TOPIC_EVENTS, fmt.TOPIC_EVENTS, fmt.event_record(kind, time, data), time
         )
 
     def _write_command(self, payload: tuple[float, dict[str, Any], str]) -> None:
         time, command, outcome = payload
         self._write_json(
-            fmt.TOPIC_COMMANDS,
-            fmt.TOPIC_COMMANDS,
-            {"time": time, "command": command, "outcome": outcome},
-            time,
+            fmt.TOPIC_COMMANDS, fmt.TOPIC_COMMANDS, fmt.command_record(time, command, outcome), time
         )
 
 
@@ -454,8 +369,4 @@ class RecordingObserver(PipelineObserver):
         self.recorder.record_command(now, command, outcome)
 
     def event(self, event: AgentEvent) -> None:
-        data = dict(event.data)
-        if event.message:
-            data.setdefault("message", event.message)
-        data.setdefault("source", event.source)
-        self.recorder.record_event(event.kind, event.time, data)
+        self.recorder.record_event(event.kind, event.time, fmt.agent_event_data(event))

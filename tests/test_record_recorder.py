@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -127,6 +128,9 @@ def test_recording_opens_with_mcap_reader_with_foxglove_schemas(tmp_path: Path) 
             f"/camera/{CAMERA}/compressed": ("foxglove.CompressedImage", "protobuf"),
             f"/camera/{CAMERA}/annotations": ("foxglove.ImageAnnotations", "protobuf"),
             f"/camera/{CAMERA}/meta": ("spot_cue_agent.FrameMeta", "json"),
+            f"/camera/{CAMERA}/calibration": ("foxglove.CameraCalibration", "protobuf"),
+            "/tf": ("foxglove.FrameTransforms", "protobuf"),
+            "/sightings": ("foxglove.SceneUpdate", "protobuf"),
             "/detections": ("spot_cue_agent.ObservedResult", "json"),
             "/pipeline/steps": ("spot_cue_agent.ControlStep", "json"),
             "/robot/status": ("spot_cue_agent.RobotStatus", "json"),
@@ -197,26 +201,69 @@ def test_meta_has_readable_camera_transforms(tmp_path: Path) -> None:
     assert metas[1]["intrinsics"] == {"fx": 330.1, "fy": 330.2, "cx": 320.5, "cy": 240.25}
 
 
-def test_annotations_carry_the_image_timestamp(tmp_path: Path) -> None:
-    path = tmp_path / "run.mcap"
-    frames, _ = _record_session(path, n=3)
+def _decoded(path: Path, topic: str) -> list[tuple[int, Any]]:
+    """(log time, message) of a protobuf topic, decoded with the schema stored in the file."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+    out = []
     with open(path, "rb") as f:
-        reader = make_reader(f)
-        stamps, boxes, labels = [], [], []
-        for schema, _, message in reader.iter_messages(topics=[f"/camera/{CAMERA}/annotations"]):
+        for schema, _, message in make_reader(f).iter_messages(topics=[topic]):
             pool = descriptor_pool.DescriptorPool()
             for file in descriptor_pb2.FileDescriptorSet.FromString(schema.data).file:
                 pool.Add(file)
             cls = message_factory.GetMessageClass(pool.FindMessageTypeByName(schema.name))
-            msg = cls.FromString(message.data)
-            stamps.append(msg.timestamp.seconds * 1_000_000_000 + msg.timestamp.nanos)
-            boxes.append([(p.x, p.y) for p in msg.points[0].points])
-            labels.append(msg.texts[0].text)
-    assert stamps == [fmt.to_ns(f.acquisition_time_local) for f in frames]
-    assert boxes[0] == [(100.0, 50.5), (220.0, 50.5), (220.0, 400.0), (100.0, 400.0)]
-    assert labels[0] == "person 0.74 2.1m"
+            out.append((message.log_time, cls.FromString(message.data)))
+    return out
+
+
+def _ns(stamp: Any) -> int:
+    return int(stamp.seconds) * 1_000_000_000 + int(stamp.nanos)
+
+
+def test_annotations_carry_the_image_timestamp(tmp_path: Path) -> None:
+    path = tmp_path / "run.mcap"
+    frames, _ = _record_session(path, n=3)
+    decoded = [msg for _, msg in _decoded(path, f"/camera/{CAMERA}/annotations")]
+    assert [_ns(m.timestamp) for m in decoded] == [fmt.to_ns(f.acquisition_time_local) for f in frames]
+    assert [(p.x, p.y) for p in decoded[0].points[0].points] == [
+        (100.0, 50.5), (220.0, 50.5), (220.0, 400.0), (100.0, 400.0)
+    ]
+    assert decoded[0].texts[0].text == "person 0.74 2.1m"
+
+
+def test_transforms_place_camera_and_body_in_odom(tmp_path: Path) -> None:
+    """The 3D panel needs odom -> body -> camera sensor frame, at each image's time."""
+    path = tmp_path / "run.mcap"
+    frames, _ = _record_session(path, n=3)
+    tfs = _decoded(path, "/tf")
+    assert [t for t, _ in tfs] == [fmt.to_ns(f.acquisition_time_local) for f in frames]
+    _, last = tfs[-1]
+    edges = {(t.parent_frame_id, t.child_frame_id): t for t in last.transforms}
+    assert set(edges) == {("odom", "body"), ("body", SENSOR)}
+    assert edges[("odom", "body")].translation.x == pytest.approx(0.2)  # frame 2: body at x=0.2
+    camera = edges[("body", SENSOR)]
+    assert (camera.translation.x, camera.translation.z) == pytest.approx((0.4, 0.1))
+    assert (camera.rotation.w, camera.rotation.x) == pytest.approx((0.5, -0.5))
+    assert _ns(camera.timestamp) == fmt.to_ns(frames[-1].acquisition_time_local)
+    # Images and calibrations name the same sensor frame, so the panel can place them.
+    (_, image), *_ = _decoded(path, f"/camera/{CAMERA}/compressed")
+    (_, calibration), *_ = _decoded(path, f"/camera/{CAMERA}/calibration")
+    assert image.frame_id == calibration.frame_id == SENSOR
+    assert list(calibration.K) == [330.1, 0.0, 320.5, 0.0, 330.2, 240.25, 0.0, 0.0, 1.0]
+    assert (calibration.width, calibration.height) == (640, 480)
+
+
+def test_sightings_are_entities_at_their_odom_position(tmp_path: Path) -> None:
+    path = tmp_path / "run.mcap"
+    frames, _ = _record_session(path, n=2)
+    updates = _decoded(path, "/sightings")
+    assert [t for t, _ in updates] == [fmt.to_ns(f.acquisition_time_local) for f in frames]
+    (entity,) = updates[0][1].entities
+    assert entity.frame_id == "odom"
+    (sphere,) = entity.spheres
+    position = sphere.pose.position
+    assert (position.x, position.y, position.z) == (2.0, 0.5, 0.0)
+    assert entity.texts[0].text.startswith("person 0.74")
 
 
 def test_frames_without_jpeg_are_stored_losslessly(tmp_path: Path) -> None:
