@@ -124,7 +124,8 @@ class Recorder:
             )
         except Exception as exc:
             raise RecordingError(f"{self.path}: cannot create recording: {exc}") from exc
-        header = {"format_version": str(fmt.FORMAT_VERSION), **(metadata or {})}
+        # No machine paths in a recording: it is read on other machines.
+        header = {"format_version": str(fmt.FORMAT_VERSION), **fmt.portable_metadata(metadata or {})}
         self._writer.write_metadata(fmt.RECORDING_METADATA, header)
 
         self._queue: queue.Queue[_Item | object] = queue.Queue(maxsize=queue_size)

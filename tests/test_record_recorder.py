@@ -374,3 +374,33 @@ def test_reduced_jpeg_decode_and_registered_depth_replay_identically(tmp_path: P
     assert np.array_equal(got.image, reduced)
     assert got.depth_m is not None
     assert np.array_equal(got.depth_m, depth, equal_nan=True)
+
+
+def test_recordings_hold_no_machine_paths(tmp_path: Path) -> None:
+    """A recording is read on other machines: shipped files by their shipped name, other
+    files by their name, never this machine's absolute paths."""
+    from agent.config import config_overrides, load_agent_config
+    from agent.replay import recording_metadata
+    from configs import SHIPPED_DIR
+
+    own_rules = tmp_path / "site" / "my_rules.yaml"
+    own_rules.parent.mkdir()
+    own_rules.write_text((SHIPPED_DIR / "rules" / "default.yaml").read_text())
+    config = load_agent_config(SHIPPED_DIR / "agent.yaml")
+    for rules, expected in ((SHIPPED_DIR / "rules" / "follow.yaml", "rules/follow.yaml"),
+                            (own_rules, "my_rules.yaml")):
+        path = tmp_path / f"{expected.replace('/', '_')}.mcap"
+        cfg = config_overrides(config, rules=rules)
+        with Recorder(path, metadata=recording_metadata(cfg, started_local=T0, replay_of=str(path))) as rec:
+            image, jpeg = _grey_jpeg()
+            rec.record_frame(_frame(0, image, jpeg))
+        with open(path, "rb") as f:
+            reader = make_reader(f)
+            header = {m.name: m.metadata for m in reader.iter_metadata()}[fmt.RECORDING_METADATA]
+            everything = [v.encode() for v in header.values()]
+            everything += [m.data for _, _, m in reader.iter_messages()]
+        assert header["rules"] == expected
+        assert header["detector_model"].startswith("perception/models/")
+        assert header["replay_of"] == path.name
+        for machine_path in (str(tmp_path), str(SHIPPED_DIR.parent)):
+            assert not any(machine_path.encode() in data for data in everything), machine_path
