@@ -1,16 +1,22 @@
-"""`Recorder`: writes what the agent saw, decided and did to an MCAP file Foxglove can open.
+"""`Recorder`: writes what the agent saw, decided and did to MCAP files Foxglove can open.
 
 The pipeline calls the `record_*` methods from its event loop; they only copy a reference into a
-bounded queue and return at once. A writer thread turns queue items into Foxglove messages and
-writes them with `foxglove-sdk`'s MCAP writer. When the queue is full the item is dropped and
-counted, never waited for: a slow disk must not slow the robot down. Frames are dropped first
-(they are refused while the queue is more than `frame_fill_limit` full), so the small records that
-replay needs to reproduce commands keep room.
+bounded queue and return at once. A writer thread turns queue items into Foxglove messages
+(`agent.foxglove_messages`) and writes them to rotating MCAP segments (`agent.recording_segments`:
+`run.mcap`, `run-001.mcap`, ... each complete on its own, under a total cap). When the queue is
+full the item is dropped and counted, never waited for: a slow disk must not slow the robot
+down. Frames are dropped first (they are refused while the queue is more than
+`frame_fill_limit` full), so the small records that replay needs to reproduce commands keep room.
+
+When writing fails for good (disk full, quota, file size limit) the recorder logs it once,
+stops recording and says why in `failure`; the agent and the robot carry on, and the run exits
+non-zero at its end (`spot-agent run`).
 
 Frames are stored as they were received: JPEG bytes untouched in `foxglove.CompressedImage`;
 frames that came without JPEG bytes as lossless PNG (grey/BGR) or `foxglove.RawImage` 32FC1
 (depth, metres). A frame's log time is its local acquisition time; everything else is logged at
 the pipeline-clock time it happened, so replaying a recording writes the same times again.
+Engine steps are numbered from 0 in each segment, so each replays on its own.
 """
 
 from __future__ import annotations
@@ -30,6 +36,15 @@ from agent import foxglove_messages as fm
 from agent import recording_format as fmt
 from agent.events import AgentEvent
 from agent.observers import PipelineObserver
+from agent.recording_segments import (
+    McapSegments,
+    RecordingConfig,
+    SchemaSpec,
+    SegmentsFailed,
+    existing_segments,
+    free_space_mb,
+    segment_path,
+)
 from agent.robot import RobotStatus
 from behaviors.commands import MotionCommand, command_to_dict
 from perception.detection import FrameResult
@@ -44,10 +59,11 @@ class RecordingError(RuntimeError):
     """The recording file cannot be created."""
 
 
-def check_recording_path(path: Path, overwrite: bool = False) -> None:
-    """Raise `RecordingError` unless a recording can be created at `path`."""
-    if path.exists() and not overwrite:
-        raise RecordingError(f"{path}: already exists (refusing to overwrite it)")
+def check_recording_path(path: Path) -> None:
+    """Raise `RecordingError` unless a recording (all its segments) can be created at `path`."""
+    existing = existing_segments(path)
+    if existing:
+        raise RecordingError(f"{existing[0]}: already exists (refusing to overwrite it)")
     if not path.parent.is_dir():
         raise RecordingError(f"{path}: directory {path.parent} does not exist")
 
@@ -59,6 +75,7 @@ class RecorderStats:
     write_errors: int = 0
     last_error: str = ""
     engine_steps: int = 0  # engine inputs (observed results + control steps), dropped or not
+    refused_after_failure: int = 0  # offered after recording stopped (disk full...)
 
     @property
     def dropped_total(self) -> int:
@@ -67,6 +84,19 @@ class RecorderStats:
     @property
     def written_total(self) -> int:
         return sum(self.written.values())
+
+    def since(self, earlier: RecorderStats) -> RecorderStats:
+        """What happened between `earlier` and these stats (one segment's share)."""
+        def minus(now: dict[str, int], then: dict[str, int]) -> dict[str, int]:
+            return {k: v - then.get(k, 0) for k, v in now.items() if v - then.get(k, 0)}
+
+        return RecorderStats(
+            written=minus(self.written, earlier.written),
+            dropped=minus(self.dropped, earlier.dropped),
+            write_errors=self.write_errors - earlier.write_errors,
+            last_error=self.last_error if self.write_errors > earlier.write_errors else "",
+            engine_steps=self.engine_steps - earlier.engine_steps,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -90,7 +120,7 @@ class Recorder:
 
     `queue_size` bounds the items waiting for the writer (a frame is one item). `chunk_size` is
     the MCAP chunk size: at most this much (the chunk being filled) is lost if the process dies
-    without `close()`.
+    without `close()`. `limits`: segment size and age, total cap (`RecordingConfig`).
     """
 
     def __init__(
@@ -99,49 +129,66 @@ class Recorder:
         *,
         queue_size: int = 256,
         frame_fill_limit: float = 0.75,
-        overwrite: bool = False,
         chunk_size: int = 256 * 1024,
         compression: str | None = "zstd",
         metadata: dict[str, str] | None = None,
+        limits: RecordingConfig | None = None,
     ) -> None:
-        import foxglove
-        from foxglove.mcap import MCAPCompression, MCAPWriteOptions
-
         self.path = Path(path)
-        check_recording_path(self.path, overwrite)
-        compressions = {"zstd": MCAPCompression.Zstd, "lz4": MCAPCompression.Lz4, None: None}
-        if compression not in compressions:
+        check_recording_path(self.path)
+        if compression not in ("zstd", "lz4", None):
             raise ValueError(f"compression must be zstd, lz4 or None, not {compression!r}")
-        self._context = foxglove.Context()
-        options = MCAPWriteOptions(
-            compression=compressions[compression],
-            chunk_size=chunk_size,
-            compression_threads=0,  # compress on the writer thread: no extra threads
-        )
-        try:
-            self._writer = foxglove.open_mcap(
-                self.path, context=self._context, allow_overwrite=overwrite, writer_options=options
-            )
-        except Exception as exc:
-            raise RecordingError(f"{self.path}: cannot create recording: {exc}") from exc
+        self.limits = limits or RecordingConfig()
         # No machine paths in a recording: it is read on other machines.
-        header = {"format_version": str(fmt.FORMAT_VERSION), **fmt.portable_metadata(metadata or {})}
-        self._writer.write_metadata(fmt.RECORDING_METADATA, header)
-
+        self._header = {"format_version": str(fmt.FORMAT_VERSION),
+                        **fmt.portable_metadata(metadata or {})}
         self._queue: queue.Queue[_Item | object] = queue.Queue(maxsize=queue_size)
         self._frame_limit = max(1, int(queue_size * frame_fill_limit))
-        self._channels: dict[str, Any] = {}
         self._stats = RecorderStats()
         self._stats_lock = threading.Lock()
         self._step = 0
         self._closed = False
+        self.failure: str | None = None  # why recording stopped early (disk full...), if it did
+        # Writer-thread state: where the segment being written starts.
+        self._segment_start = RecorderStats()
+        self._segment_first_step = 0
+        self._steps_handled = 0  # 1 + the last engine step the writer handled
+        self._last_ns = 0
+        self._writer_done = False
+        self._files = McapSegments(
+            self.path, self.limits, self._segment_header, self._segment_closing,
+            chunk_size, compression,
+        )
+        try:
+            self._files.open_next()
+        except OSError as exc:
+            raise RecordingError(f"{self.path}: cannot create recording: {exc}") from exc
+        self._warn_if_short_of_space()
         self._thread = threading.Thread(target=self._run, name="mcap-recorder", daemon=True)
         self._thread.start()
+
+    @property
+    def segments(self) -> list[Path]:
+        """The recording's files on disk, oldest first."""
+        return self._files.segments
+
+    def _warn_if_short_of_space(self) -> None:
+        free = free_space_mb(self.path.parent)
+        if free < self.limits.max_total_mb:
+            log.warning(
+                "recording: %.0f MiB free in %s, less than the recording cap (%.0f MiB): "
+                "recording will stop if the disk fills", free, self.path.parent,
+                self.limits.max_total_mb, extra={"event": "recording_low_space"},
+            )
 
     # --- producer side (pipeline thread): never blocks ------------------------------------
 
     def _offer(self, kind: str, payload: Any, limit: int | None = None) -> bool:
         if self._closed:
+            return False
+        if self.failure is not None:
+            with self._stats_lock:
+                self._stats.refused_after_failure += 1
             return False
         if limit is not None and self._queue.qsize() >= limit:
             self._count_drop(kind)
@@ -211,23 +258,28 @@ class Recorder:
         """
         if not self._closed:
             self._closed = True
-            self._queue.put(_STOP)  # the only blocking put: shutdown may wait for the writer
+            try:  # shutdown may wait for the writer, but not forever
+                self._queue.put(_STOP, timeout=timeout_s)
+            except queue.Full:
+                pass
             self._thread.join(timeout_s)
             if self._thread.is_alive():
                 log.error("recorder: writer did not finish within %.0f s", timeout_s)
+            else:
+                self._finish()
             stats = self.stats()
-            try:
-                self._writer.write_metadata(
-                    fmt.RECORDING_STATS_METADATA,
-                    {k: json.dumps(v) for k, v in stats.as_dict().items()},
-                )
-                self._writer.close()
-            except Exception as exc:
-                log.error("recorder: closing %s failed: %s", self.path, exc)
-            if stats.written_total == 0 and stats.dropped_total == 0 and not keep_empty:
+            nothing = stats.written_total == 0 and stats.dropped_total == 0
+            if nothing and self.failure is None and not keep_empty and self._files.index == 0:
                 self.path.unlink(missing_ok=True)
                 log.info("recorder: nothing was recorded; removed %s", self.path)
         return self.stats()
+
+    def _finish(self) -> None:
+        self._writer_done = True
+        try:
+            self._files.close()
+        except SegmentsFailed:
+            self._failed()
 
     def __enter__(self) -> Recorder:
         return self
@@ -243,8 +295,16 @@ class Recorder:
             if item is _STOP:
                 return
             assert isinstance(item, _Item)
+            if self.failure is not None:  # stopped: what was queued is not written
+                with self._stats_lock:
+                    self._stats.refused_after_failure += 1
+                continue
             try:
+                self._files.rotate_if_due()  # between items: a frame's messages stay together
                 getattr(self, f"_write_{item.kind}")(item.payload)
+            except SegmentsFailed:
+                self._failed()
+                continue
             except Exception as exc:  # one bad item must not stop the recording
                 with self._stats_lock:
                     self._stats.write_errors += 1
@@ -254,36 +314,61 @@ class Recorder:
             with self._stats_lock:
                 self._stats.written[item.kind] = self._stats.written.get(item.kind, 0) + 1
 
-    def _channel(self, topic: str, factory: Any) -> Any:
-        channel = self._channels.get(topic)
-        if channel is None:
-            channel = self._channels[topic] = factory()
-        return channel
-
-    def _json_channel(self, topic: str, schema_key: str) -> Any:
-        import foxglove
-
-        return self._channel(
-            topic,
-            lambda: foxglove.Channel(
-                topic, schema=fmt.JSON_SCHEMAS[schema_key], context=self._context
-            ),
+    def _failed(self) -> None:
+        """Writing failed for good: say so once, clearly, and stop recording (not the robot)."""
+        if self.failure is not None:
+            return
+        self.failure = self._files.failure or "write error"
+        kept = [f"{p.name} (complete)" for p in self._files.segments]
+        kept.append(f"{self._files.current.name} (cut short: replayable up to the failure)")
+        log.error(
+            "recording stopped: %s. The agent keeps running; the run will exit non-zero. "
+            "On disk: %s", self.failure, ", ".join(kept),
+            extra={"event": "recording_failed", "reason": self.failure},
         )
+
+    def _segment_header(self, index: int) -> dict[str, dict[str, str]]:
+        """Metadata written first in segment `index`: the run's header, where the segment is."""
+        header = dict(self._header)
+        if index > 0:
+            self._segment_start = self._stats_now(self._steps_handled)
+            self._segment_first_step = self._steps_handled
+            header["started_local"] = repr(self._last_ns / 1e9)  # where the last one ended
+        header.update(
+            segment=str(index),
+            first_step=str(self._segment_first_step),
+            previous_segment=segment_path(self.path, index - 1).name if index > 0 else "",
+        )
+        return {fmt.RECORDING_METADATA: header}
+
+    def _segment_closing(self, index: int) -> dict[str, dict[str, str]]:
+        """Metadata written last in a segment: its own share of the stats."""
+        # The last segment owns every step numbered so far; an earlier one those it wrote.
+        steps = self._step if self._writer_done else self._steps_handled
+        share = self._stats_now(steps).since(self._segment_start)
+        return {
+            fmt.RECORDING_STATS_METADATA: {k: json.dumps(v) for k, v in share.as_dict().items()}
+        }
+
+    def _stats_now(self, engine_steps: int) -> RecorderStats:
+        return dataclasses.replace(self.stats(), engine_steps=engine_steps)
+
+    def _emit(self, topic: str, schema: SchemaSpec, data: bytes, log_time: int) -> None:
+        self._last_ns = max(self._last_ns, log_time)
+        self._files.write(topic, schema, data, log_time)
 
     def _write_json(self, topic: str, schema_key: str, data: Any, time: float) -> None:
-        self._json_channel(topic, schema_key).log(fmt.dumps(data), log_time=fmt.to_ns(time))
+        self._emit(topic, SchemaSpec.of_json(fmt.JSON_SCHEMAS[schema_key]), fmt.dumps(data),
+                   fmt.to_ns(time))
 
     def _log(self, topic: str, message: Any, log_time: int) -> None:
-        """A Foxglove message (`foxglove.messages.*`) on its topic's channel."""
-        from foxglove import channels
+        """A Foxglove message (`foxglove.messages.*`), protobuf-encoded with its schema."""
+        self._emit(topic, SchemaSpec.of_message(message), message.encode(), log_time)
 
-        channel = self._channel(
-            topic,
-            lambda: getattr(channels, f"{type(message).__name__}Channel")(
-                topic, context=self._context
-            ),
-        )
-        channel.log(message, log_time=log_time)
+    def _local_step(self, step: int) -> int:
+        """An engine step as numbered in the segment being written (from 0)."""
+        self._steps_handled = max(self._steps_handled, step + 1)
+        return step - self._segment_first_step
 
     def _write_frame(self, frame: Frame) -> None:
         log_time = fmt.to_ns(frame.acquisition_time_local)
@@ -311,7 +396,7 @@ class Recorder:
         self._write_json(
             fmt.TOPIC_DETECTIONS,
             fmt.TOPIC_DETECTIONS,
-            {"step": step, "time": time, "result": fmt.result_to_dict(result)},
+            {"step": self._local_step(step), "time": time, "result": fmt.result_to_dict(result)},
             time,
         )
         # Boxes on the image and sightings in 3D carry the image's own time.
@@ -320,9 +405,8 @@ class Recorder:
 
     def _write_step(self, payload: tuple[int, float, str]) -> None:
         step, time, trigger = payload
-        self._write_json(
-            fmt.TOPIC_STEPS, fmt.TOPIC_STEPS, {"step": step, "time": time, "trigger": trigger}, time
-        )
+        data = {"step": self._local_step(step), "time": time, "trigger": trigger}
+        self._write_json(fmt.TOPIC_STEPS, fmt.TOPIC_STEPS, data, time)
 
     def _write_status(self, payload: tuple[float, Any, Any]) -> None:
         time, status, error = payload

@@ -99,7 +99,8 @@ class _Extras:
             from agent.recording import Recorder, RecordingObserver
             from agent.replay import recording_metadata
 
-            recorder = Recorder(record, metadata=recording_metadata(config, started_local=time.time()))
+            recorder = Recorder(record, limits=config.recording,
+                                metadata=recording_metadata(config, started_local=time.time()))
             stack.callback(recorder.close)
             self.observers.append(RecordingObserver(recorder))
         if config.control.enabled or config.control.live_view.enabled:  # either runs alone
