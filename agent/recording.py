@@ -168,6 +168,11 @@ class Recorder:
         self._thread.start()
 
     @property
+    def failed(self) -> bool:
+        """Recording stopped early for good (`failure` says why): the run should exit non-zero."""
+        return self.failure is not None
+
+    @property
     def segments(self) -> list[Path]:
         """The recording's files on disk, oldest first."""
         return self._files.segments
