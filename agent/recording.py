@@ -1,16 +1,22 @@
-"""`Recorder`: writes what the agent saw, decided and did to an MCAP file Foxglove can open.
+"""`Recorder`: writes what the agent saw, decided and did to MCAP files Foxglove can open.
 
 The pipeline calls the `record_*` methods from its event loop; they only copy a reference into a
-bounded queue and return at once. A writer thread turns queue items into Foxglove messages and
-writes them with `foxglove-sdk`'s MCAP writer. When the queue is full the item is dropped and
-counted, never waited for: a slow disk must not slow the robot down. Frames are dropped first
-(they are refused while the queue is more than `frame_fill_limit` full), so the small records that
-replay needs to reproduce commands keep room.
+bounded queue and return at once. A writer thread turns queue items into Foxglove messages
+(`agent.foxglove_messages`) and writes them to rotating MCAP segments (`agent.recording_segments`:
+`run.mcap`, `run-001.mcap`, ... each complete on its own, under a total cap). When the queue is
+full the item is dropped and counted, never waited for: a slow disk must not slow the robot
+down. Frames are dropped first (they are refused while the queue is more than
+`frame_fill_limit` full), so the small records that replay needs to reproduce commands keep room.
+
+When writing fails for good (disk full, quota, file size limit) the recorder logs it once,
+stops recording and says why in `failure`; the agent and the robot carry on, and the run exits
+non-zero at its end (`spot-agent run`).
 
 Frames are stored as they were received: JPEG bytes untouched in `foxglove.CompressedImage`;
 frames that came without JPEG bytes as lossless PNG (grey/BGR) or `foxglove.RawImage` 32FC1
 (depth, metres). A frame's log time is its local acquisition time; everything else is logged at
 the pipeline-clock time it happened, so replaying a recording writes the same times again.
+Engine steps are numbered from 0 in each segment, so each replays on its own.
 """
 
 from __future__ import annotations
@@ -20,17 +26,25 @@ import json
 import logging
 import queue
 import threading
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from agent import foxglove_messages as fm
 from agent import recording_format as fmt
 from agent.events import AgentEvent
 from agent.observers import PipelineObserver
+from agent.recording_segments import (
+    McapSegments,
+    RecordingConfig,
+    SchemaSpec,
+    SegmentsFailed,
+    existing_segments,
+    free_space_mb,
+    segment_path,
+)
 from agent.robot import RobotStatus
 from behaviors.commands import MotionCommand, command_to_dict
 from perception.detection import FrameResult
@@ -45,10 +59,11 @@ class RecordingError(RuntimeError):
     """The recording file cannot be created."""
 
 
-def check_recording_path(path: Path, overwrite: bool = False) -> None:
-    """Raise `RecordingError` unless a recording can be created at `path`."""
-    if path.exists() and not overwrite:
-        raise RecordingError(f"{path}: already exists (refusing to overwrite it)")
+def check_recording_path(path: Path) -> None:
+    """Raise `RecordingError` unless a recording (all its segments) can be created at `path`."""
+    existing = existing_segments(path)
+    if existing:
+        raise RecordingError(f"{existing[0]}: already exists (refusing to overwrite it)")
     if not path.parent.is_dir():
         raise RecordingError(f"{path}: directory {path.parent} does not exist")
 
@@ -60,6 +75,7 @@ class RecorderStats:
     write_errors: int = 0
     last_error: str = ""
     engine_steps: int = 0  # engine inputs (observed results + control steps), dropped or not
+    refused_after_failure: int = 0  # offered after recording stopped (disk full...)
 
     @property
     def dropped_total(self) -> int:
@@ -68,6 +84,19 @@ class RecorderStats:
     @property
     def written_total(self) -> int:
         return sum(self.written.values())
+
+    def since(self, earlier: RecorderStats) -> RecorderStats:
+        """What happened between `earlier` and these stats (one segment's share)."""
+        def minus(now: dict[str, int], then: dict[str, int]) -> dict[str, int]:
+            return {k: v - then.get(k, 0) for k, v in now.items() if v - then.get(k, 0)}
+
+        return RecorderStats(
+            written=minus(self.written, earlier.written),
+            dropped=minus(self.dropped, earlier.dropped),
+            write_errors=self.write_errors - earlier.write_errors,
+            last_error=self.last_error if self.write_errors > earlier.write_errors else "",
+            engine_steps=self.engine_steps - earlier.engine_steps,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -86,28 +115,12 @@ class _Item:
     payload: Any
 
 
-_COLORS = [  # RGBA, one per class (stable: picked by a hash of the label)
-    (0.90, 0.10, 0.10),
-    (0.10, 0.65, 0.95),
-    (0.15, 0.80, 0.25),
-    (0.95, 0.70, 0.05),
-    (0.70, 0.25, 0.90),
-    (0.95, 0.40, 0.70),
-    (0.10, 0.85, 0.80),
-    (0.95, 0.55, 0.15),
-]
-
-
-def _color_for(label: str) -> tuple[float, float, float]:
-    return _COLORS[zlib.crc32(label.encode()) % len(_COLORS)]
-
-
 class Recorder:
     """Bounded, non-blocking MCAP recorder.
 
     `queue_size` bounds the items waiting for the writer (a frame is one item). `chunk_size` is
     the MCAP chunk size: at most this much (the chunk being filled) is lost if the process dies
-    without `close()`.
+    without `close()`. `limits`: segment size and age, total cap (`RecordingConfig`).
     """
 
     def __init__(
@@ -116,48 +129,71 @@ class Recorder:
         *,
         queue_size: int = 256,
         frame_fill_limit: float = 0.75,
-        overwrite: bool = False,
         chunk_size: int = 256 * 1024,
         compression: str | None = "zstd",
         metadata: dict[str, str] | None = None,
+        limits: RecordingConfig | None = None,
     ) -> None:
-        import foxglove
-        from foxglove.mcap import MCAPCompression, MCAPWriteOptions
-
         self.path = Path(path)
-        check_recording_path(self.path, overwrite)
-        compressions = {"zstd": MCAPCompression.Zstd, "lz4": MCAPCompression.Lz4, None: None}
-        if compression not in compressions:
+        check_recording_path(self.path)
+        if compression not in ("zstd", "lz4", None):
             raise ValueError(f"compression must be zstd, lz4 or None, not {compression!r}")
-        self._context = foxglove.Context()
-        options = MCAPWriteOptions(
-            compression=compressions[compression],
-            chunk_size=chunk_size,
-            compression_threads=0,  # compress on the writer thread: no extra threads
-        )
-        try:
-            self._writer = foxglove.open_mcap(
-                self.path, context=self._context, allow_overwrite=overwrite, writer_options=options
-            )
-        except Exception as exc:
-            raise RecordingError(f"{self.path}: cannot create recording: {exc}") from exc
-        header = {"format_version": str(fmt.FORMAT_VERSION), **(metadata or {})}
-        self._writer.write_metadata(fmt.RECORDING_METADATA, header)
-
+        self.limits = limits or RecordingConfig()
+        # No machine paths in a recording: it is read on other machines.
+        self._header = {"format_version": str(fmt.FORMAT_VERSION),
+                        **fmt.portable_metadata(metadata or {})}
         self._queue: queue.Queue[_Item | object] = queue.Queue(maxsize=queue_size)
         self._frame_limit = max(1, int(queue_size * frame_fill_limit))
-        self._channels: dict[str, Any] = {}
         self._stats = RecorderStats()
         self._stats_lock = threading.Lock()
         self._step = 0
         self._closed = False
+        self.failure: str | None = None  # why recording stopped early (disk full...), if it did
+        # Writer-thread state: where the segment being written starts.
+        self._segment_start = RecorderStats()
+        self._segment_first_step = 0
+        self._steps_handled = 0  # 1 + the last engine step the writer handled
+        self._last_ns = 0
+        self._writer_done = False
+        self._files = McapSegments(
+            self.path, self.limits, self._segment_header, self._segment_closing,
+            chunk_size, compression,
+        )
+        try:
+            self._files.open_next()
+        except OSError as exc:
+            raise RecordingError(f"{self.path}: cannot create recording: {exc}") from exc
+        self._warn_if_short_of_space()
         self._thread = threading.Thread(target=self._run, name="mcap-recorder", daemon=True)
         self._thread.start()
+
+    @property
+    def failed(self) -> bool:
+        """Recording stopped early for good (`failure` says why): the run should exit non-zero."""
+        return self.failure is not None
+
+    @property
+    def segments(self) -> list[Path]:
+        """The recording's files on disk, oldest first."""
+        return self._files.segments
+
+    def _warn_if_short_of_space(self) -> None:
+        free = free_space_mb(self.path.parent)
+        if free < self.limits.max_total_mb:
+            log.warning(
+                "recording: %.0f MiB free in %s, less than the recording cap (%.0f MiB): "
+                "recording will stop if the disk fills", free, self.path.parent,
+                self.limits.max_total_mb, extra={"event": "recording_low_space"},
+            )
 
     # --- producer side (pipeline thread): never blocks ------------------------------------
 
     def _offer(self, kind: str, payload: Any, limit: int | None = None) -> bool:
         if self._closed:
+            return False
+        if self.failure is not None:
+            with self._stats_lock:
+                self._stats.refused_after_failure += 1
             return False
         if limit is not None and self._queue.qsize() >= limit:
             self._count_drop(kind)
@@ -227,23 +263,28 @@ class Recorder:
         """
         if not self._closed:
             self._closed = True
-            self._queue.put(_STOP)  # the only blocking put: shutdown may wait for the writer
+            try:  # shutdown may wait for the writer, but not forever
+                self._queue.put(_STOP, timeout=timeout_s)
+            except queue.Full:
+                pass
             self._thread.join(timeout_s)
             if self._thread.is_alive():
                 log.error("recorder: writer did not finish within %.0f s", timeout_s)
+            else:
+                self._finish()
             stats = self.stats()
-            try:
-                self._writer.write_metadata(
-                    fmt.RECORDING_STATS_METADATA,
-                    {k: json.dumps(v) for k, v in stats.as_dict().items()},
-                )
-                self._writer.close()
-            except Exception as exc:
-                log.error("recorder: closing %s failed: %s", self.path, exc)
-            if stats.written_total == 0 and stats.dropped_total == 0 and not keep_empty:
+            nothing = stats.written_total == 0 and stats.dropped_total == 0
+            if nothing and self.failure is None and not keep_empty and self._files.index == 0:
                 self.path.unlink(missing_ok=True)
                 log.info("recorder: nothing was recorded; removed %s", self.path)
         return self.stats()
+
+    def _finish(self) -> None:
+        self._writer_done = True
+        try:
+            self._files.close()
+        except SegmentsFailed:
+            self._failed()
 
     def __enter__(self) -> Recorder:
         return self
@@ -259,8 +300,16 @@ class Recorder:
             if item is _STOP:
                 return
             assert isinstance(item, _Item)
+            if self.failure is not None:  # stopped: what was queued is not written
+                with self._stats_lock:
+                    self._stats.refused_after_failure += 1
+                continue
             try:
+                self._files.rotate_if_due()  # between items: a frame's messages stay together
                 getattr(self, f"_write_{item.kind}")(item.payload)
+            except SegmentsFailed:
+                self._failed()
+                continue
             except Exception as exc:  # one bad item must not stop the recording
                 with self._stats_lock:
                     self._stats.write_errors += 1
@@ -270,140 +319,99 @@ class Recorder:
             with self._stats_lock:
                 self._stats.written[item.kind] = self._stats.written.get(item.kind, 0) + 1
 
-    def _channel(self, topic: str, factory: Any) -> Any:
-        channel = self._channels.get(topic)
-        if channel is None:
-            channel = self._channels[topic] = factory()
-        return channel
-
-    def _json_channel(self, topic: str, schema_key: str) -> Any:
-        import foxglove
-
-        return self._channel(
-            topic,
-            lambda: foxglove.Channel(
-                topic, schema=fmt.JSON_SCHEMAS[schema_key], context=self._context
-            ),
+    def _failed(self) -> None:
+        """Writing failed for good: say so once, clearly, and stop recording (not the robot)."""
+        if self.failure is not None:
+            return
+        self.failure = self._files.failure or "write error"
+        kept = [f"{p.name} (complete)" for p in self._files.segments]
+        kept.append(f"{self._files.current.name} (cut short: replayable up to the failure)")
+        log.error(
+            "recording stopped: %s. The agent keeps running; the run will exit non-zero. "
+            "On disk: %s", self.failure, ", ".join(kept),
+            extra={"event": "recording_failed", "reason": self.failure},
         )
+
+    def _segment_header(self, index: int) -> dict[str, dict[str, str]]:
+        """Metadata written first in segment `index`: the run's header, where the segment is."""
+        header = dict(self._header)
+        if index > 0:
+            self._segment_start = self._stats_now(self._steps_handled)
+            self._segment_first_step = self._steps_handled
+            header["started_local"] = repr(self._last_ns / 1e9)  # where the last one ended
+        header.update(
+            segment=str(index),
+            first_step=str(self._segment_first_step),
+            previous_segment=segment_path(self.path, index - 1).name if index > 0 else "",
+        )
+        return {fmt.RECORDING_METADATA: header}
+
+    def _segment_closing(self, index: int) -> dict[str, dict[str, str]]:
+        """Metadata written last in a segment: its own share of the stats."""
+        # The last segment owns every step numbered so far; an earlier one those it wrote.
+        steps = self._step if self._writer_done else self._steps_handled
+        share = self._stats_now(steps).since(self._segment_start)
+        return {
+            fmt.RECORDING_STATS_METADATA: {k: json.dumps(v) for k, v in share.as_dict().items()}
+        }
+
+    def _stats_now(self, engine_steps: int) -> RecorderStats:
+        return dataclasses.replace(self.stats(), engine_steps=engine_steps)
+
+    def _emit(self, topic: str, schema: SchemaSpec, data: bytes, log_time: int) -> None:
+        self._last_ns = max(self._last_ns, log_time)
+        self._files.write(topic, schema, data, log_time)
 
     def _write_json(self, topic: str, schema_key: str, data: Any, time: float) -> None:
-        self._json_channel(topic, schema_key).log(fmt.dumps(data), log_time=fmt.to_ns(time))
+        self._emit(topic, SchemaSpec.of_json(fmt.JSON_SCHEMAS[schema_key]), fmt.dumps(data),
+                   fmt.to_ns(time))
 
-    def _raw_float_image(self, topic: str, image: np.ndarray, stamp: Any, frame_id: str) -> Any:
-        from foxglove import channels, messages
+    def _log(self, topic: str, message: Any, log_time: int) -> None:
+        """A Foxglove message (`foxglove.messages.*`), protobuf-encoded with its schema."""
+        self._emit(topic, SchemaSpec.of_message(message), message.encode(), log_time)
 
-        height, width = image.shape
-        channel = self._channel(
-            topic, lambda: channels.RawImageChannel(topic, context=self._context)
-        )
-        msg = messages.RawImage(
-            timestamp=stamp,
-            frame_id=frame_id,
-            width=width,
-            height=height,
-            encoding="32FC1",
-            step=width * 4,
-            data=np.ascontiguousarray(image, dtype="<f4").tobytes(),
-        )
-        return channel, msg
+    def _local_step(self, step: int) -> int:
+        """An engine step as numbered in the segment being written (from 0)."""
+        self._steps_handled = max(self._steps_handled, step + 1)
+        return step - self._segment_first_step
 
     def _write_frame(self, frame: Frame) -> None:
-        from foxglove import channels, messages
-
         log_time = fmt.to_ns(frame.acquisition_time_local)
-        stamp = messages.Timestamp(sec=log_time // 1_000_000_000, nsec=log_time % 1_000_000_000)
-        frame_id = frame.frame_name_image_sensor or frame.camera
-        image = frame.image
-        if frame.encoded is not None or image.dtype == np.uint8:
-            topic = fmt.camera_topic(frame.camera, fmt.KIND_COMPRESSED)
-            if frame.encoded is not None:
-                encoding, data = "jpeg", frame.encoded  # as received: never re-encoded
-            else:
-                ok, png = cv2.imencode(".png", image)  # lossless: replay gets the same pixels
-                if not ok:
-                    raise ValueError(f"cannot PNG-encode a {image.shape} frame from {frame.camera}")
-                encoding, data = "png", png.tobytes()
-            msg: Any = messages.CompressedImage(
-                timestamp=stamp, frame_id=frame_id, data=data, format=encoding
-            )
-            channel = self._channel(
-                topic, lambda: channels.CompressedImageChannel(topic, context=self._context)
-            )
-        elif image.dtype == np.float32 and image.ndim == 2:
-            topic, encoding = fmt.camera_topic(frame.camera, fmt.KIND_RAW), "32FC1"
-            channel, msg = self._raw_float_image(topic, image, stamp, frame_id)
-        else:
-            raise ValueError(f"cannot record a {image.dtype} {image.shape} frame")
-        # Meta and depth first: a reader that has the image has them too.
-        meta_topic = fmt.camera_topic(frame.camera, fmt.KIND_META)
+        topic, encoding, image = fm.image_message(frame, lossless=True)
+        # Meta, depth, transforms and calibration first: a reader that has the image has them.
         self._write_json(
-            meta_topic, fmt.KIND_META, fmt.frame_meta(frame, topic, encoding),
+            fmt.camera_topic(frame.camera, fmt.KIND_META),
+            fmt.KIND_META,
+            fmt.frame_meta(frame, topic, encoding),
             frame.acquisition_time_local,
         )
         if frame.depth_m is not None:
-            depth_topic = fmt.camera_topic(frame.camera, fmt.KIND_DEPTH)
-            depth_channel, depth_msg = self._raw_float_image(
-                depth_topic, frame.depth_m.astype(np.float32, copy=False), stamp, frame_id
+            depth = fm.raw_float_image(
+                frame.depth_m.astype(np.float32, copy=False),
+                frame.acquisition_time_local,
+                fmt.image_frame_id(frame),
             )
-            depth_channel.log(depth_msg, log_time=log_time)
-        channel.log(msg, log_time=log_time)
+            self._log(fmt.camera_topic(frame.camera, fmt.KIND_DEPTH), depth, log_time)
+        for context_topic, message in fm.frame_context_messages(frame):
+            self._log(context_topic, message, log_time)
+        self._log(topic, image, log_time)
 
     def _write_result(self, payload: tuple[int, float, FrameResult]) -> None:
-        from foxglove import channels, messages
-
         step, time, result = payload
         self._write_json(
             fmt.TOPIC_DETECTIONS,
             fmt.TOPIC_DETECTIONS,
-            {"step": step, "time": time, "result": fmt.result_to_dict(result)},
+            {"step": self._local_step(step), "time": time, "result": fmt.result_to_dict(result)},
             time,
         )
-        # Boxes on the image: the annotation carries the image's own timestamp.
-        image_ns = fmt.to_ns(result.time_local)
-        stamp = messages.Timestamp(sec=image_ns // 1_000_000_000, nsec=image_ns % 1_000_000_000)
-        points, texts = [], []
-        for s in result.sightings:
-            r, g, b = _color_for(s.label)
-            x1, y1, x2, y2 = (float(v) for v in s.box)
-            points.append(
-                messages.PointsAnnotation(
-                    timestamp=stamp,
-                    type=messages.PointsAnnotationType.LineLoop,
-                    points=[
-                        messages.Point2(x=x1, y=y1),
-                        messages.Point2(x=x2, y=y1),
-                        messages.Point2(x=x2, y=y2),
-                        messages.Point2(x=x1, y=y2),
-                    ],
-                    outline_color=messages.Color(r=r, g=g, b=b, a=1.0),
-                    thickness=2.0,
-                )
-            )
-            extra = f" {s.distance_m:.1f}m" if s.distance_m is not None else ""
-            texts.append(
-                messages.TextAnnotation(
-                    timestamp=stamp,
-                    position=messages.Point2(x=x1, y=max(y1 - 2.0, 12.0)),
-                    text=f"{s.label} {s.score:.2f}{extra}",
-                    font_size=14.0,
-                    text_color=messages.Color(r=1.0, g=1.0, b=1.0, a=1.0),
-                    background_color=messages.Color(r=r, g=g, b=b, a=0.7),
-                )
-            )
-        topic = fmt.camera_topic(result.camera, fmt.KIND_ANNOTATIONS)
-        channel = self._channel(
-            topic, lambda: channels.ImageAnnotationsChannel(topic, context=self._context)
-        )
-        channel.log(
-            messages.ImageAnnotations(timestamp=stamp, points=points, texts=texts),
-            log_time=image_ns,
-        )
+        # Boxes on the image and sightings in 3D carry the image's own time.
+        for topic, message in fm.result_messages(result):
+            self._log(topic, message, fmt.to_ns(result.time_local))
 
     def _write_step(self, payload: tuple[int, float, str]) -> None:
         step, time, trigger = payload
-        self._write_json(
-            fmt.TOPIC_STEPS, fmt.TOPIC_STEPS, {"step": step, "time": time, "trigger": trigger}, time
-        )
+        data = {"step": self._local_step(step), "time": time, "trigger": trigger}
+        self._write_json(fmt.TOPIC_STEPS, fmt.TOPIC_STEPS, data, time)
 
     def _write_status(self, payload: tuple[float, Any, Any]) -> None:
         time, status, error = payload
@@ -417,16 +425,13 @@ class Recorder:
     def _write_event(self, payload: tuple[str, float, Any]) -> None:
         kind, time, data = payload
         self._write_json(
-            fmt.TOPIC_EVENTS, fmt.TOPIC_EVENTS, {"kind": kind, "time": time, "data": data}, time
+            fmt.TOPIC_EVENTS, fmt.TOPIC_EVENTS, fmt.event_record(kind, time, data), time
         )
 
     def _write_command(self, payload: tuple[float, dict[str, Any], str]) -> None:
         time, command, outcome = payload
         self._write_json(
-            fmt.TOPIC_COMMANDS,
-            fmt.TOPIC_COMMANDS,
-            {"time": time, "command": command, "outcome": outcome},
-            time,
+            fmt.TOPIC_COMMANDS, fmt.TOPIC_COMMANDS, fmt.command_record(time, command, outcome), time
         )
 
 
@@ -454,8 +459,4 @@ class RecordingObserver(PipelineObserver):
         self.recorder.record_command(now, command, outcome)
 
     def event(self, event: AgentEvent) -> None:
-        data = dict(event.data)
-        if event.message:
-            data.setdefault("message", event.message)
-        data.setdefault("source", event.source)
-        self.recorder.record_event(event.kind, event.time, data)
+        self.recorder.record_event(event.kind, event.time, fmt.agent_event_data(event))

@@ -1,8 +1,11 @@
-"""What a recording holds: topic names, JSON schemas and the (de)serialisation of frames,
-detection results and commands. Shared by the writer (`agent.recording`) and the readers
-(`agent.replay_sources`) so the two cannot drift apart.
+"""What a recording holds: topic names, frame ids, JSON schemas and the (de)serialisation of
+frames, detection results and commands. Shared by the writer (`agent.recording`), the readers
+(`agent.replay_sources`) and the Foxglove live view (`agent.control.live_view`), so they cannot
+drift apart: a Foxglove layout made on a recording works on the live view and back.
 
-Layout of a recording (MCAP, opens in Foxglove):
+Layout of a recording (MCAP, opens in Foxglove); the live view publishes the same topics, with
+the same schemas and frame ids, except `meta`, `depth`, `/detections`, `/pipeline/steps` and
+`/robot/status` (replay data), and adds `/agent/state` (the agent's health, JSON):
 
 - `/camera/<name>/compressed`  foxglove.CompressedImage: the JPEG bytes exactly as the robot sent
   them (frames that did not arrive as JPEG are stored losslessly as PNG)
@@ -10,13 +13,20 @@ Layout of a recording (MCAP, opens in Foxglove):
 - `/camera/<name>/depth`        foxglove.RawImage: depth registered to the image (`Frame.depth_m`)
 - `/camera/<name>/annotations`  foxglove.ImageAnnotations: detection boxes and labels, with the
   image's timestamp so Foxglove draws them on the image
+- `/camera/<name>/calibration`  foxglove.CameraCalibration: the pinhole intrinsics (original pixels)
 - `/camera/<name>/meta`         JSON: everything else needed to rebuild the `Frame` (clocks,
   intrinsics, sensor frame name, transforms snapshot)
+- `/tf`                         foxglove.FrameTransforms: `odom -> body` and `body -> <sensor
+  frame>` from each frame's transforms snapshot (the 3D panel places cameras and images)
+- `/sightings`                  foxglove.SceneUpdate: sightings at their `odom` positions
 - `/detections`                 JSON: each `FrameResult` the cue engine observed, with its step
 - `/pipeline/steps`             JSON: each control step (time, trigger "tick" or "cue"), with its step
 - `/robot/status`               JSON: each robot status the pipeline acted on (or the error instead)
 - `/events`                     JSON: cue firings and behavior state changes
 - `/commands`                   JSON: every command the agent sent (or had refused)
+
+Images, calibrations and annotations carry the camera's sensor frame name as frame id (e.g.
+`frontleft_fisheye`), the child frame of its `/tf` transform.
 
 "Steps" number the pipeline's inputs to the cue engine (observed results and control steps) in
 the order they happened, which is what lets a replay reproduce the live run's commands exactly.
@@ -28,6 +38,8 @@ import base64
 import dataclasses
 import json
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,6 +56,9 @@ TOPIC_STEPS = "/pipeline/steps"
 TOPIC_STATUS = "/robot/status"
 TOPIC_EVENTS = "/events"
 TOPIC_COMMANDS = "/commands"
+TOPIC_TRANSFORMS = "/tf"
+TOPIC_SIGHTINGS = "/sightings"
+TOPIC_AGENT_STATE = "/agent/state"  # live view only: the agent's health, JSON
 
 CAMERA_PREFIX = "/camera/"
 KIND_COMPRESSED = "compressed"
@@ -51,6 +66,11 @@ KIND_RAW = "image"
 KIND_DEPTH = "depth"  # depth registered to the image (`Frame.depth_m`), 32FC1 metres
 KIND_ANNOTATIONS = "annotations"
 KIND_META = "meta"
+KIND_CALIBRATION = "calibration"
+
+# Frame ids (Spot's frame names, as `bosdyn.client.frame_helpers` spells them).
+FRAME_ODOM = "odom"
+FRAME_BODY = "body"
 
 SCHEMA_COMPRESSED_IMAGE = "foxglove.CompressedImage"
 SCHEMA_RAW_IMAGE = "foxglove.RawImage"
@@ -131,6 +151,34 @@ def split_camera_topic(topic: str) -> tuple[str, str] | None:
     return name, kind
 
 
+def image_frame_id(frame: Frame) -> str:
+    """The frame id of a camera's images: its sensor frame (the child of its `/tf` transform)."""
+    return frame.frame_name_image_sensor or frame.camera
+
+
+def portable_path(value: str) -> str:
+    """A path as a recording may hold it: never this machine's absolute path.
+
+    Shipped configs become their shipped name (`rules/default.yaml`, which `configs.find`
+    resolves on any machine), other files of the installed package their path inside it
+    (`perception/models/x.tflite`), anything else its file name. Non-paths pass unchanged.
+    """
+    if "\n" in value or not os.path.isabs(value):
+        return value
+    from configs import SHIPPED_DIR
+
+    path = Path(value)
+    for root in (SHIPPED_DIR, SHIPPED_DIR.parent):
+        if path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    return path.name
+
+
+def portable_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """`metadata` with every absolute path made portable (`portable_path`)."""
+    return {key: portable_path(value) for key, value in metadata.items()}
+
+
 def to_ns(seconds: float) -> int:
     """Seconds -> integer nanoseconds (MCAP log times, Foxglove timestamps)."""
     return int(round(seconds * 1e9))
@@ -165,6 +213,25 @@ def jsonable(value: Any) -> Any:
 
 def dumps(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def event_record(kind: str, time: float, data: Any) -> dict[str, Any]:
+    """A `/events` message: a cue firing, behavior state change or agent event."""
+    return {"kind": kind, "time": time, "data": jsonable(data)}
+
+
+def agent_event_data(event: Any) -> dict[str, Any]:
+    """The `data` of an `agent.events.AgentEvent` on `/events` (its message and source too)."""
+    data = dict(event.data)
+    if event.message:
+        data.setdefault("message", event.message)
+    data.setdefault("source", event.source)
+    return data
+
+
+def command_record(time: float, command: dict[str, Any], outcome: str) -> dict[str, Any]:
+    """A `/commands` message: a command sent ("sent"), refused or failed ("refused: why")."""
+    return {"time": time, "command": command, "outcome": outcome}
 
 
 # --- frames --------------------------------------------------------------------------------

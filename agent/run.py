@@ -145,10 +145,11 @@ class _Extras:
             from agent.recording import Recorder, RecordingObserver
             from agent.replay import recording_metadata
 
-            recorder = Recorder(record, metadata=recording_metadata(config, started_local=time.time()))
+            recorder = Recorder(record, limits=config.recording,
+                                metadata=recording_metadata(config, started_local=time.time()))
             stack.callback(recorder.close)
             self.observers.append(RecordingObserver(recorder))
-        if config.control.enabled:
+        if config.control.enabled or config.control.live_view.enabled:  # either runs alone
             from agent.control.agent_control import ControlHost
 
             self.control = ControlHost(config.control)  # loads the CurveZMQ keys now

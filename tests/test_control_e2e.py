@@ -238,8 +238,8 @@ def test_foxglove_live_view_shows_camera_boxes_and_state(agent: Agent) -> None:
         url = f"ws://127.0.0.1:{agent.live_view_port}"
         async with websockets.connect(url, subprotocols=["foxglove.sdk.v1"]) as ws:
             channels: dict[str, int] = {}
-            wanted = ["/camera/frontleft_fisheye_image/image",
-                      "/camera/frontleft_fisheye_image/detections", "/agent/state"]
+            wanted = ["/camera/frontleft_fisheye_image/compressed",
+                      "/camera/frontleft_fisheye_image/annotations", "/agent/state"]
             while not all(topic in channels for topic in wanted):
                 message = await asyncio.wait_for(ws.recv(), 5)
                 if isinstance(message, str) and json.loads(message).get("op") == "advertise":
@@ -254,6 +254,6 @@ def test_foxglove_live_view_shows_camera_boxes_and_state(agent: Agent) -> None:
             return got
 
     got = asyncio.run(look())
-    assert b"\xff\xd8" in got["/camera/frontleft_fisheye_image/image"]  # a JPEG inside
+    assert b"\xff\xd8" in got["/camera/frontleft_fisheye_image/compressed"]  # a JPEG inside
     state = json.loads(got["/agent/state"])
     assert "frontleft_fisheye_image" in state["cameras"] and state["robot"]["has_lease"] is True

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from agent import recording_format as fmt
 from agent.control.config import ControlConfig
 from agent.control.drawing import detection_summary, draw_detections, encode_jpeg, to_bgr
 from agent.control.handler import ControlError, Snapshot
@@ -168,11 +169,17 @@ class LiveAgentControl(PipelineObserver):
 
     def command(self, now: float, command: MotionCommand, outcome: str) -> None:
         self._publish("command", command_for_stream(command, outcome), now)
+        if self.live_view is not None:
+            record = fmt.command_record(now, command_to_dict(command), outcome)
+            self.live_view.offer_record(fmt.TOPIC_COMMANDS, now, record)
 
     def event(self, event: AgentEvent) -> None:
         mapped = event_for_stream(event)
         if mapped is not None:
             self._publish(mapped[0], mapped[1], event.time)
+        if self.live_view is not None:
+            record = fmt.event_record(event.kind, event.time, fmt.agent_event_data(event))
+            self.live_view.offer_record(fmt.TOPIC_EVENTS, event.time, record)
 
     def on_result(self, frame: Frame, result: FrameResult) -> None:
         """A result the engine observed, with its frame (`Pipeline.result_listeners`)."""
@@ -191,14 +198,7 @@ class LiveAgentControl(PipelineObserver):
                 frame.acquisition_time_local,
             )
         if self.live_view is not None:
-            self.live_view.offer_frame(
-                frame.camera,
-                frame.image,
-                frame.acquisition_time_local,
-                [_Drawn(s.label, s.score, _scaled_box(s, frame.width, frame.height)) for s in result.sightings],
-                encoded=frame.encoded,
-                is_depth=frame.is_depth,
-            )
+            self.live_view.offer_frame(frame, result)
 
     async def health_loop(self, interval_s: float) -> None:
         while True:
@@ -352,7 +352,9 @@ class _Starting:
 
 
 class ControlHost:
-    """Operator control for one agent run: settings and keys first, then sockets, then feeds.
+    """Operator control and the live view for one agent run: settings and keys first, then
+    sockets, then feeds. Either may run without the other (`control.enabled`,
+    `control.live_view.enabled`).
 
     `bind()` opens the sockets (and the live view) before the robot is touched, so a port in
     use fails the run at once; `start(pipeline, engine)` attaches the running agent.
@@ -361,24 +363,30 @@ class ControlHost:
     def __init__(self, config: ControlConfig) -> None:
         self.config = config
         self.keys: ServerKeys | None = (
-            load_server_keys(config.curve_keys_dir) if config.curve_keys_dir is not None else None
+            load_server_keys(config.curve_keys_dir)
+            if config.enabled and config.curve_keys_dir is not None
+            else None
         )  # KeyFileError now, before the robot is touched
         self.server: Any = None
         self.live_view: Any = None
         self.control: LiveAgentControl | None = None
+        self._bound = False
         self._health_task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def wanted(config: ControlConfig) -> bool:
+        """Whether a run with these settings serves anything (control or live view)."""
+        return config.enabled or config.live_view.enabled
 
     def publish(self, topic: str, data: dict[str, Any], when: float | None = None) -> None:
         if self.server is not None:
             self.server.publish(topic, data, when)
-        if self.live_view is not None and topic != "detection":  # boxes go out with frames
-            self.live_view.offer_event(topic, time.time() if when is None else when, data)
 
     async def bind(self) -> None:
         """Serve the sockets (and the live view); raises `BindError` if they cannot be opened."""
         from agent.control.server import ControlServer
 
-        if self.server is not None:
+        if self._bound:
             return
         try:
             if self.config.live_view.enabled:
@@ -387,18 +395,20 @@ class ControlHost:
                 lv = self.config.live_view
                 self.live_view = LiveView(host=lv.host, port=lv.port, max_hz=lv.max_hz)
                 self.live_view.start()
-            server = ControlServer(
-                _Starting(),
-                endpoint=self.config.endpoint,
-                events_endpoint=self.config.events_endpoint,
-                curve=self.keys,
-                handler_timeout_s=self.config.handler_timeout_s,
-            )
-            await server.start()
+            if self.config.enabled:
+                server = ControlServer(
+                    _Starting(),
+                    endpoint=self.config.endpoint,
+                    events_endpoint=self.config.events_endpoint,
+                    curve=self.keys,
+                    handler_timeout_s=self.config.handler_timeout_s,
+                )
+                await server.start()
+                self.server = server
         except BaseException:
             await self.close()
             raise
-        self.server = server
+        self._bound = True
 
     async def start(
         self,
@@ -406,12 +416,14 @@ class ControlHost:
         engine: Any,
         source_stats: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
-        """Attach the running agent: requests reach it, its events reach the stream."""
+        """Attach the running agent: requests reach it, its events reach the stream and the
+        live view."""
         await self.bind()
         self.control = LiveAgentControl(pipeline, engine, self.publish, self.live_view, source_stats)
         pipeline.observers.append(self.control)
         pipeline.result_listeners.append(self.control.on_result)
-        self.server.handler = self.control
+        if self.server is not None:
+            self.server.handler = self.control
         self._health_task = asyncio.create_task(
             self.control.health_loop(self.config.health_interval_s), name="control-health"
         )
@@ -427,6 +439,7 @@ class ControlHost:
         if self.live_view is not None:
             self.live_view.close()
             self.live_view = None
+        self._bound = False
 
 
 __all__ = [

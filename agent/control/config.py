@@ -1,6 +1,7 @@
 """Settings of the operator control socket and the Foxglove live view (`control:` in
-configs/agent.yaml), validated like every other config: unknown keys are errors, and a network
-bind without CurveZMQ keys is refused when the file is loaded, not when an operator connects."""
+configs/agent.yaml; each runs without the other), validated like every other config: unknown
+keys are errors, and a network bind without CurveZMQ keys is refused when the file is loaded,
+not when an operator connects."""
 
 from __future__ import annotations
 
@@ -20,7 +21,12 @@ from configs.loading import ConfigPath, StrictModel
 
 class LiveViewConfig(StrictModel):
 
-    enabled: bool = Field(False, description="Serve the Foxglove live view (WebSocket).")
+    enabled: bool = Field(
+        False,
+        description="Serve the Foxglove live view (WebSocket), with or without the control "
+        "socket. Viewers: Foxglove (protocol foxglove.sdk.v1 or foxglove.websocket.v1), "
+        "Lichtblick, @foxglove/ws-protocol clients.",
+    )
     host: str = Field(
         "127.0.0.1",
         description="Address to serve on. The Foxglove protocol has no authentication: on a "
