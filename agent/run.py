@@ -4,7 +4,8 @@ Exit codes (for systemd and scripts): 0 finished normally; 2 bad configuration; 
 reach or authenticate with the robot after the retries (or log in again after it restarted); 4
 the robot cannot be driven (E-Stop engaged or missing, lease held by someone else, cannot stand,
 motors found off mid-run: see `robot.on_motors_off`); 5 the lease was taken while running (the
-agent stopped commanding and left it to the other client).
+agent stopped commanding and left it to the other client); 1 the agent failed (its camera stream
+broke; the robot was stopped); 6 the run went on, but its recording stopped early (disk full).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ EXIT_CONFIG = 2
 EXIT_CONNECT = 3
 EXIT_ROBOT_UNAVAILABLE = 4
 EXIT_LEASE_LOST = 5
+EXIT_RECORDING_FAILED = 6  # the run went on, but its recording stopped early (disk full...)
 # How a run the robot ended exits (pipeline report reasons; anything else is 0).
 EXIT_CODES = {
     "source_failed": EXIT_FAILED,
@@ -102,8 +104,6 @@ async def _run(
     record: Path | None,
     shutdown: Any,
 ) -> AgentRunResult:
-    from agent.connect import connect, resolve_credentials
-    from agent.spot_robot import SpotRobot
     from behaviors.config import load_rules
     from perception.perceiver import Perceiver
 
@@ -117,22 +117,46 @@ async def _run(
         if extras.control is not None:
             await extras.control.bind()  # a port in use fails here, before the robot is touched
         try:
-            creds = None
-            if sdk_robot is None:
-                shutdown.check()
-                creds = resolve_credentials(config.robot.auth)
-                sdk_robot = await asyncio.to_thread(connect, config.robot, creds, shutdown.sleep)
-                # The SDK robot is a context manager: leaving it stops its time-sync and token
-                # threads; `shutdown` closes its gRPC channels.
-                stack.enter_context(sdk_robot)
-                stack.callback(sdk_robot.shutdown)
-            robot = SpotRobot(sdk_robot, config.robot, config.safety, creds=creds)
-            shutdown.on_force(robot.stop_keeping_estop)
-            return await _drive(config, rules, decode_min_side, robot, duration_s,
-                                shutdown, on_pipeline, extras)
+            result = await _connect_and_drive(config, rules, decode_min_side, sdk_robot, duration_s,
+                                              on_pipeline, extras, shutdown, stack)
         finally:
             if extras.control is not None:
                 await extras.control.close()
+    # The recorder is closed now (its last flush can fail too): a recording that stopped early
+    # makes an otherwise clean run exit non-zero; what the robot did ranks first.
+    if extras.recorder is not None and extras.recorder.failed and result.exit_code == EXIT_OK:
+        result.report.detail = f"recording stopped: {extras.recorder.failure}"
+        result.exit_code = EXIT_RECORDING_FAILED
+    return result
+
+
+async def _connect_and_drive(
+    config: Any,
+    rules: Any,
+    decode_min_side: int | None,
+    sdk_robot: Any,
+    duration_s: float | None,
+    on_pipeline: Callable[[Any], None] | None,
+    extras: _Extras,
+    shutdown: Any,
+    stack: contextlib.ExitStack,
+) -> AgentRunResult:
+    from agent.connect import connect, resolve_credentials
+    from agent.spot_robot import SpotRobot
+
+    creds = None
+    if sdk_robot is None:
+        shutdown.check()
+        creds = resolve_credentials(config.robot.auth)
+        sdk_robot = await asyncio.to_thread(connect, config.robot, creds, shutdown.sleep)
+        # The SDK robot is a context manager: leaving it stops its time-sync and token threads;
+        # `shutdown` closes its gRPC channels.
+        stack.enter_context(sdk_robot)
+        stack.callback(sdk_robot.shutdown)
+    robot = SpotRobot(sdk_robot, config.robot, config.safety, creds=creds)
+    shutdown.on_force(robot.stop_keeping_estop)
+    return await _drive(config, rules, decode_min_side, robot, duration_s,
+                        shutdown, on_pipeline, extras)
 
 
 class _Extras:
@@ -141,14 +165,15 @@ class _Extras:
     def __init__(self, config: Any, record: Path | None, stack: contextlib.ExitStack) -> None:
         self.observers: list[Any] = []
         self.control: Any = None
+        self.recorder: Any = None
         if record is not None:
             from agent.recording import Recorder, RecordingObserver
             from agent.replay import recording_metadata
 
-            recorder = Recorder(record, limits=config.recording,
-                                metadata=recording_metadata(config, started_local=time.time()))
-            stack.callback(recorder.close)
-            self.observers.append(RecordingObserver(recorder))
+            self.recorder = Recorder(record, limits=config.recording,
+                                     metadata=recording_metadata(config, started_local=time.time()))
+            stack.callback(self.recorder.close)
+            self.observers.append(RecordingObserver(self.recorder))
         if config.control.enabled or config.control.live_view.enabled:  # either runs alone
             from agent.control.agent_control import ControlHost
 
@@ -345,7 +370,9 @@ run_command.__doc__ = "\n\n".join(
         "commanding at once and exits with code 5. User and password come from "
         "BOSDYN_CLIENT_USERNAME and BOSDYN_CLIENT_PASSWORD unless --payload-credentials-file is "
         "given.",
-        "Exit codes: 0 done, 2 bad config, 3 cannot reach or log in to the robot, 4 robot cannot "
-        "be driven (E-Stop, lease held elsewhere, cannot stand), 5 lease taken while running.",
+        "Exit codes: 0 done, 1 the agent failed (camera stream broke), 2 bad config, 3 cannot "
+        "reach or log in to the robot, 4 robot cannot be driven (E-Stop, lease held elsewhere, "
+        "cannot stand, motors off mid-run), 5 lease taken while running, 6 the recording stopped "
+        "early (disk full).",
     ]
 )

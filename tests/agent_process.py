@@ -85,6 +85,7 @@ class AgentProcess:
         *args: str,
         rules: str | Path | None = None,
         log_level: str = "info",
+        max_file_bytes: int | None = None,
         **overrides: Any,
     ) -> None:
         self.sim = sim
@@ -97,6 +98,7 @@ class AgentProcess:
             [sys.executable, "-m", "agent.cli", "run", "--config", str(self.config_path),
              "--log-level", log_level, *args],
             stdout=self._log, stderr=subprocess.STDOUT, text=True, env=ENV,
+            preexec_fn=None if max_file_bytes is None else lambda: _limit_file_size(max_file_bytes),
         )
 
     @property
@@ -128,3 +130,12 @@ class AgentProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
         self._log.close()
+
+
+def _limit_file_size(max_bytes: int) -> None:
+    """In the child: writes past `max_bytes` fail with EFBIG (a full disk, as far as a writer can
+    tell) instead of killing the process with SIGXFSZ."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))

@@ -133,3 +133,24 @@ def test_third_signal_ends_the_estop_hand_back_wait_and_exits_within_the_bound(t
         sim.stop()
     assert took <= FORCE_EXIT_S + 1.0
     assert "event=stop_forced" in agent.log() and "event=estop_abandoned" in agent.log()
+
+
+def test_a_recording_that_fills_the_disk_ends_a_clean_run_with_exit_6(tmp_path: Path) -> None:
+    """The robot run is not disturbed; the exit code says the recording is incomplete."""
+    from agent.run import EXIT_RECORDING_FAILED
+
+    sim = SimServer.start(scenario=SCENARIO, port=0)
+    record = tmp_path / "run.mcap"
+    # 1.5 MB per file: the agent's log (a file here) stays far below; the recording does not.
+    agent = AgentProcess(sim, tmp_path, "--record", str(record), "--duration", "8",
+                         max_file_bytes=1_500_000)
+    try:
+        code = agent.wait(120)
+    finally:
+        agent.close()
+        sim.stop()
+    log = agent.log()
+    assert code == EXIT_RECORDING_FAILED, log[-3000:]
+    assert log.count("recording stopped") <= 3, "one clear event, not a flood"
+    assert "spot-agent: recording stopped: file size limit reached" in log
+    assert "reason=duration" in log  # the run itself went to its end
