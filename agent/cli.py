@@ -43,14 +43,14 @@ def _register() -> None:
     from agent.demo import demo_command
 
     app.command("demo")(demo_command)  # help: demo_command's docstring
-    from agent.replay import replay_command
+    from agent.replay.command import replay_command
 
     app.command("replay")(replay_command)  # help: replay_command's docstring
     from agent.control.op_cli import keys_command, op_app
 
     app.add_typer(op_app, name="op", help="Control a running agent: launch, stop, watch, snapshot.")
     app.command("keys", help="Make a CurveZMQ key pair for the agent or an operator.")(keys_command)
-    from agent.package import package_command
+    from deploy.package import package_command
 
     app.command("package", help="Build (or --check) the CORE I/O Spot Extension (.spx).")(package_command)
     from perception.cli import detect_command

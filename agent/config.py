@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from agent.control.config import ControlConfig
-from agent.recording_segments import RecordingConfig
+from agent.recording.segments import RecordingConfig
 from behaviors.deadman import StopBudget
 from configs import resolve_relative
 from configs.loading import ConfigPath, load_yaml_model
@@ -274,7 +274,7 @@ class AgentConfig(_Strict):
     recording: RecordingConfig = Field(
         default_factory=RecordingConfig,
         description="Segment size and age, and the disk a `--record` recording may use "
-        "(agent/recording_segments.py).",
+        "(agent/recording/segments.py).",
     )
 
     @field_validator("rules")

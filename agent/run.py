@@ -89,8 +89,8 @@ async def run_agent(
 
 
 def _startup_report() -> Any:
-    from agent.pipeline import PipelineReport
-    from agent.stats import PipelineStats
+    from agent.core.pipeline import PipelineReport
+    from agent.core.stats import PipelineStats
 
     stats = PipelineStats().as_dict(time.time())
     return PipelineReport(reason="stopped", events=[], stats=stats, detail="stopped during start-up")
@@ -141,8 +141,8 @@ async def _connect_and_drive(
     shutdown: Any,
     stack: contextlib.ExitStack,
 ) -> AgentRunResult:
-    from agent.connect import connect, resolve_credentials
-    from agent.spot_robot import SpotRobot
+    from agent.spot.connect import connect, resolve_credentials
+    from agent.spot.robot import SpotRobot
 
     creds = None
     if sdk_robot is None:
@@ -167,8 +167,8 @@ class _Extras:
         self.control: Any = None
         self.recorder: Any = None
         if record is not None:
-            from agent.recording import Recorder, RecordingObserver
-            from agent.replay import recording_metadata
+            from agent.recording.writer import Recorder, RecordingObserver
+            from agent.replay.command import recording_metadata
 
             self.recorder = Recorder(record, limits=config.recording,
                                      metadata=recording_metadata(config, started_local=time.time()))
@@ -190,8 +190,8 @@ async def _drive(
     on_pipeline: Callable[[Any], None] | None,
     extras: _Extras,
 ) -> AgentRunResult:
-    from agent.pipeline import Pipeline
-    from agent.spot_source import SpotCameraSource
+    from agent.core.pipeline import Pipeline
+    from agent.spot.camera_source import SpotCameraSource
     from behaviors.engine import CueEngine
 
     sdk_robot = robot.sdk_robot
@@ -280,9 +280,9 @@ def run_command(
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
     from agent.config import config_overrides, load_agent_config
-    from agent.connect import ConnectError
+    from agent.core.robot import RobotUnavailable
     from agent.logs import setup_logging
-    from agent.robot import RobotUnavailable
+    from agent.spot.connect import ConnectError
     from configs.loading import ConfigError
 
     setup_logging(log_level.upper())
@@ -319,8 +319,8 @@ def run_command(
         raise typer.Exit(EXIT_CONFIG) from None
     from agent.control.endpoints import BindError, EndpointError
     from agent.control.keys import KeyFileError
-    from agent.recording import RecordingError
-    from agent.spot_source import UnknownCameraError
+    from agent.recording.writer import RecordingError
+    from agent.spot.camera_source import UnknownCameraError
     from perception.detector import ModelIntegrityError
 
     setup_errors = (ConfigError, KeyFileError, EndpointError, BindError, RecordingError,

@@ -6,7 +6,7 @@ import math
 from collections import Counter
 from typing import Any
 
-from agent.pipeline import PipelineReport
+from agent.core.pipeline import PipelineReport
 
 # Engine and agent events worth telling a person about, with how to say them.
 _SAY = {

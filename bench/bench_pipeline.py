@@ -39,13 +39,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.config import AgentConfig, config_overrides
-from agent.connect import connect, resolve_credentials
+from agent.core.pipeline import Pipeline
 from agent.demo import sim_agent_config
 from agent.logs import setup_logging
-from agent.pipeline import Pipeline
 from agent.run import perceiver_factory
-from agent.spot_robot import SpotRobot
-from agent.spot_source import SpotCameraSource
+from agent.spot.camera_source import SpotCameraSource
+from agent.spot.connect import connect, resolve_credentials
+from agent.spot.robot import SpotRobot
 from behaviors.config import load_rules
 from behaviors.engine import CueEngine
 from perception.perceiver import Perceiver

@@ -95,9 +95,9 @@ def child(mode: str, minutes: float, warmup_s: float, trace: bool, folder: Path)
     """Record in real time; print one JSON line with the RSS samples."""
     import tracemalloc
 
-    from agent.recording import Recorder
-    from agent.recording_segments import RecordingConfig
-    from agent.robot import RobotStatus
+    from agent.core.robot import RobotStatus
+    from agent.recording.segments import RecordingConfig
+    from agent.recording.writer import Recorder
     from behaviors.commands import Velocity
     from perception.detection import FrameResult, Sighting
     from perception.frame import Frame, PinholeIntrinsics

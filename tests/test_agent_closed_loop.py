@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from bosdyn.client.lease import LeaseClient
 
+from agent.core.pipeline import Pipeline
 from agent.demo import sim_agent_config
-from agent.pipeline import Pipeline
 from agent.run import EXIT_LEASE_LOST, EXIT_OK, AgentRunResult, run_agent
 from configs import SHIPPED_DIR as CONFIG_DIR
 from sim.server import SimServer

@@ -15,11 +15,11 @@ from bosdyn.client.lease import LeaseClient
 from typer.testing import CliRunner
 
 from agent.config import AgentConfig, config_overrides
-from agent.connect import ConnectError, connect, resolve_credentials
+from agent.core.robot import EStopped, RobotUnavailable
 from agent.demo import sim_agent_config
-from agent.robot import EStopped, RobotUnavailable
 from agent.run import run_command
-from agent.spot_robot import SpotRobot
+from agent.spot.connect import ConnectError, connect, resolve_credentials
+from agent.spot.robot import SpotRobot
 from configs import SHIPPED_DIR as CONFIG_DIR
 from sim.server import DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET, SimServer
 from sim.testing import close_sdk, connect_sdk

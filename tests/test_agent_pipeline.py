@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.clock import FrameClock, SystemClock
 from agent.config import SafetyConfig
-from agent.dry_run import DryRunRobot
-from agent.latest import LatestSlots
-from agent.pipeline import Pipeline
-from agent.robot import ConnectionLost, LeaseLost, RobotGone, RobotStatus
+from agent.core.clock import FrameClock, SystemClock
+from agent.core.pipeline import Pipeline
+from agent.core.robot import ConnectionLost, LeaseLost, RobotGone, RobotStatus
+from agent.replay.dry_run import DryRunRobot
+from agent.spot.latest import LatestSlots
 from behaviors.commands import MotionCommand, Stop, Velocity
 from behaviors.geometry import RobotPose
 from perception.detection import FrameResult, Sighting
@@ -402,7 +402,7 @@ def test_still_disconnected_lines_carry_the_reason(caplog: pytest.LogCaptureFixt
     cams = FakeCameras(["a"], fps=30, clock=clock)
     robot = FlakyLinkRobot(clock, start + 0.2, start + 1.5)
     pipe = Pipeline(cams, lambda: SlowDetector(0.01, []), FakeEngine(), robot, _safety(), clock)
-    with caplog.at_level("INFO", logger="agent.pipeline"):
+    with caplog.at_level("INFO", logger="agent.core.pipeline"):
         asyncio.run(pipe.run(duration_s=1.6))
     waits = [r for r in caplog.records if getattr(r, "event", None) == "reconnect_wait"]
     assert waits and all(getattr(r, "reason", "") == "robot did not answer" for r in waits)

@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from agent.clock import FrameClock
 from agent.config import SafetyConfig
-from agent.latest import LatestSlots
-from agent.safety import Backoff, CommandGuard, PerceptionWatchdog, Refused, WatchdogChange
+from agent.core.clock import FrameClock
+from agent.core.safety import Backoff, CommandGuard, PerceptionWatchdog, Refused, WatchdogChange
+from agent.spot.latest import LatestSlots
 from behaviors.commands import GoTo, Sit, Velocity
 from behaviors.geometry import RobotPose
 

@@ -19,7 +19,7 @@ import numpy as np
 from bosdyn.api import image_pb2
 from bosdyn.client.exceptions import TimedOutError
 
-from agent.spot_source import FramePacer, SpotCameraSource, registered_depth_source
+from agent.spot.camera_source import FramePacer, SpotCameraSource, registered_depth_source
 from perception.decode import decode_image_response
 
 CAMERAS = ["frontleft_fisheye_image", "frontright_fisheye_image"]

@@ -27,9 +27,9 @@ from bosdyn.api import geometry_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from mcap.reader import make_reader
 
-from agent import recording_format as fmt
 from agent.control.live_view import LiveView
-from agent.recording import Recorder
+from agent.recording import format as fmt
+from agent.recording.writer import Recorder
 from perception.detection import FrameResult, Sighting
 from perception.frame import Frame, PinholeIntrinsics
 

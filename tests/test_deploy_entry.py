@@ -34,7 +34,7 @@ from deploy_support import DOCKERFILE, dockerfile_instructions, entry_command, e
 from agent.config import load_agent_config
 from agent.control.client import ControlClient
 from agent.control.keys import AUTHORIZED_DIR, create_key_pair, load_client_keys
-from agent.extension import OPERATOR_KEYS_PATH, PAYLOAD_CREDENTIALS_PATH
+from deploy.extension import OPERATOR_KEYS_PATH, PAYLOAD_CREDENTIALS_PATH
 from sim.server import DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET, SimServer
 from sim.testing import close_sdk, connect_sdk
 

@@ -33,7 +33,7 @@ from packaging.requirements import Requirement
 import configs
 from agent.config import load_agent_config
 from agent.control.endpoints import parse_tcp
-from agent.extension import (
+from deploy.extension import (
     OPERATOR_KEYS_PATH,
     PAYLOAD_CREDENTIALS_PATH,
     PAYLOAD_PORT_RANGE,
@@ -41,7 +41,7 @@ from agent.extension import (
     compose_problems,
     manifest_problems,
 )
-from agent.extension_network import IMAGE_DEFAULT_CONFIG, listening_ports
+from deploy.network import IMAGE_DEFAULT_CONFIG, listening_ports
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

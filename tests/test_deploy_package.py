@@ -15,9 +15,9 @@ import yaml
 from deploy_support import DEPLOY, PROJECT_ROOT, docker_save_bytes, write_docker_save
 from typer.testing import CliRunner
 
-from agent.extension import OPERATOR_KEYS_PATH, PAYLOAD_CREDENTIALS_PATH, PackageError
-from agent.image_archive import read_image_archive
-from agent.package import build_spx, check_spx, package_command
+from deploy.extension import OPERATOR_KEYS_PATH, PAYLOAD_CREDENTIALS_PATH, PackageError
+from deploy.image_archive import read_image_archive
+from deploy.package import build_spx, check_spx, package_command
 
 MANIFEST = json.loads((DEPLOY / "manifest.json").read_text())
 IMAGE = f"{MANIFEST['extension_name']}:{MANIFEST['version']}"

@@ -18,10 +18,11 @@ from bosdyn.api import geometry_pb2
 from mcap.reader import make_reader
 from skimage import data as skdata
 
-from agent import recording_format as fmt
-from agent.recording import Recorder, RecordingError
-from agent.recording_segments import RecordingConfig
-from agent.replay_sources import (
+from agent.core.robot import LeaseLost, RobotStatus
+from agent.recording import format as fmt
+from agent.recording.segments import RecordingConfig
+from agent.recording.writer import Recorder, RecordingError
+from agent.replay.sources import (
     McapRecording,
     RecordedCommand,
     RecordedEvent,
@@ -30,7 +31,6 @@ from agent.replay_sources import (
     RecordedStatus,
     RecordedStep,
 )
-from agent.robot import LeaseLost, RobotStatus
 from behaviors.commands import GoTo, Sit, Velocity
 from perception.detection import FrameResult, Sighting
 from perception.frame import Frame, PinholeIntrinsics
@@ -385,7 +385,7 @@ def test_recordings_hold_no_machine_paths(tmp_path: Path) -> None:
     """A recording is read on other machines: shipped files by their shipped name, other
     files by their name, never this machine's absolute paths."""
     from agent.config import config_overrides, load_agent_config
-    from agent.replay import recording_metadata
+    from agent.replay.command import recording_metadata
     from configs import SHIPPED_DIR
 
     own_rules = tmp_path / "site" / "my_rules.yaml"
@@ -517,7 +517,7 @@ _FILL_THE_DISK = r"""
 import json, logging, sys, time
 sys.path.insert(0, sys.argv[2])
 import tests.test_record_recorder as t
-from agent.recording import Recorder
+from agent.recording.writer import Recorder
 
 records = []
 class Keep(logging.Handler):

@@ -23,12 +23,12 @@ from mcap.reader import make_reader
 from skimage import data as skdata
 from typer.testing import CliRunner
 
-from agent.recording import Recorder
-from agent.replay import replay_command
-from agent.replay_config import recording_header
-from agent.replay_files import VideoFrameSource
-from agent.replay_mcap import McapRecording
-from agent.replay_sources import ReplayInputError, image_problem
+from agent.recording.writer import Recorder
+from agent.replay.command import replay_command
+from agent.replay.config import recording_header
+from agent.replay.files import VideoFrameSource
+from agent.replay.mcap import McapRecording
+from agent.replay.sources import ReplayInputError, image_problem
 from perception.frame import Frame
 
 CAMERA = "frontleft_fisheye_image"

@@ -1,4 +1,4 @@
-"""The configuration a recording carries and the one a replay chooses (agent/replay_config.py)."""
+"""The configuration a recording carries and the one a replay chooses (agent/replay/config.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import config_overrides, load_agent_config
-from agent.replay import recording_metadata
-from agent.replay_config import (
+from agent.replay.command import recording_metadata
+from agent.replay.config import (
     KEY_CONFIG,
     KEY_MODEL_SHA256,
     load_replay_rules,

@@ -8,10 +8,10 @@ import time
 
 import numpy as np
 
-from agent.replay import compare_commands
-from agent.replay_drive import DetectAhead, ReplayRobot, ScriptedClock
-from agent.replay_sources import RecordedStatus
-from agent.robot import LeaseLost, RobotStatus
+from agent.core.robot import LeaseLost, RobotStatus
+from agent.replay.command import compare_commands
+from agent.replay.drive import DetectAhead, ReplayRobot, ScriptedClock
+from agent.replay.sources import RecordedStatus
 from behaviors.commands import GoTo, Sit, Stop
 from perception.detection import FrameResult
 from perception.frame import Frame
@@ -43,7 +43,7 @@ def test_scripted_clock_runs_a_sleeper_only_when_released_at_the_recorded_time()
 
 
 def test_release_gives_up_when_nobody_sleeps(monkeypatch) -> None:
-    import agent.replay_drive as drive
+    import agent.replay.drive as drive
 
     monkeypatch.setattr(drive, "SETTLE_TIMEOUT_S", 0.05)
     assert asyncio.run(ScriptedClock(0.0).release(1.0)) is False

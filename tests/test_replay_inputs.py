@@ -19,8 +19,8 @@ from skimage import data
 from typer.testing import CliRunner
 
 from agent.config import config_overrides, load_agent_config
-from agent.recording import Recorder
-from agent.replay import replay, replay_command
+from agent.recording.writer import Recorder
+from agent.replay.command import replay, replay_command
 from behaviors.commands import Sit
 from configs import SHIPPED_DIR as CONFIG_DIR
 from perception.frame import Frame

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from agent.recording import Recorder
-from agent.replay_files import ImageFolderSource, VideoFrameSource
-from agent.replay_mcap import McapFrameSource, McapRecording
-from agent.replay_sources import ReplayInputError, open_replay_source
-from agent.sources import FrameSource
+from agent.core.sources import FrameSource
+from agent.recording.writer import Recorder
+from agent.replay.files import ImageFolderSource, VideoFrameSource
+from agent.replay.mcap import McapFrameSource, McapRecording
+from agent.replay.sources import ReplayInputError, open_replay_source
 from perception.frame import Frame
 
 CAMERA = "frontleft_fisheye_image"

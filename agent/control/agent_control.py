@@ -21,15 +21,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agent import recording_format as fmt
 from agent.control.config import ControlConfig
 from agent.control.drawing import detection_summary, draw_detections, encode_jpeg, to_bgr
 from agent.control.handler import ControlError, Snapshot
 from agent.control.keys import ServerKeys, load_server_keys
 from agent.control.protocol import ErrorCode
-from agent.events import AgentEvent
-from agent.observers import PipelineObserver
-from agent.robot import RobotStatus
+from agent.core.events import AgentEvent
+from agent.core.observers import PipelineObserver
+from agent.core.robot import RobotStatus
+from agent.recording import format as fmt
 from behaviors.commands import MotionCommand, command_to_dict
 from perception.detection import FrameResult, Sighting
 from perception.frame import Frame

@@ -2,7 +2,7 @@
 cameras and sightings placed in 3D) and why it acts (the agent's state, events and commands),
 for Foxglove on the operator's laptop.
 
-Topics, schemas and frame ids are the recording's (`agent.recording_format`), so one Foxglove
+Topics, schemas and frame ids are the recording's (`agent.recording.format`), so one Foxglove
 layout serves the live view and recordings: `/camera/<name>/compressed` (or `/image` for depth,
 32FC1), `/camera/<name>/calibration`, `/camera/<name>/annotations`, `/tf`, `/sightings`,
 `/events` and `/commands`; plus `/agent/state` (health, live only).
@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from agent import foxglove_messages as fm
-from agent import recording_format as fmt
 from agent.control.endpoints import DEFAULT_LIVE_VIEW_PORT, BindError
 from agent.control.protocol import to_jsonable
+from agent.recording import format as fmt
+from agent.recording import foxglove as fm
 from perception.detection import FrameResult
 from perception.frame import Frame
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 import cv2
 import numpy as np
 
-from agent.mcap_salvage import (
+from agent.recording.salvage import (
     MCAP_MAGIC,
 )
 from perception.decode import FrameDecodeError, check_pixels
@@ -270,7 +270,7 @@ def open_replay_source(
 
     `prefetch`: frames read and decoded ahead of the consumer.
     """
-    from agent.replay_files import ImageFolderSource, VideoFrameSource
+    from agent.replay.files import ImageFolderSource, VideoFrameSource
 
     path = Path(path)
     if not path.exists():
@@ -284,7 +284,7 @@ def open_replay_source(
     with open(path, "rb") as f:
         head = f.read(8)
     if head == MCAP_MAGIC or path.suffix.lower() == ".mcap":
-        from agent.replay_mcap import McapFrameSource
+        from agent.replay.mcap import McapFrameSource
 
         return McapFrameSource(path, decode, prefetch=prefetch)
     return VideoFrameSource(path, camera=camera or "video", fps=fps, prefetch=prefetch)
@@ -294,9 +294,9 @@ _MOVED = {  # readers with a module of their own, still importable from here
     **dict.fromkeys(
         ["McapRecording", "McapFrameSource", "RecordedCommand", "RecordedEvent", "RecordedFrame",
          "RecordedItem", "RecordedObservation", "RecordedStatus", "RecordedStep"],
-        "agent.replay_mcap",
+        "agent.replay.mcap",
     ),
-    **dict.fromkeys(["ImageFolderSource", "VideoFrameSource"], "agent.replay_files"),
+    **dict.fromkeys(["ImageFolderSource", "VideoFrameSource"], "agent.replay.files"),
 }
 
 

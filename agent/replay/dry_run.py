@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from agent.clock import Clock
-from agent.robot import RobotStatus
+from agent.core.clock import Clock
+from agent.core.robot import RobotStatus
 from behaviors.commands import GoTo, MotionCommand, Sit, Stand, Stop, Velocity
 from behaviors.geometry import wrap_angle
 

@@ -11,7 +11,7 @@ Safety rules this class enforces, whatever the pipeline asks:
   mobility params as well as by the pipeline.
 - After a lost connection the session is checked (and rebuilt after a robot restart) before
   the robot is trusted again, and motors that went off under the agent are powered on again
-  only if `robot.on_motors_off` says so: `agent/spot_session.py`.
+  only if `robot.on_motors_off` says so: `agent/spot/session.py`.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from bosdyn.client.robot import Robot as SdkRobot
 from bosdyn.client.robot_command import NotPoweredOnError, RobotCommandBuilder, blocking_sit
 
 from agent.config import RobotConfig, SafetyConfig
-from agent.connect import Credentials
-from agent.robot import ConnectionLost, LeaseLost, RobotGone, RobotStatus, RobotUnavailable
-from agent.sdk_async import await_sdk
-from agent.spot_session import LEASE_TAKEN_MESSAGE, SpotSession, rpc_reason
+from agent.core.robot import ConnectionLost, LeaseLost, RobotGone, RobotStatus, RobotUnavailable
+from agent.spot.connect import Credentials
+from agent.spot.sdk_async import await_sdk
+from agent.spot.session import LEASE_TAKEN_MESSAGE, SpotSession, rpc_reason
 from behaviors.commands import GoTo, MotionCommand, Sit, Stand, Stop, Velocity
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ extension needs (Boston Dynamics, "Running Custom Applications with Spot",
 `docs/payload/docker_containers.md` in the Spot SDK, and the SDK's
 `python/examples/extensions/build_extension.py`, whose manifest checks these mirror). The
 compose checks are this project's: the agent's container must restart by itself, log to
-journald, be reachable on the operator ports (`agent.extension_network`) and read the payload
+journald, be reachable on the operator ports (`deploy.network`) and read the payload
 credentials and the operator control keys from read-only mounts (the keys from outside the
 extension's own folder, which an upgrade replaces).
 """
@@ -23,9 +23,9 @@ from typing import Any, TypeGuard
 import yaml
 
 # Re-exported: where an incoming port may be on CORE I/O.
-from agent.extension_network import PAYLOAD_PORT_RANGE as PAYLOAD_PORT_RANGE
-from agent.extension_network import PAYLOAD_RESERVED_PORTS as PAYLOAD_RESERVED_PORTS
-from agent.extension_network import ListeningPort, network_problems
+from deploy.network import PAYLOAD_PORT_RANGE as PAYLOAD_PORT_RANGE
+from deploy.network import PAYLOAD_RESERVED_PORTS as PAYLOAD_RESERVED_PORTS
+from deploy.network import ListeningPort, network_problems
 
 MANIFEST_NAME = "manifest.json"
 COMPOSE_NAME = "docker-compose.yml"
@@ -219,7 +219,7 @@ def compose_problems(compose: dict[str, Any], ports: list[ListeningPort]) -> lis
     """What keeps a compose file from running the agent well on CORE I/O (empty: nothing).
 
     `ports` are the ones the agent listens on with the config the container runs
-    (`agent.extension_network.listening_ports`): bridge networking must publish exactly those.
+    (`deploy.network.listening_ports`): bridge networking must publish exactly those.
     """
     try:
         name, service = _service(compose)

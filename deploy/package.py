@@ -2,11 +2,11 @@
 
 The extension is built from the templates in `deploy/` (manifest, compose file, icon), a
 `docker save` archive of the agent image and any udev rules and extra files the user adds, and
-checked as a whole before it is kept (`agent.spx_check`): the image the compose file runs is in
+checked as a whole before it is kept (`deploy.spx_check`): the image the compose file runs is in
 the archive and built for the payload's CPU, the version is X.Y.Z, the payload credentials are
 mounted where the agent reads them, the compose file publishes the ports the agent's config
 listens on, every file the manifest names or the compose file mounts from the extension's
-folder is packed (see `agent.extension`). No Docker engine is needed.
+folder is packed (see `deploy.extension`). No Docker engine is needed.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from agent.extension import (
+from deploy import DEPLOY_DIR
+from deploy.extension import (
     ARCHITECTURES,
     COMPOSE_NAME,
     MANIFEST_NAME,
@@ -41,9 +42,8 @@ from agent.extension import (
     load_manifest,
     manifest_problems,
 )
-from agent.image_archive import read_image_archive, require_image
-from agent.spx_check import SpxSummary, agent_ports, check_spx, unpacked_mounts
-from deploy import DEPLOY_DIR
+from deploy.image_archive import read_image_archive, require_image
+from deploy.spx_check import SpxSummary, agent_ports, check_spx, unpacked_mounts
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ from bosdyn.client.image import ImageClient, build_image_request
 from bosdyn.client.robot import Robot as SdkRobot
 from bosdyn.util import duration_to_seconds
 
-from agent.latest import LatestSlots
-from agent.sdk_async import await_sdk
+from agent.spot.latest import LatestSlots
+from agent.spot.sdk_async import await_sdk
 from perception.decode import FrameDecodeError, decode_image_response
 from perception.frame import Frame
 

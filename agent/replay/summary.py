@@ -8,10 +8,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agent.observers import PipelineObserver
+from agent.core.observers import PipelineObserver
 
 if TYPE_CHECKING:
-    from agent.replay import ReplayResult
+    from agent.replay.command import ReplayResult
 
 
 class ReplaySummary(PipelineObserver):

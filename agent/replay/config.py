@@ -44,8 +44,8 @@ _REPLAYED_SECTIONS = ("cameras", "detector", "rules", "safety")
 def recording_header(path: Path) -> dict[str, str] | None:
     """The metadata a recording's writer put first; None for anything but an MCAP file (and {}
     for an MCAP file without it)."""
-    from agent import recording_format as fmt
-    from agent.mcap_salvage import MCAP_MAGIC, ScanResult, scan_messages
+    from agent.recording import format as fmt
+    from agent.recording.salvage import MCAP_MAGIC, ScanResult, scan_messages
 
     if not path.is_file():  # regular files only: opening a FIFO would block
         return None

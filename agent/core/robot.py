@@ -1,7 +1,7 @@
 """The `Robot` seam: what the agent needs from a robot, real or not.
 
-`SpotRobot` (agent/spot_robot.py) drives a Spot (or the sim) through `bosdyn-client`;
-`DryRunRobot` (agent/dry_run.py) records the commands it would have sent, for replay.
+`SpotRobot` (agent/spot/robot.py) drives a Spot (or the sim) through `bosdyn-client`;
+`DryRunRobot` (agent/replay/dry_run.py) records the commands it would have sent, for replay.
 """
 
 from __future__ import annotations

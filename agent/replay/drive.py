@@ -38,10 +38,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.clock import FrameClock
-from agent.dry_run import DryRunRobot
-from agent.observers import PipelineObserver
-from agent.replay_mcap import (
+from agent.core.clock import FrameClock
+from agent.core.observers import PipelineObserver
+from agent.core.robot import ConnectionLost, EStopped, LeaseLost, RobotStatus, RobotUnavailable
+from agent.replay.dry_run import DryRunRobot
+from agent.replay.mcap import (
     McapRecording,
     RecordedCommand,
     RecordedEvent,
@@ -51,8 +52,7 @@ from agent.replay_mcap import (
     RecordedStatus,
     RecordedStep,
 )
-from agent.replay_sources import FrameStream, ReadReport, read_in_thread
-from agent.robot import ConnectionLost, EStopped, LeaseLost, RobotStatus, RobotUnavailable
+from agent.replay.sources import FrameStream, ReadReport, read_in_thread
 from perception.frame import Frame
 
 log = logging.getLogger(__name__)

@@ -2,11 +2,11 @@
 
 The same `Pipeline`, `Perceiver` and `CueEngine` as `spot-agent run`, with a replay source and a
 dry-run robot that records the commands it would have sent. Determinism (same input and config
--> same commands, however fast the machine) comes from `agent.replay_drive`: one frame at a
+-> same commands, however fast the machine) comes from `agent.replay.drive`: one frame at a
 time, virtual time taken from the input, and for recordings of live runs the live run's own
 observation and control-step times and robot statuses.
 
-A recording replays with the configuration embedded in it (`agent.replay_config`); `--config`
+A recording replays with the configuration embedded in it (`agent.replay.config`); `--config`
 and `--rules` override it, and the summary says so.
 
 Exit codes: 0 replayed (what was lost from the input is reported), 1 nothing was readable, 2 a bad
@@ -27,8 +27,8 @@ from typing import Any, Literal, NoReturn
 import typer
 
 import configs
-from agent.observers import PipelineObserver
-from agent.replay_summary import CommandComparison, ReplaySummary, compare_commands, render_summary
+from agent.core.observers import PipelineObserver
+from agent.replay.summary import CommandComparison, ReplaySummary, compare_commands, render_summary
 
 __all__ = [
     "EXIT_COMMANDS_DIFFER", "CommandComparison", "ReplayResult", "ReplaySummary", "compare_commands",
@@ -139,8 +139,8 @@ async def replay(
 ) -> ReplayResult:
     """Run `config`'s pipeline on `path` (`rules`: already loaded rules instead of
     `config.rules`). Raises `ReplayInputError` when nothing can be read."""
-    from agent.replay_drive import DetectAhead, Pacer
-    from agent.replay_sources import open_replay_source
+    from agent.replay.drive import DetectAhead, Pacer
+    from agent.replay.sources import open_replay_source
     from agent.run import perceiver_factory as make_perceiver_factory
     from behaviors.config import load_rules
 
@@ -179,14 +179,14 @@ async def _run(
     out_video: Path | None,
     observers: list[PipelineObserver],
 ) -> ReplayResult:
-    from agent.clock import FrameClock
-    from agent.events import EventLog
-    from agent.pipeline import Pipeline
-    from agent.recording import Recorder, RecordingObserver
-    from agent.replay_config import recording_header
-    from agent.replay_drive import RecordedRunSource, ReplayRobot, ScriptedClock, TimedFrameSource
-    from agent.replay_mcap import McapFrameSource
-    from agent.replay_sources import ReplayInputError
+    from agent.core.clock import FrameClock
+    from agent.core.events import EventLog
+    from agent.core.pipeline import Pipeline
+    from agent.recording.writer import Recorder, RecordingObserver
+    from agent.replay.config import recording_header
+    from agent.replay.drive import RecordedRunSource, ReplayRobot, ScriptedClock, TimedFrameSource
+    from agent.replay.mcap import McapFrameSource
+    from agent.replay.sources import ReplayInputError
     from behaviors.engine import CueEngine
 
     # One frame at a time: the pipeline asks for the next frame once the previous one is
@@ -270,7 +270,7 @@ def recording_metadata(
     """What a recording of the pipeline says about itself (MCAP metadata, written first): the
     configuration it runs with (no paths of this machine, no credentials) and, by default, the
     config's cameras (a replay passes the cameras it actually has)."""
-    from agent.replay_config import embedded_config
+    from agent.replay.config import embedded_config
 
     return {
         "pipeline_inputs": "1",  # engine inputs recorded: `replay` can reproduce the commands
@@ -344,9 +344,9 @@ def replay_command(
     from rich.console import Console
 
     from agent.logs import setup_logging
-    from agent.recording import RecordingError
-    from agent.replay_config import load_replay_rules, recording_header, resolve_replay_config
-    from agent.replay_sources import ReplayInputError
+    from agent.recording.writer import RecordingError
+    from agent.replay.config import load_replay_rules, recording_header, resolve_replay_config
+    from agent.replay.sources import ReplayInputError
     from configs.loading import ConfigError
 
     setup_logging(log_level.upper())

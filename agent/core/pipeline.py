@@ -18,7 +18,7 @@ The engine's inputs are serialised: an observation (and the cue step it may trig
 control step (robot status, tick, commands) never interleave, so the order observers see (and
 recordings keep) is the order the engine saw.
 
-Safety (see agent/safety.py): perception watchdog, command caps, lease loss (stop commanding at
+Safety (see agent/core/safety.py): perception watchdog, command caps, lease loss (stop commanding at
 once, report, end the run without trying to get the lease back), connection loss (halt the
 behaviors, try a Stop, reconnect with backoff; behaviors never resume by themselves).
 """
@@ -35,14 +35,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agent.clock import Clock, SystemClock
 from agent.config import SafetyConfig
-from agent.events import AgentEvent, EventLog
-from agent.observers import PipelineObserver
-from agent.robot import LeaseLost, Robot, RobotGone, RobotStatus, RobotUnavailable
-from agent.safety import Backoff, CommandGuard, PerceptionWatchdog, Refused, WatchdogChange
-from agent.sources import FrameSource
-from agent.stats import PipelineStats
+from agent.core.clock import Clock, SystemClock
+from agent.core.events import AgentEvent, EventLog
+from agent.core.observers import PipelineObserver
+from agent.core.robot import LeaseLost, Robot, RobotGone, RobotStatus, RobotUnavailable
+from agent.core.safety import Backoff, CommandGuard, PerceptionWatchdog, Refused, WatchdogChange
+from agent.core.sources import FrameSource
+from agent.core.stats import PipelineStats
 from behaviors.commands import MotionCommand, Stop, command_to_dict
 from behaviors.geometry import RobotPose
 from perception.detection import FrameResult

@@ -2,7 +2,7 @@
 
 The pipeline calls the `record_*` methods from its event loop; they only copy a reference into a
 bounded queue and return at once. A writer thread turns queue items into Foxglove messages
-(`agent.foxglove_messages`) and writes them to rotating MCAP segments (`agent.recording_segments`:
+(`agent.recording.foxglove`) and writes them to rotating MCAP segments (`agent.recording.segments`:
 `run.mcap`, `run-001.mcap`, ... each complete on its own, under a total cap). When the queue is
 full the item is dropped and counted, never waited for: a slow disk must not slow the robot
 down. Frames are dropped first (they are refused while the queue is more than
@@ -32,11 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from agent import foxglove_messages as fm
-from agent import recording_format as fmt
-from agent.events import AgentEvent
-from agent.observers import PipelineObserver
-from agent.recording_segments import (
+from agent.core.events import AgentEvent
+from agent.core.observers import PipelineObserver
+from agent.core.robot import RobotStatus
+from agent.recording import format as fmt
+from agent.recording import foxglove as fm
+from agent.recording.segments import (
     McapSegments,
     RecordingConfig,
     SchemaSpec,
@@ -45,7 +46,6 @@ from agent.recording_segments import (
     free_space_mb,
     segment_path,
 )
-from agent.robot import RobotStatus
 from behaviors.commands import MotionCommand, command_to_dict
 from perception.detection import FrameResult
 from perception.frame import Frame

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from agent.extension import PackageError
+from deploy.extension import PackageError
 
 # Metadata members of an image archive are small; layers are not and are never read.
 _MAX_METADATA_BYTES = 4 * 1024 * 1024

@@ -1,6 +1,6 @@
 """Foxglove messages for what the agent sees, built once for both the recorder and the live view.
 
-One builder per topic kind (topic names and frame ids come from `agent.recording_format`), so a
+One builder per topic kind (topic names and frame ids come from `agent.recording.format`), so a
 Foxglove layout made on a recording works on the live view and back:
 
 - images: the robot's JPEG as received; other 8-bit frames as PNG (recording: lossless) or JPEG
@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from foxglove import messages as fm
 
-from agent import recording_format as fmt
+from agent.recording import format as fmt
 from perception.detection import FrameResult
 from perception.frame import Frame
 

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from agent.replay_sources import (
+from agent.replay.sources import (
     IMAGE_SUFFIXES,
     JPEG_MAGIC,
     MAX_IMAGE_PIXELS,

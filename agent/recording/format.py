@@ -1,6 +1,6 @@
 """What a recording holds: topic names, frame ids, JSON schemas and the (de)serialisation of
-frames, detection results and commands. Shared by the writer (`agent.recording`), the readers
-(`agent.replay_sources`) and the Foxglove live view (`agent.control.live_view`), so they cannot
+frames, detection results and commands. Shared by the writer (`agent.recording.writer`), the readers
+(`agent.replay.sources`) and the Foxglove live view (`agent.control.live_view`), so they cannot
 drift apart: a Foxglove layout made on a recording works on the live view and back.
 
 Layout of a recording (MCAP, opens in Foxglove); the live view publishes the same topics, with
@@ -221,7 +221,7 @@ def event_record(kind: str, time: float, data: Any) -> dict[str, Any]:
 
 
 def agent_event_data(event: Any) -> dict[str, Any]:
-    """The `data` of an `agent.events.AgentEvent` on `/events` (its message and source too)."""
+    """The `data` of an `agent.core.events.AgentEvent` on `/events` (its message and source too)."""
     data = dict(event.data)
     if event.message:
         data.setdefault("message", event.message)

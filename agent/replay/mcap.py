@@ -1,7 +1,7 @@
 """Reading MCAP recordings for replay: every recorded item (frames, observations, control steps,
 robot statuses, events, commands) in the order it happened, with what was lost and where.
 
-Built on `agent.mcap_salvage`, so a damaged or truncated recording gives what is readable.
+Built on `agent.recording.salvage`, so a damaged or truncated recording gives what is readable.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from agent import recording_format as fmt
-from agent.mcap_salvage import (
+from agent.core.robot import RobotStatus
+from agent.recording import format as fmt
+from agent.recording.salvage import (
     NotAnMcapFile,
     ScannedMessage,
     ScanResult,
@@ -24,7 +25,7 @@ from agent.mcap_salvage import (
     read_summary,
     scan_messages,
 )
-from agent.replay_sources import (
+from agent.replay.sources import (
     ImageDecoder,
     ReadReport,
     ReplayInputError,
@@ -33,7 +34,6 @@ from agent.replay_sources import (
     decode_recorded_jpeg,
     image_problem,
 )
-from agent.robot import RobotStatus
 from behaviors.commands import MotionCommand, command_from_dict
 from perception.detection import FrameResult
 from perception.frame import Frame
@@ -131,7 +131,7 @@ class _ProtobufDecoders:
 
 
 class McapRecording:
-    """A recording made by `agent.recording.Recorder`, read back in file (= event) order."""
+    """A recording made by `agent.recording.writer.Recorder`, read back in file (= event) order."""
 
     def __init__(self, path: str | Path, decode: ImageDecoder = decode_image) -> None:
         self.path = Path(path)

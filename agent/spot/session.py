@@ -35,9 +35,9 @@ from bosdyn.client.robot_command import RobotCommandClient, blocking_stand
 from bosdyn.client.robot_state import RobotStateClient
 
 from agent.config import RobotConfig
-from agent.connect import PERMANENT_LOGIN_ERRORS, Credentials, authenticate, explain
-from agent.own_estop import OwnEstop
-from agent.robot import ConnectionLost, EStopped, LeaseLost, RobotGone, RobotUnavailable
+from agent.core.robot import ConnectionLost, EStopped, LeaseLost, RobotGone, RobotUnavailable
+from agent.spot.connect import PERMANENT_LOGIN_ERRORS, Credentials, authenticate, explain
+from agent.spot.own_estop import OwnEstop
 
 log = logging.getLogger(__name__)
 

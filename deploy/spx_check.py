@@ -1,7 +1,7 @@
 """Checking a Spot Extension (`.spx`) as CORE I/O will read it: `spot-agent package --check`.
 
 Every file at the top level and only once; the manifest and the compose file valid
-(`agent.extension`); every file the manifest names (images, icon, udev rules) and every `./NAME`
+(`deploy.extension`); every file the manifest names (images, icon, udev rules) and every `./NAME`
 the compose file mounts packed; the compose file publishing the ports the agent's config listens
 on; the image the compose file runs in an image archive, built for the payload's CPU.
 """
@@ -18,7 +18,7 @@ import yaml
 
 import configs
 from agent.config import load_agent_config
-from agent.extension import (
+from deploy.extension import (
     COMPOSE_NAME,
     MANIFEST_NAME,
     UDEV_RULES_SUFFIX,
@@ -30,8 +30,8 @@ from agent.extension import (
     is_plain_name,
     manifest_problems,
 )
-from agent.extension_network import ListeningPort, config_the_container_runs, listening_ports
-from agent.image_archive import ImageArchive, parse_image_archive, require_image
+from deploy.image_archive import ImageArchive, parse_image_archive, require_image
+from deploy.network import ListeningPort, config_the_container_runs, listening_ports
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agent.events import AgentEvent
-    from agent.robot import RobotStatus
+    from agent.core.events import AgentEvent
+    from agent.core.robot import RobotStatus
     from behaviors.commands import MotionCommand
     from perception.detection import FrameResult
     from perception.frame import Frame
