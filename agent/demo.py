@@ -49,7 +49,7 @@ def demo_command(
     ),
     log_level: str = typer.Option("warning", "--log-level", help="Log lines on stderr from this level."),
 ) -> None:
-    from agent.logs import setup_logging
+    from agent.core.logs import setup_logging
     from agent.run import run_agent
     from agent.summary import describe_run
     from configs.loading import ConfigError

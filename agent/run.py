@@ -280,8 +280,8 @@ def run_command(
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
     from agent.config import config_overrides, load_agent_config
+    from agent.core.logs import setup_logging
     from agent.core.robot import RobotUnavailable
-    from agent.logs import setup_logging
     from agent.spot.connect import ConnectError
     from configs.loading import ConfigError
 

@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.config import config_overrides
+from agent.core.logs import setup_logging
 from agent.demo import sim_agent_config
-from agent.logs import setup_logging
 from agent.run import run_agent
 from behaviors.commands import MotionCommand, Stop
 from configs import SHIPPED_DIR as CONFIG_DIR

@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.config import AgentConfig, config_overrides
+from agent.core.logs import setup_logging
 from agent.core.pipeline import Pipeline
 from agent.demo import sim_agent_config
-from agent.logs import setup_logging
 from agent.run import perceiver_factory
 from agent.spot.camera_source import SpotCameraSource
 from agent.spot.connect import connect, resolve_credentials

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from configs.loading import ConfigError
+from configs.loading import SHIPPED_DIR, ConfigError, resolve_relative
 
-SHIPPED_DIR = Path(__file__).resolve().parent
-"""Where the shipped YAML files are (inside site-packages after a plain install)."""
+__all__ = ["AGENT_CONFIGS", "RULES", "SCENARIOS", "SHIPPED_DIR", "ConfigError", "display", "find",
+           "resolve_relative", "shipped", "shipped_names"]
 
 AGENT_CONFIGS = ""  # folder names under SHIPPED_DIR, one per kind of file
 RULES = "rules"
@@ -50,21 +50,6 @@ def find(value: str | Path, folder: str = AGENT_CONFIGS) -> Path:
     if path.exists():
         raise ConfigError(f"{value}: is not a file")
     raise ConfigError(_not_found(str(value), folder))
-
-
-def resolve_relative(value: Path, base_dir: Path) -> Path:
-    """A path written inside a config file: relative to that file's folder, else to the shipped one.
-
-    So a copy of `agent.yaml` in the user's own folder keeps `rules: rules/default.yaml`
-    pointing at the shipped rules until the user puts a `rules/default.yaml` beside it.
-    """
-    if value.is_absolute():
-        return value
-    beside = (base_dir / value).resolve()
-    if beside.exists():
-        return beside
-    shipped_path = (SHIPPED_DIR / value).resolve()
-    return shipped_path if shipped_path.exists() else beside
 
 
 def display(path: Path) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Strict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, ValidationError, ValidationInfo
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 M = TypeVar("M", bound=BaseModel)
@@ -38,8 +38,35 @@ MAX_YAML_NODES = 20_000
 (the shipped rules hold a few hundred). Counted while parsing, so a refusal comes early."""
 MAX_ERRORS_SHOWN = 20
 
-ConfigPath = Annotated[Path, Strict(False)]
-"""A path field: written as YAML text, so it is the one type `StrictModel` converts."""
+SHIPPED_DIR = Path(__file__).resolve().parent
+"""Where the shipped YAML files are (inside site-packages after a plain install)."""
+
+
+def resolve_relative(value: Path, base_dir: Path) -> Path:
+    """A path written inside a config file: relative to that file's folder, else to the shipped one.
+
+    So a copy of `agent.yaml` in the user's own folder keeps `rules: rules/default.yaml`
+    pointing at the shipped rules until the user puts a `rules/default.yaml` beside it.
+    """
+    if value.is_absolute():
+        return value
+    beside = (base_dir / value).resolve()
+    if beside.exists():
+        return beside
+    shipped_path = (SHIPPED_DIR / value).resolve()
+    return shipped_path if shipped_path.exists() else beside
+
+
+def _relative_to_the_config_file(value: Path, info: ValidationInfo) -> Path:
+    config_path = (info.context or {}).get("config_path")
+    if config_path is None:  # built in Python, not read from a file: taken as given
+        return value
+    return resolve_relative(value, Path(config_path).parent)
+
+
+ConfigPath = Annotated[Path, Strict(False), AfterValidator(_relative_to_the_config_file)]
+"""A path field: written as YAML text, so it is the one type `StrictModel` converts; a relative
+path is taken relative to the config file it is written in (`resolve_relative`)."""
 
 
 class ConfigError(ValueError):
@@ -267,6 +294,7 @@ __all__ = [
     "MAX_CONFIG_BYTES",
     "MAX_YAML_DEPTH",
     "MAX_YAML_NODES",
+    "SHIPPED_DIR",
     "ConfigError",
     "ConfigPath",
     "StrictModel",
@@ -274,5 +302,6 @@ __all__ = [
     "load_yaml_model",
     "read_config_text",
     "read_yaml",
+    "resolve_relative",
     "validate_config",
 ]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import AgentConfig, config_overrides, load_agent_config
-from agent.logs import KeyValueFormatter
+from agent.core.logs import KeyValueFormatter
 from agent.spot.connect import ConnectError, resolve_credentials
 from configs import SHIPPED_DIR as CONFIG_DIR
 from configs.loading import ConfigError

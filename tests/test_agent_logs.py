@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
-from agent.logs import setup_logging
+from agent.core.logs import setup_logging
 
 
 def _line(**extra: object) -> str:

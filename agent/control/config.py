@@ -5,9 +5,7 @@ not when an operator connects."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from agent.control.endpoints import (
     DEFAULT_CONTROL_ENDPOINT,
@@ -74,14 +72,6 @@ class ControlConfig(StrictModel):
             except EndpointError as exc:
                 raise ValueError(str(exc)) from None
         return value
-
-    @field_validator("curve_keys_dir")
-    @classmethod
-    def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        config_path = (info.context or {}).get("config_path")
-        if value is None or value.is_absolute() or config_path is None:
-            return value
-        return (Path(config_path).parent / value).resolve()
 
     @model_validator(mode="after")
     def _network_needs_keys(self) -> ControlConfig:

@@ -35,8 +35,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agent.config import SafetyConfig
 from agent.core.clock import Clock, SystemClock
+from agent.core.config import SafetyConfig
 from agent.core.events import AgentEvent, EventLog
 from agent.core.observers import PipelineObserver
 from agent.core.robot import LeaseLost, Robot, RobotGone, RobotStatus, RobotUnavailable

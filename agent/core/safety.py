@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from agent.config import SafetyConfig
+from agent.core.config import SafetyConfig
 from behaviors.commands import GoTo, MotionCommand, Velocity
 from behaviors.geometry import RobotPose
 

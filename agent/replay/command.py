@@ -343,7 +343,7 @@ def replay_command(
     """
     from rich.console import Console
 
-    from agent.logs import setup_logging
+    from agent.core.logs import setup_logging
     from agent.recording.writer import RecordingError
     from agent.replay.config import load_replay_rules, recording_header, resolve_replay_config
     from agent.replay.sources import ReplayInputError

@@ -32,7 +32,7 @@ from bosdyn.client.payload_registration import (
 from bosdyn.client.robot import Robot as SdkRobot
 from bosdyn.client.time_sync import TimeSyncError
 
-from agent.config import AuthConfig, RobotConfig
+from agent.spot.config import AuthConfig, RobotConfig
 
 log = logging.getLogger(__name__)
 

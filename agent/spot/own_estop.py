@@ -16,7 +16,7 @@ from bosdyn.api import estop_pb2
 from bosdyn.client.estop import EstopClient, EstopEndpoint, EstopKeepAlive, MotorsOnError
 from bosdyn.client.exceptions import Error as SdkError
 
-from agent.config import RobotConfig
+from agent.spot.config import RobotConfig
 
 log = logging.getLogger(__name__)
 

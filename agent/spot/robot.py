@@ -34,8 +34,9 @@ from bosdyn.client.power import safe_power_off_motors
 from bosdyn.client.robot import Robot as SdkRobot
 from bosdyn.client.robot_command import NotPoweredOnError, RobotCommandBuilder, blocking_sit
 
-from agent.config import RobotConfig, SafetyConfig
+from agent.core.config import SafetyConfig
 from agent.core.robot import ConnectionLost, LeaseLost, RobotGone, RobotStatus, RobotUnavailable
+from agent.spot.config import RobotConfig
 from agent.spot.connect import Credentials
 from agent.spot.sdk_async import await_sdk
 from agent.spot.session import LEASE_TAKEN_MESSAGE, SpotSession, rpc_reason
