@@ -153,7 +153,7 @@ async def _connect_and_drive(
         # `shutdown` closes its gRPC channels.
         stack.enter_context(sdk_robot)
         stack.callback(sdk_robot.shutdown)
-    robot = SpotRobot(sdk_robot, config.robot, config.safety, creds=creds)
+    robot = SpotRobot(sdk_robot, config.robot, creds=creds)
     shutdown.on_force(robot.stop_keeping_estop)
     return await _drive(config, rules, decode_min_side, robot, duration_s,
                         shutdown, on_pipeline, extras)

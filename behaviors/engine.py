@@ -19,8 +19,7 @@ distance) and gets a deadline no longer than the stop promise allows at its spee
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,6 +30,7 @@ from behaviors.cues import CueEdge, CueTracker
 from behaviors.deadman import StopBudget
 from behaviors.geometry import RobotPose
 from behaviors.library import behaviors_catalog, build_behavior
+from behaviors.limits import Refused, cap_command
 from behaviors.memory import SightingMemory
 from behaviors.registry import Behavior, BehaviorCall
 from perception.detection import FrameResult, Sighting
@@ -419,43 +419,12 @@ class CueEngine:
     def _within_limits(
         self, command: MotionCommand, now: float, pose: RobotPose | None
     ) -> MotionCommand:
-        """The command clipped to the limits (a last guard; behaviors already obey them)."""
-        lim = self.limits
-        checked: MotionCommand = command
-        if isinstance(command, Velocity):
-            vx, vy = command.vx, command.vy
-            speed = math.hypot(vx, vy)
-            if speed > lim.max_speed_mps:
-                vx, vy = vx * lim.max_speed_mps / speed, vy * lim.max_speed_mps / speed
-            vyaw = max(-lim.max_yaw_rate_rps, min(lim.max_yaw_rate_rps, command.vyaw))
-            checked = replace(command, vx=vx, vy=vy, vyaw=vyaw)
-        elif isinstance(command, GoTo):
-            if (
-                pose is not None
-                and math.hypot(command.x - pose.x, command.y - pose.y)
-                > lim.max_goal_distance_m + 1e-6
-            ):
-                self._emit(
-                    "command_refused",
-                    now,
-                    {
-                        "command": command_to_dict(command),
-                        "reason": "goal beyond max_goal_distance_m",
-                    },
-                )
-                return Stop()
-            max_lin = (
-                lim.max_speed_mps
-                if command.max_linear_mps is None
-                else min(command.max_linear_mps, lim.max_speed_mps)
-            )
-            max_ang = (
-                lim.max_yaw_rate_rps
-                if command.max_angular_rps is None
-                else min(command.max_angular_rps, lim.max_yaw_rate_rps)
-            )
-            checked = replace(command, max_linear_mps=max_lin, max_angular_rps=max_ang)
-        checked = self.stop_budget.bound(checked)
+        """The command within the rules' limits (a last guard; behaviors already obey them)."""
+        checked = cap_command(command, self.limits, pose, self.stop_budget)
+        if isinstance(checked, Refused):
+            self._emit("command_refused", now,
+                       {"command": command_to_dict(command), "reason": checked.reason})
+            return Stop()
         if checked != command:
             self._emit(
                 "command_capped",

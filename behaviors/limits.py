@@ -1,11 +1,22 @@
-"""Motion caps every behavior obeys (the `limits:` section of a rules file)."""
+"""Motion caps, and the one function every motion command passes through: `cap_command`.
+
+The same caps are applied in two places with two sets of values, never two implementations:
+the cue engine caps what behaviors produce with the rules file's `limits:`, and the agent's
+pipeline caps what leaves for the robot with its `safety:` section (the same names:
+`SafetyConfig.motion_limits()`), the last word whatever a rules file says.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from behaviors.commands import GoTo, MotionCommand, Velocity
+from behaviors.deadman import StopBudget
+from behaviors.geometry import RobotPose
 from configs.loading import StrictModel
 
 
@@ -50,3 +61,54 @@ class MotionLimits(StrictModel):
                         "behaviors/deadman.py); remove it"
                     )
         return data
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A command the caps would not let through, and why."""
+
+    command: MotionCommand
+    reason: str
+
+
+_DISTANCE_SLACK_M = 1e-6  # a goal placed exactly at the limit by a clamp is within it
+
+
+def cap_command(
+    command: MotionCommand, limits: MotionLimits, pose: RobotPose | None, stop: StopBudget
+) -> MotionCommand | Refused:
+    """`command` within `limits`, or `Refused` (a go-to goal beyond `max_goal_distance_m`).
+
+    Velocities are scaled down to `max_speed_mps` (keeping their direction) and turn rates
+    clipped; a go-to gets speed caps no looser than the limits; every motion command gets a
+    deadline the stop promise allows at its (capped) speed (`StopBudget.bound`). Goal distance
+    is checked for odom goals, the frame the pose is in.
+    """
+    if isinstance(command, Velocity):
+        vx, vy = command.vx, command.vy
+        speed = math.hypot(vx, vy)
+        if speed > limits.max_speed_mps:
+            vx, vy = vx * limits.max_speed_mps / speed, vy * limits.max_speed_mps / speed
+        vyaw = max(-limits.max_yaw_rate_rps, min(limits.max_yaw_rate_rps, command.vyaw))
+        return stop.bound(replace(command, vx=vx, vy=vy, vyaw=vyaw))
+    if isinstance(command, GoTo):
+        if command.frame == "odom" and pose is not None:
+            distance = math.hypot(command.x - pose.x, command.y - pose.y)
+            if distance > limits.max_goal_distance_m + _DISTANCE_SLACK_M:
+                return Refused(
+                    command,
+                    f"goal {distance:.1f} m away exceeds max_goal_distance_m "
+                    f"{limits.max_goal_distance_m:.1f}",
+                )
+        linear = limits.max_speed_mps if command.max_linear_mps is None else command.max_linear_mps
+        angular = (
+            limits.max_yaw_rate_rps if command.max_angular_rps is None else command.max_angular_rps
+        )
+        return stop.bound(
+            replace(
+                command,
+                max_linear_mps=min(linear, limits.max_speed_mps),
+                max_angular_rps=min(angular, limits.max_yaw_rate_rps),
+            )
+        )
+    return command

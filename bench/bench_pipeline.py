@@ -156,7 +156,7 @@ async def bench_cameras(n: int, seconds: float, workdir: Path) -> dict[str, Any]
         cfg = config_overrides(cfg, **{"cameras.sources": BODY_CAMERAS[:n]})
         sdk = await asyncio.to_thread(connect, cfg.robot, resolve_credentials(cfg.robot.auth, {}))
         with sdk:
-            robot = SpotRobot(sdk, cfg.robot, cfg.safety)
+            robot = SpotRobot(sdk, cfg.robot)
             await asyncio.to_thread(robot.start)
             try:
                 return await _measure(n, seconds, cfg, sdk, robot, sim, rules_path)

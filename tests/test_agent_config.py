@@ -79,9 +79,7 @@ def test_credentials_from_env_config_or_payload_file(tmp_path: Path) -> None:
         resolve_credentials(missing, {})
 
 
-@pytest.mark.parametrize(
-    "field", ["watchdog_s", "max_frame_age_s", "max_command_duration_s", "max_goto_distance_m"]
-)
+@pytest.mark.parametrize("field", ["watchdog_s", "max_frame_age_s", "max_goal_distance_m"])
 def test_infinite_safety_bounds_are_refused(tmp_path: Path, field: str) -> None:
     # `.inf` would switch the check off (no watchdog, any frame age, any goal distance).
     bad = tmp_path / "a.yaml"
@@ -175,3 +173,16 @@ def test_log_lines_are_key_value_and_journald_priority_prefixed() -> None:
     assert "\n" not in line
     plain = _format(journald=False)
     assert plain.startswith("ts=") and "<3>" not in plain
+
+
+@pytest.mark.parametrize(
+    ("key", "says"),
+    [("max_goto_distance_m", "now max_goal_distance_m"), ("max_command_duration_s", "remove it")],
+)
+def test_renamed_and_removed_safety_keys_say_what_to_do(tmp_path: Path, key: str, says: str) -> None:
+    bad = tmp_path / "a.yaml"
+    bad.write_text(f"safety: {{{key}: .inf}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_agent_config(bad)
+    assert str(info.value).startswith(f"{bad}: safety: ") and key in str(info.value)
+    assert says in str(info.value)

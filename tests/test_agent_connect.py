@@ -73,7 +73,7 @@ def test_engaged_estop_blocks_motion_unless_the_agent_registers_its_own(sim: Sim
     endpoint.stop()  # the operator's E-Stop is pressed
     agent_sdk = connect_sdk(sim, "agent")
     cfg = _cfg(sim, **{"robot.register_estop": False})
-    robot = SpotRobot(agent_sdk, cfg.robot, cfg.safety)
+    robot = SpotRobot(agent_sdk, cfg.robot)
     try:
         with pytest.raises(EStopped, match="E-Stopped or has no E-Stop configured"):
             robot.start()
@@ -89,7 +89,7 @@ def test_lease_held_by_someone_else_is_never_taken(sim: SimServer) -> None:
     tablet.ensure_client(LeaseClient.default_service_name).acquire()
     agent_sdk = connect_sdk(sim, "agent")
     cfg = _cfg(sim)
-    robot = SpotRobot(agent_sdk, cfg.robot, cfg.safety)
+    robot = SpotRobot(agent_sdk, cfg.robot)
     try:
         with pytest.raises(RobotUnavailable, match="lease is held by another client"):
             robot.start()

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 import pytest
 
 from agent.config import SafetyConfig
 from agent.core.clock import FrameClock
-from agent.core.safety import Backoff, CommandGuard, PerceptionWatchdog, Refused, WatchdogChange
+from agent.core.safety import Backoff, PerceptionWatchdog, WatchdogChange
 from agent.spot.latest import LatestSlots
 from behaviors.commands import GoTo, Sit, Velocity
 from behaviors.geometry import RobotPose
+from behaviors.limits import Refused, cap_command
 
 
 def test_watchdog_startup_grace_ends_with_the_first_result() -> None:
@@ -33,13 +35,19 @@ def test_watchdog_trips_once_and_recovers_once() -> None:
 
 
 def test_guard_caps_speed_turn_and_deadline_and_refuses_far_goals() -> None:
-    guard = CommandGuard(SafetyConfig(max_speed_mps=0.5, max_yaw_rate_rps=0.4,
-                                      max_goto_distance_m=3.0, max_command_duration_s=2.0))
+    safety = SafetyConfig(max_speed_mps=0.5, max_yaw_rate_rps=0.4, max_goal_distance_m=3.0)
+    limits, stop = safety.motion_limits(), safety.stop_budget()
+
+    class _Guard:  # the pipeline's last word: the one cap function with the agent's caps
+        def apply(self, command: Any, pose: RobotPose | None) -> Any:
+            return cap_command(command, limits, pose, stop)
+
+    guard = _Guard()
     v = guard.apply(Velocity(3.0, 4.0, -2.0, 30.0), None)
     assert isinstance(v, Velocity)
     assert math.isclose(math.hypot(v.vx, v.vy), 0.5) and math.isclose(v.vx / v.vy, 0.75)
     # Deadline: the stop promise (1 s) minus the reaction (0.1 s) and the braking from the capped
-    # 0.5 m/s (0.25 s at 2 m/s^2), tighter than max_command_duration_s.
+    # 0.5 m/s (0.25 s at 2 m/s^2).
     assert v.vyaw == -0.4 and v.duration_s == pytest.approx(0.65)
     pose = RobotPose(1.0, 1.0, 0.0)
     near = guard.apply(GoTo(3.0, 1.0, 0.0, "odom", 5.0, max_linear_mps=1.2), pose)
@@ -48,7 +56,7 @@ def test_guard_caps_speed_turn_and_deadline_and_refuses_far_goals() -> None:
     slow = guard.apply(Velocity(0.1, 0.0, 0.0, 30.0), None)
     assert isinstance(slow, Velocity) and slow.duration_s == pytest.approx(0.85)  # brakes sooner
     far = guard.apply(GoTo(5.0, 1.0, 0.0, "odom", 5.0), pose)
-    assert isinstance(far, Refused) and "exceeds max_goto_distance_m" in far.reason
+    assert isinstance(far, Refused) and "exceeds max_goal_distance_m" in far.reason
     assert guard.apply(Sit(), pose) == Sit()
 
 

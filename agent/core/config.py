@@ -5,9 +5,12 @@ Section `safety:` of the agent config (`agent/config.py` composes it).
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from behaviors.deadman import StopBudget
+from behaviors.limits import MotionLimits
 from configs.loading import StrictModel
 
 
@@ -32,15 +35,14 @@ class SafetyConfig(StrictModel):
     detect_workers: int = Field(
         2, ge=1, le=16, description="Detector threads (each with its own interpreter)."
     )
+    # The caps carry the names of the rules files' `limits:` (behaviors/limits.py): one set of
+    # names, one function (`cap_command`) applying them.
     max_speed_mps: float = Field(
-        1.0, gt=0, le=2.0, description="Cap on commanded linear speed (Spot walks up to 1.6 m/s)."
+        1.0, gt=0, le=1.6, description="Cap on commanded linear speed (Spot walks up to 1.6 m/s)."
     )
     max_yaw_rate_rps: float = Field(1.0, gt=0, le=2.0, description="Cap on commanded turn rate.")
-    max_goto_distance_m: float = Field(
-        5.0, gt=0, description="Goals farther than this from the robot are refused."
-    )
-    max_command_duration_s: float = Field(
-        10.0, gt=0, description="Cap on any command's deadline (velocity deadman, go-to timeout)."
+    max_goal_distance_m: float = Field(
+        5.0, gt=0, le=20.0, description="Go-to goals farther than this from the robot are refused."
     )
     stop_within_s: float = Field(
         1.0,
@@ -74,6 +76,19 @@ class SafetyConfig(StrictModel):
         8.0, gt=0, description="Longest wait between reconnection attempts."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_or_removed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if "max_goto_distance_m" in data:
+                raise ValueError("max_goto_distance_m is now max_goal_distance_m (the name the "
+                                 "rules files' limits use); rename it")
+            if "max_command_duration_s" in data:
+                raise ValueError("max_command_duration_s is no longer set: every command's deadline "
+                                 "comes from the stop promise (stop_within_s) and the braking; "
+                                 "remove it")
+        return data
+
     @model_validator(mode="after")
     def _backoff_bounds_ordered(self) -> SafetyConfig:
         if self.reconnect_backoff_max_s < self.reconnect_backoff_s:
@@ -91,6 +106,15 @@ class SafetyConfig(StrictModel):
                 "them (or raise tick_hz)"
             )
         return self
+
+    def motion_limits(self) -> MotionLimits:
+        """The caps, as the one cap function (`behaviors.limits.cap_command`) takes them."""
+        return MotionLimits(
+            max_speed_mps=self.max_speed_mps,
+            max_yaw_rate_rps=self.max_yaw_rate_rps,
+            max_goal_distance_m=self.max_goal_distance_m,
+            goal_beyond_limit="refuse",
+        )
 
     def stop_budget(self) -> StopBudget:
         """The promise and the robot's braking, as the deadline derivation takes them."""

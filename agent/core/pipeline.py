@@ -40,11 +40,12 @@ from agent.core.config import SafetyConfig
 from agent.core.events import AgentEvent, EventLog
 from agent.core.observers import PipelineObserver
 from agent.core.robot import LeaseLost, Robot, RobotGone, RobotStatus, RobotUnavailable
-from agent.core.safety import Backoff, CommandGuard, PerceptionWatchdog, Refused, WatchdogChange
+from agent.core.safety import Backoff, PerceptionWatchdog, WatchdogChange
 from agent.core.sources import FrameSource
 from agent.core.stats import PipelineStats
 from behaviors.commands import MotionCommand, Stop, command_to_dict
 from behaviors.geometry import RobotPose
+from behaviors.limits import Refused, cap_command
 from perception.detection import FrameResult
 from perception.frame import Frame
 
@@ -138,7 +139,8 @@ class Pipeline:
         self.events.listeners.append(self._tell_event)
         self._source_stats = source_stats
         self.stats = PipelineStats()
-        self.guard = CommandGuard(safety)
+        self.limits = safety.motion_limits()  # the agent's caps: the last word on every command
+        self.stop_budget = safety.stop_budget()
         self.commands: list[tuple[float, MotionCommand]] = []
         self._thread_perceiver = threading.local()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -438,7 +440,7 @@ class Pipeline:
         self, command: MotionCommand, cue_times: tuple[float, float] | None = None
     ) -> bool:
         """Send one command through the caps; False if the robot became unavailable."""
-        checked = self.guard.apply(command, self._pose)
+        checked = cap_command(command, self.limits, self._pose, self.stop_budget)
         if isinstance(checked, Refused):
             self.stats.commands_refused += 1
             self._tell("command", self.clock.now(), command, f"refused: {checked.reason}")

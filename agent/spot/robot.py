@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +35,6 @@ from bosdyn.client.power import safe_power_off_motors
 from bosdyn.client.robot import Robot as SdkRobot
 from bosdyn.client.robot_command import NotPoweredOnError, RobotCommandBuilder, blocking_sit
 
-from agent.core.config import SafetyConfig
 from agent.core.robot import ConnectionLost, LeaseLost, RobotGone, RobotStatus, RobotUnavailable
 from agent.spot.config import RobotConfig
 from agent.spot.connect import Credentials
@@ -49,14 +49,10 @@ BehaviorFault = robot_state_pb2.BehaviorFault
 ESTOP_POLL_S = 0.5  # how often the agent asks whether it may hand its E-Stop back
 
 
-def _mobility_params(
-    safety: SafetyConfig, linear_mps: float | None = None, angular_rps: float | None = None
-) -> spot_command_pb2.MobilityParams:
-    """Mobility params whose velocity limit is the tighter of the command's and the agent's caps."""
-    v = min(safety.max_speed_mps, linear_mps if linear_mps is not None else safety.max_speed_mps)
-    w = min(
-        safety.max_yaw_rate_rps, angular_rps if angular_rps is not None else safety.max_yaw_rate_rps
-    )
+def _mobility_params(linear_mps: float, angular_rps: float) -> spot_command_pb2.MobilityParams:
+    """Mobility params whose velocity limit is the command's own (already capped: the pipeline
+    passes every command through `behaviors.limits.cap_command` before it gets here)."""
+    v, w = abs(linear_mps), abs(angular_rps)
     limit = geometry_pb2.SE2VelocityLimit(
         max_vel=geometry_pb2.SE2Velocity(linear=geometry_pb2.Vec2(x=v, y=v), angular=w),
         min_vel=geometry_pb2.SE2Velocity(linear=geometry_pb2.Vec2(x=-v, y=-v), angular=-w),
@@ -73,20 +69,17 @@ class SpotRobot:
         self,
         sdk_robot: SdkRobot,
         config: RobotConfig,
-        safety: SafetyConfig,
         on_lease_lost: Callable[[str], None] | None = None,
         creds: Credentials | None = None,
     ) -> None:
         """`creds`: to log in again after a robot restart (without them, a restart ends the run)."""
         self.sdk_robot = sdk_robot
         self.config = config
-        self.safety = safety
         self.session = SpotSession(sdk_robot, config, creds, on_lease_lost)
         self.lease_client = self.session.lease_client
         self.estop_client = self.session.estop_client
         self.state_client = self.session.state_client
         self.command_client = self.session.command_client
-        self._mobility_params = _mobility_params(safety)
         self._lost_since: float | None = None  # monotonic time the robot stopped answering
         self._stop_keeping_estop = threading.Event()
         self.commands_sent = 0
@@ -205,12 +198,15 @@ class SpotRobot:
     def _build(self, command: MotionCommand) -> tuple[Any, float | None]:
         now = time.time()
         if isinstance(command, Velocity):
+            params = _mobility_params(math.hypot(command.vx, command.vy), command.vyaw)
             proto = RobotCommandBuilder.synchro_velocity_command(
-                command.vx, command.vy, command.vyaw, params=self._mobility_params
+                command.vx, command.vy, command.vyaw, params=params
             )
             return proto, now + command.duration_s
         if isinstance(command, GoTo):
-            params = _mobility_params(self.safety, command.max_linear_mps, command.max_angular_rps)
+            if command.max_linear_mps is None or command.max_angular_rps is None:
+                raise ValueError("a go-to reaches the robot with its speed caps (cap_command)")
+            params = _mobility_params(command.max_linear_mps, command.max_angular_rps)
             proto = RobotCommandBuilder.synchro_se2_trajectory_point_command(
                 command.x, command.y, command.yaw, command.frame, params=params
             )
