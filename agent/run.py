@@ -47,16 +47,6 @@ class AgentRunResult:
     exit_code: int
 
 
-def perceiver_factory(detector_config: Any) -> Callable[[], Callable[[Any], Any]]:
-    """A factory the pipeline calls once per detector thread: each gets its own interpreter."""
-    from perception.perceiver import Perceiver
-
-    def make() -> Callable[[Any], Any]:
-        return Perceiver.from_config(detector_config).process
-
-    return make
-
-
 async def run_agent(
     config: Any,
     duration_s: float | None = None,
@@ -190,50 +180,25 @@ async def _drive(
     on_pipeline: Callable[[Any], None] | None,
     extras: _Extras,
 ) -> AgentRunResult:
-    from agent.core.pipeline import Pipeline
+    from agent.core.assembly import build_pipeline
     from agent.spot.camera_source import SpotCameraSource
-    from behaviors.engine import CueEngine
 
-    sdk_robot = robot.sdk_robot
     try:
         await asyncio.to_thread(robot.start)
         shutdown.check()  # a stop asked while powering on: unwind now
     except BaseException:
         await asyncio.to_thread(robot.close)  # hand back whatever was taken (lease, E-Stop)
         raise
-    source: SpotCameraSource | None = None
     try:
-        source = SpotCameraSource.for_robot(
-            sdk_robot,
-            config.cameras.sources,
-            jpeg_quality=config.cameras.jpeg_quality,
-            request_timeout_s=config.cameras.request_timeout_s,
-            max_poll_hz=config.cameras.max_poll_hz,
-            frame_rate_hz=config.cameras.frame_rate_hz,
-            depth=config.cameras.depth,
-            depth_resize_ratio=config.cameras.depth_resize_ratio,
-            decode_min_side=decode_min_side,
-        )
-        await source.start()
-        engine = CueEngine(rules, stop=config.safety.stop_budget())
-        pipeline = Pipeline(
-            source,
-            perceiver_factory(config.detector),
-            engine,
-            robot,
-            config.safety,
-            source_stats=source.stats,
-            observers=extras.observers,
-        )
+        source = SpotCameraSource.for_robot(robot.sdk_robot, config.cameras, decode_min_side)
+        pipeline = build_pipeline(config, source, robot, rules=rules, observers=extras.observers)
         if extras.control is not None:
-            await extras.control.start(pipeline, engine, source.stats)
+            await extras.control.start(pipeline)
         if on_pipeline is not None:
             on_pipeline(pipeline)
         shutdown.on_stop(pipeline.request_stop)
-        report = await pipeline.run(duration_s)
+        report = await pipeline.run(duration_s)  # the pipeline starts and closes the source
     finally:
-        if source is not None:
-            await source.close()
         await asyncio.to_thread(robot.close)
     return AgentRunResult(report, EXIT_CODES.get(report.reason, EXIT_OK))
 
@@ -281,7 +246,7 @@ def run_command(
 ) -> None:
     from agent.config import config_overrides, load_agent_config
     from agent.core.logs import setup_logging
-    from agent.core.robot import RobotUnavailable
+    from agent.core.seams import RobotUnavailable
     from agent.spot.connect import ConnectError
     from configs.loading import ConfigError
 

@@ -35,7 +35,7 @@ from behaviors.memory import SightingMemory
 from behaviors.registry import Behavior, BehaviorCall
 from perception.detection import FrameResult, Sighting
 
-__all__ = ["SOURCES", "CueEngine", "EngineEvent", "RobotPose"]
+__all__ = ["SOURCES", "CueEngine", "EngineEvent", "RobotPose", "TickResult"]
 
 SOURCES = ("cue", "operator")
 
@@ -50,6 +50,18 @@ class EngineEvent:
     kind: str
     time: float
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """What one control tick decided: the commands to send now and the rule that fired, if any.
+
+    `fired` is the name of the first rule whose behavior started on this tick (None when no rule
+    fired): the agent measures cue-to-command latency to the first command of a firing.
+    """
+
+    commands: list[MotionCommand]
+    fired: str | None = None
 
 
 @dataclass
@@ -123,20 +135,24 @@ class CueEngine:
 
     # ---------------------------------------------------------------- inputs
 
-    def observe(self, result: FrameResult) -> None:
-        """Take one frame's sightings: updates the world memory and the cues' presence."""
+    def observe(self, result: FrameResult) -> list[CueEdge]:
+        """Take one frame's sightings: updates the world memory and the cues' presence; returns
+        the cues that appeared (`rising`) or cleared because of this frame."""
         self._time = max(self._time, result.time_local)
         self._memory.update(result)
-        for edge in self._cues.observe(result):
+        edges = self._cues.observe(result)
+        for edge in edges:
             self._cue_event(edge)
+        return edges
 
-    def tick(self, now: float, pose: RobotPose) -> list[MotionCommand]:
-        """Evaluate rules, arbitrate, step the running behavior; return the commands to send now."""
+    def tick(self, now: float, pose: RobotPose) -> TickResult:
+        """Evaluate rules, arbitrate, step the running behavior: the commands to send now and
+        the rule that fired."""
         self._time = max(self._time, now)
         for edge in self._cues.expire(now):
             self._cue_event(edge)
         out, self._queued = self._queued, []
-        self._fire_rules(now, out)
+        fired = self._fire_rules(now, out)
         running = self._running
         if (
             running is not None
@@ -159,7 +175,7 @@ class CueEngine:
                         "detail": running.behavior.detail,
                     },
                 )
-        return self._send(out, now, pose)
+        return TickResult(self._send(out, now, pose), fired)
 
     def launch(
         self,
@@ -285,7 +301,9 @@ class CueEngine:
         else:
             self._pending.pop(edge.cue, None)
 
-    def _fire_rules(self, now: float, out: list[MotionCommand]) -> None:
+    def _fire_rules(self, now: float, out: list[MotionCommand]) -> str | None:
+        """Start the behaviors of the rules whose cue appeared; the first rule fired, if any."""
+        first: str | None = None
         edges, self._pending = self._pending, {}
         candidates = [
             (index, rule, edge)
@@ -311,6 +329,7 @@ class CueEngine:
                 self._emit("rule_failed", now, {"rule": rule.name, "error": str(exc)})
                 continue
             self._last_fired[rule.name] = now
+            first = first or rule.name
             self._emit(
                 "rule_fired",
                 now,
@@ -332,6 +351,7 @@ class CueEngine:
                 out,
                 rule.name,
             )
+        return first
 
     def _why_not(self, rule: RuleSpec, now: float) -> str | None:
         if not self._cues.present(rule.cue):

@@ -95,7 +95,7 @@ def child(mode: str, minutes: float, warmup_s: float, trace: bool, folder: Path)
     """Record in real time; print one JSON line with the RSS samples."""
     import tracemalloc
 
-    from agent.core.robot import RobotStatus
+    from agent.core.seams import RobotStatus
     from agent.recording.segments import RecordingConfig
     from agent.recording.writer import Recorder
     from behaviors.commands import Velocity

@@ -15,7 +15,7 @@ from bosdyn.client.lease import LeaseClient
 from typer.testing import CliRunner
 
 from agent.config import AgentConfig, config_overrides
-from agent.core.robot import EStopped, RobotUnavailable
+from agent.core.seams import EStopped, RobotUnavailable
 from agent.demo import sim_agent_config
 from agent.run import run_command
 from agent.spot.connect import ConnectError, connect, resolve_credentials

@@ -142,7 +142,7 @@ def run_loop(
             seq += 1
             next_frame += FRAME_DT
         if alive and t >= next_tick - 1e-9:
-            for cmd in engine.tick(t, robot.pose):
+            for cmd in engine.tick(t, robot.pose).commands:
                 commands.append((t, cmd))
                 robot.send(cmd, t)
             events += engine.drain_events()

@@ -67,7 +67,7 @@ def test_every_moving_behavior_derives_its_deadline_from_the_budget() -> None:
     for name, params in (("follow", {}), ("turn_toward", {"label": "person"}),
                          ("go_to_fiducial", {"tag_id": 1})):
         engine.launch(name, params, now=0.1)
-        for command in engine.tick(0.1, here):
+        for command in engine.tick(0.1, here).commands:
             if isinstance(command, Velocity):
                 speed, turn = math.hypot(command.vx, command.vy), command.vyaw
             elif isinstance(command, GoTo):

@@ -72,10 +72,10 @@ def kinds(events: list[EngineEvent], kind: str) -> list[dict[str, Any]]:
 def test_rising_edge_fires_once_while_present() -> None:
     engine = CueEngine(config([rule("sit_on_sign", "sign", "sit", 50)]))
     see(engine, 0.0, "stop sign")
-    assert engine.tick(0.05, HOME) == [Sit()]
+    assert engine.tick(0.05, HOME).commands == [Sit()]
     for i in range(1, 20):  # still present: no new edge, no new command
         see(engine, i * 0.1, "stop sign")
-        assert engine.tick(i * 0.1 + 0.05, HOME) == []
+        assert engine.tick(i * 0.1 + 0.05, HOME).commands == []
     events = engine.drain_events()
     assert len(kinds(events, "rule_fired")) == 1
     assert kinds(events, "cue_fired")[0]["cue"] == "sign"
@@ -84,15 +84,15 @@ def test_rising_edge_fires_once_while_present() -> None:
 def test_cooldown_drops_edges_then_allows_again() -> None:
     engine = CueEngine(config([rule("sit_on_sign", "sign", "sit", 50, cooldown_s=5.0)]))
     see(engine, 0.0, "stop sign")
-    assert engine.tick(0.0, HOME) == [Sit()]
+    assert engine.tick(0.0, HOME).commands == [Sit()]
     see(engine, 0.5)  # clears (1 miss)
     see(engine, 1.0, "stop sign")  # rises again inside the cooldown
-    assert engine.tick(1.0, HOME) == []
+    assert engine.tick(1.0, HOME).commands == []
     ignored = kinds(engine.drain_events(), "rule_ignored")
     assert ignored and ignored[0]["reason"].startswith("cooldown")
     see(engine, 5.5)
     see(engine, 6.0, "stop sign")  # after the cooldown
-    assert engine.tick(6.0, HOME) == [Sit()]
+    assert engine.tick(6.0, HOME).commands == [Sit()]
 
 
 def test_higher_priority_preempts_lower_is_ignored() -> None:
@@ -106,13 +106,13 @@ def test_higher_priority_preempts_lower_is_ignored() -> None:
         )
     )
     see(engine, 0.0, "tag:1")
-    cmds = engine.tick(0.0, HOME)
+    cmds = engine.tick(0.0, HOME).commands
     assert engine.active == "go_to_fiducial" and isinstance(cmds[0], GoTo)
     see(engine, 0.1, "tag:1", "stop sign")  # lower priority: ignored
     engine.tick(0.1, HOME)
     assert engine.active == "go_to_fiducial"
     see(engine, 0.2, "tag:1", "stop sign", "person")  # higher: pre-empts, walking stops first
-    cmds = engine.tick(0.2, HOME)
+    cmds = engine.tick(0.2, HOME).commands
     assert engine.active == "hold"
     assert cmds == [Stop(), Stop()]  # pre-emption stop (go-to in flight), then hold's own
     events = engine.drain_events()
@@ -174,7 +174,7 @@ def test_operator_launch_replaces_operator_launch() -> None:
     engine.launch("hold", {}, now=0.0)
     engine.launch("stand", {}, now=0.1)
     assert engine.active == "stand"
-    assert engine.tick(0.2, HOME) == [Stand()]
+    assert engine.tick(0.2, HOME).commands == [Stand()]
 
 
 def test_cue_source_launch_is_arbitrated_like_a_rule() -> None:
@@ -194,7 +194,7 @@ def test_stop_always_wins() -> None:
     assert engine.stop(0.1, "operator pressed stop") == [Stop()]
     assert engine.active is None
     see(engine, 0.2, "tag:1")  # still present: no fresh edge, nothing restarts
-    assert engine.tick(0.2, HOME) == []
+    assert engine.tick(0.2, HOME).commands == []
     events = engine.drain_events()
     assert kinds(events, "behavior_cancelled")[0]["name"] == "follow"
     assert kinds(events, "stop")[0]["reason"] == "operator pressed stop"
@@ -204,24 +204,24 @@ def test_stop_between_edge_and_tick_discards_the_edge() -> None:
     engine = CueEngine(config([rule("sit_sign", "sign", "sit", 50)]))
     see(engine, 0.0, "stop sign")
     engine.stop(0.01, "stop")
-    assert engine.tick(0.05, HOME) == []
+    assert engine.tick(0.05, HOME).commands == []
 
 
 def test_halt_cancels_and_nothing_resumes_until_a_fresh_edge() -> None:
     engine = CueEngine(config([rule("follow_person", "person", "follow", 50)]))
     t = 0.0
     see(engine, t, "person")
-    assert isinstance(engine.tick(t, HOME)[0], Velocity)
+    assert isinstance(engine.tick(t, HOME).commands[0], Velocity)
     engine.halt("connection lost")
     assert engine.active is None
     for i in range(1, 10):  # the person stays in view: no resume
         t = i * 0.1
         see(engine, t, "person")
-        assert engine.tick(t, HOME) == []
+        assert engine.tick(t, HOME).commands == []
     see(engine, 1.0)  # the cue clears ...
     engine.tick(1.0, HOME)
     see(engine, 1.1, "person")  # ... and fires again
-    assert isinstance(engine.tick(1.1, HOME)[0], Velocity)
+    assert isinstance(engine.tick(1.1, HOME).commands[0], Velocity)
     events = engine.drain_events()
     assert kinds(events, "behavior_cancelled")[0]["by"] == "halt"
     assert kinds(events, "halt")[0]["reason"] == "connection lost"
@@ -231,7 +231,7 @@ def test_halt_sends_nothing_and_forgets_queued_commands() -> None:
     engine = CueEngine(config([]))
     engine.launch("stand", {}, now=0.0)
     engine.halt("lease lost")
-    assert engine.tick(0.1, HOME) == []
+    assert engine.tick(0.1, HOME).commands == []
 
 
 def test_pause_and_resume_cues() -> None:
@@ -239,27 +239,27 @@ def test_pause_and_resume_cues() -> None:
     engine.pause_cues()
     assert engine.cues_paused
     see(engine, 0.0, "stop sign")
-    assert engine.tick(0.0, HOME) == []
+    assert engine.tick(0.0, HOME).commands == []
     assert kinds(engine.drain_events(), "rule_ignored")[0]["reason"] == "cues paused"
     engine.resume_cues()
     see(engine, 0.1, "stop sign")  # present since before the resume: no edge, no fire
-    assert engine.tick(0.1, HOME) == []
+    assert engine.tick(0.1, HOME).commands == []
     see(engine, 0.2)
     see(engine, 0.3, "stop sign")
-    assert engine.tick(0.3, HOME) == [Sit()]
+    assert engine.tick(0.3, HOME).commands == [Sit()]
 
 
 def test_pause_keeps_operator_launches_working() -> None:
     engine = CueEngine(config([]))
     engine.pause_cues()
     engine.launch("sit", {}, now=0.0)
-    assert engine.tick(0.1, HOME) == [Sit()]
+    assert engine.tick(0.1, HOME).commands == [Sit()]
 
 
 def test_while_cue_present_ends_the_behavior_when_the_cue_clears() -> None:
     engine = CueEngine(config([rule("hold_person", "person", "hold", 90, while_cue_present=True)]))
     see(engine, 0.0, "person")
-    assert engine.tick(0.0, HOME) == [Stop()]
+    assert engine.tick(0.0, HOME).commands == [Stop()]
     see(engine, 0.1, "person")
     engine.tick(0.1, HOME)
     assert engine.active == "hold"
@@ -274,7 +274,7 @@ def test_sequence_stop_then_sit_in_one_tick() -> None:
     steps = {"steps": [{"behavior": "stop"}, {"behavior": "sit"}]}
     engine = CueEngine(config([rule("sign", "sign", "sequence", 80, params=steps)]))
     see(engine, 0.0, "stop sign")
-    assert engine.tick(0.0, HOME) == [Stop(), Sit()]
+    assert engine.tick(0.0, HOME).commands == [Stop(), Sit()]
     assert engine.active is None
 
 
@@ -329,7 +329,7 @@ def test_caps_clip_speed_and_deadlines_and_refuse_far_goals() -> None:
     )
     far = sighting("tag:1", 0.0, position_odom=(6.0, 0.0, 0.0), distance_m=6.0)
     engine.observe(FrameResult(FL, 0, 0.0, 0.0, [far]))
-    assert engine.tick(0.0, HOME) == []
+    assert engine.tick(0.0, HOME).commands == []
     events = engine.drain_events()
     assert kinds(events, "goal_refused")[0]["distance_m"] == pytest.approx(5.0)
     assert kinds(events, "behavior_finished")[0]["outcome"] == "failed"
@@ -345,7 +345,7 @@ def test_goal_clamped_when_configured() -> None:
     )
     far = sighting("tag:1", 0.0, position_odom=(6.0, 0.0, 0.0), distance_m=6.0)
     engine.observe(FrameResult(FL, 0, 0.0, 0.0, [far]))
-    (cmd,) = engine.tick(0.0, HOME)
+    (cmd,) = engine.tick(0.0, HOME).commands
     assert isinstance(cmd, GoTo) and math.hypot(cmd.x, cmd.y) == pytest.approx(3.0)
     assert cmd.yaw == pytest.approx(0.0)  # faces the tag
     assert kinds(engine.drain_events(), "goal_clamped")
@@ -361,7 +361,7 @@ def test_follow_velocity_respects_speed_caps() -> None:
         "person", 0.0, position_odom=(8.0, 8.0, 0.0), distance_m=11.3, bearing_rad=math.pi / 4
     )
     engine.observe(FrameResult(FL, 0, 0.0, 0.0, [person]))
-    (cmd,) = engine.tick(0.0, HOME)
+    (cmd,) = engine.tick(0.0, HOME).commands
     assert isinstance(cmd, Velocity)
     assert math.hypot(cmd.vx, cmd.vy) <= 0.3 + 1e-9 and abs(cmd.vyaw) <= 0.2 + 1e-9
     assert cmd.duration_s == pytest.approx(StopBudget().deadline_s(math.hypot(cmd.vx, cmd.vy), cmd.vyaw))
@@ -390,7 +390,7 @@ def _script(engine: CueEngine) -> tuple[list[MotionCommand], list[EngineEvent]]:
         if 10 <= i < 20:
             labels.append("tag:1")
         see(engine, t, *labels)
-        cmds += engine.tick(t + 0.05, RobotPose(0.01 * i, 0.0, 0.0))
+        cmds += engine.tick(t + 0.05, RobotPose(0.01 * i, 0.0, 0.0)).commands
         if i == 25:
             engine.launch("sit", {}, now=t)
         if i == 30:
@@ -441,7 +441,7 @@ def test_engine_clips_every_command_to_the_limits_whatever_the_behavior_asks(run
         config([], max_speed_mps=0.5, max_yaw_rate_rps=0.7, max_goal_distance_m=5.0), stop=stop
     )
     engine.launch("test_runaway", {}, now=0.0)
-    vel, goto, far = engine.tick(0.1, HOME)
+    vel, goto, far = engine.tick(0.1, HOME).commands
     assert isinstance(vel, Velocity)
     assert math.hypot(vel.vx, vel.vy) == pytest.approx(0.5) and vel.vx / vel.vy == pytest.approx(
         0.75
@@ -462,7 +462,7 @@ def test_failed_step_ends_the_sequence_without_the_next_steps() -> None:
     }
     engine = CueEngine(config([]))
     engine.launch("sequence", steps, now=0.0)  # tag 4 was never seen
-    assert engine.tick(0.1, HOME) == []
+    assert engine.tick(0.1, HOME).commands == []
     assert engine.active is None
     finished = kinds(engine.drain_events(), "behavior_finished")[0]
     assert (
@@ -474,6 +474,6 @@ def test_failed_step_ends_the_sequence_without_the_next_steps() -> None:
 def test_operator_preempting_a_moving_behavior_stops_it_first() -> None:
     engine = CueEngine(config([rule("follow_person", "person", "follow", 50)]))
     see(engine, 0.0, "person")
-    assert isinstance(engine.tick(0.0, HOME)[0], Velocity)
+    assert isinstance(engine.tick(0.0, HOME).commands[0], Velocity)
     engine.launch("sit", {}, now=0.05)
-    assert engine.tick(0.1, HOME) == [Stop(), Sit()]
+    assert engine.tick(0.1, HOME).commands == [Stop(), Sit()]

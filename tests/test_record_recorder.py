@@ -18,7 +18,7 @@ from bosdyn.api import geometry_pb2
 from mcap.reader import make_reader
 from skimage import data as skdata
 
-from agent.core.robot import LeaseLost, RobotStatus
+from agent.core.seams import LeaseLost, RobotStatus
 from agent.recording import format as fmt
 from agent.recording.segments import RecordingConfig
 from agent.recording.writer import Recorder, RecordingError

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from agent.core.robot import LeaseLost, RobotStatus
+from agent.core.seams import LeaseLost, RobotStatus
 from agent.replay.command import compare_commands
 from agent.replay.drive import DetectAhead, ReplayRobot, ScriptedClock
 from agent.replay.sources import RecordedStatus

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from agent.core.sources import FrameSource
+from agent.core.seams import FrameSource
 from agent.recording.writer import Recorder
 from agent.replay.files import ImageFolderSource, VideoFrameSource
 from agent.replay.mcap import McapFrameSource, McapRecording

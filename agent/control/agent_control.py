@@ -6,9 +6,10 @@ before the robot is touched and, once the pipeline exists, observes it (frames a
 robot status, commands, events), serves requests, publishes events and health, and feeds the
 live view.
 
-All arbitration stays in the cue engine: an operator `launch` is `engine.launch(...,
-source="operator")`, which pre-empts cue behaviors until it finishes or is stopped, and `stop`
-is the engine's stop sent to the robot at once (`Pipeline.stop_now`), not at the next tick.
+All arbitration stays in the cue engine, and every operator request goes through the pipeline
+(its lock, its clock, recorded as `operator_input`): `launch` is `Pipeline.launch`, which
+pre-empts cue behaviors until the behavior finishes or is stopped, and `stop` is the engine's
+stop sent to the robot at once (`Pipeline.stop_now`), not at the next tick.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from agent.control.keys import ServerKeys, load_server_keys
 from agent.control.protocol import ErrorCode
 from agent.core.events import AgentEvent
 from agent.core.observers import PipelineObserver
-from agent.core.robot import RobotStatus
+from agent.core.seams import RobotStatus
 from agent.recording import format as fmt
 from behaviors.commands import MotionCommand, command_to_dict
 from perception.detection import FrameResult, Sighting
@@ -137,21 +138,13 @@ class _Drawn:
 
 
 class LiveAgentControl(PipelineObserver):
-    """`AgentControl` for a running `Pipeline` and its `CueEngine`, fed as a pipeline observer."""
+    """`AgentControl` for a running `Pipeline`, fed as a pipeline observer."""
 
-    def __init__(
-        self,
-        pipeline: Any,
-        engine: Any,
-        publish: Publish,
-        live_view: Any = None,
-        source_stats: Callable[[], dict[str, Any]] | None = None,
-    ) -> None:
+    def __init__(self, pipeline: Any, publish: Publish, live_view: Any = None) -> None:
         self.pipeline = pipeline
-        self.engine = engine
-        self._publish = publish
+        self.engine = pipeline.engine  # read-only views (active behavior, cues); changes go
+        self._publish = publish  # through the pipeline
         self.live_view = live_view
-        self._source_stats = source_stats
         self.started = time.time()
         self.cameras: dict[str, _CameraState] = {
             name: _CameraState() for name in getattr(pipeline.source, "cameras", [])
@@ -215,11 +208,10 @@ class LiveAgentControl(PipelineObserver):
 
     def _camera_health(self, now: float) -> dict[str, dict[str, Any]]:
         source_stats: dict[str, Any] = {}
-        if self._source_stats is not None:
-            try:
-                source_stats = self._source_stats() or {}
-            except Exception:  # camera rates are nice to have, never worth failing a request
-                log.debug("source stats unavailable", exc_info=True)
+        try:
+            source_stats = self.pipeline.source.stats() or {}
+        except Exception:  # camera rates are nice to have, never worth failing a request
+            log.debug("source stats unavailable", exc_info=True)
         out = {}
         for name, state in sorted(self.cameras.items()):
             camera_fps = (source_stats.get(name) or {}).get("camera_fps")
@@ -289,8 +281,7 @@ class LiveAgentControl(PipelineObserver):
         return None
 
     async def launch(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
-        self.engine.launch(name, params, time.time(), source="operator")  # ValueError -> rejected
-        await self.pipeline.step_now()  # its first commands go out now, not at the next tick
+        await self.pipeline.launch(name, params)  # ValueError -> rejected; first commands now
         result: dict[str, Any] = {"name": name, "behavior": self.engine.active_info}
         problem = self._why_robot_cannot_move()
         if problem is not None:
@@ -307,11 +298,11 @@ class LiveAgentControl(PipelineObserver):
         return result
 
     async def pause_cues(self) -> dict[str, Any]:
-        self.engine.pause_cues()
+        await self.pipeline.pause_cues()
         return {"cues_paused": True}
 
     async def resume_cues(self) -> dict[str, Any]:
-        self.engine.resume_cues()
+        await self.pipeline.resume_cues()
         return {"cues_paused": False}
 
     async def snapshot(self, camera: str, draw_detections_: bool) -> Snapshot:
@@ -410,16 +401,11 @@ class ControlHost:
             raise
         self._bound = True
 
-    async def start(
-        self,
-        pipeline: Any,
-        engine: Any,
-        source_stats: Callable[[], dict[str, Any]] | None = None,
-    ) -> None:
+    async def start(self, pipeline: Any) -> None:
         """Attach the running agent: requests reach it, its events reach the stream and the
         live view."""
         await self.bind()
-        self.control = LiveAgentControl(pipeline, engine, self.publish, self.live_view, source_stats)
+        self.control = LiveAgentControl(pipeline, self.publish, self.live_view)
         pipeline.observers.append(self.control)
         pipeline.result_listeners.append(self.control.on_result)
         if self.server is not None:

@@ -49,7 +49,7 @@ from agent.control.protocol import (
     to_jsonable,
 )
 from agent.control.rejection_log import RejectionLog
-from agent.core.robot import RobotUnavailable
+from agent.core.seams import RobotUnavailable
 
 log = logging.getLogger(__name__)
 

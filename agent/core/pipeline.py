@@ -18,9 +18,12 @@ The engine's inputs are serialised: an observation (and the cue step it may trig
 control step (robot status, tick, commands) never interleave, so the order observers see (and
 recordings keep) is the order the engine saw.
 
-Safety (see agent/core/safety.py): perception watchdog, command caps, lease loss (stop commanding at
-once, report, end the run without trying to get the lease back), connection loss (halt the
-behaviors, try a Stop, reconnect with backoff; behaviors never resume by themselves).
+Operators act through the pipeline too (`launch`, `stop_now`, `pause_cues`, `resume_cues`):
+under the same lock and on the same clock, told to observers as `operator_input`, so a
+recording holds them in order and replay gives them to the engine again.
+
+Safety: the perception watchdog here (agent/core/safety.py); caps, lease loss, a robot that can
+no longer be driven and connection loss in `RobotLink` (agent/core/robot_link.py).
 """
 
 from __future__ import annotations
@@ -29,59 +32,41 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from agent.core.clock import Clock, SystemClock
 from agent.core.config import SafetyConfig
 from agent.core.events import AgentEvent, EventLog
-from agent.core.observers import PipelineObserver
-from agent.core.robot import LeaseLost, Robot, RobotGone, RobotStatus, RobotUnavailable
-from agent.core.safety import Backoff, PerceptionWatchdog, WatchdogChange
-from agent.core.sources import FrameSource
+from agent.core.observers import OperatorInput, PipelineObserver
+from agent.core.robot_link import LinkHooks, RobotLink
+from agent.core.safety import PerceptionWatchdog, WatchdogChange
+from agent.core.seams import (
+    BehaviorEngine,
+    FrameSource,
+    PerceiveFrame,
+    PerceiverFactory,
+    Robot,
+    RobotStatus,
+)
 from agent.core.stats import PipelineStats
-from behaviors.commands import MotionCommand, Stop, command_to_dict
-from behaviors.geometry import RobotPose
-from behaviors.limits import Refused, cap_command
+from behaviors.commands import MotionCommand, Stop
+from behaviors.engine import EngineEvent
 from perception.detection import FrameResult
 from perception.frame import Frame
 
 log = logging.getLogger(__name__)
-
-Perceive = Callable[[Frame], FrameResult]
-
-
-class CueEngine(Protocol):
-    """What the pipeline needs from `behaviors.engine.CueEngine`."""
-
-    def observe(self, result: FrameResult) -> None: ...
-
-    def tick(self, now: float, pose: RobotPose) -> list[MotionCommand]: ...
-
-    def halt(self, reason: str) -> None: ...
-
-    def stop(self, now: float, reason: str) -> list[MotionCommand]: ...
-
-    def drain_events(self) -> list[Any]: ...
-
-
-# Engine event kinds: a cue appeared (in `observe`), a rule fired on it (in `tick`). Cue-to-
-# command latency runs from the moment perception delivered the result that raised the cue to
-# the robot accepting the first command of the rule it fired; capture-to-command from the
-# camera's capture of that frame (so it adds the frame's age and the detection time).
-CUE_APPEARED = "cue_fired"
-RULE_FIRED = "rule_fired"
 
 
 @dataclass
 class PipelineReport:
     """How a run ended, what happened and what was measured."""
 
-    # "duration", "source_ended", "lease_lost", "stopped", or a `RobotGone.exit_reason`
-    # ("robot_unavailable", "cannot_connect")
+    # "duration", "source_ended", "source_failed", "lease_lost", "stopped", or a
+    # `RobotGone.exit_reason` ("robot_unavailable", "cannot_connect")
     reason: str
     events: list[AgentEvent]
     stats: dict[str, Any]
@@ -94,74 +79,62 @@ class PipelineReport:
         return self.reason in ("duration", "source_ended", "stopped")
 
 
-def _engine_event_fields(event: Any) -> tuple[str, str, float | None, dict[str, Any]]:
-    """(kind, message, time, data) of an engine event, whatever its exact class."""
-    if isinstance(event, dict):
-        data = dict(event)
-    elif hasattr(event, "__dataclass_fields__"):
-        data = {name: getattr(event, name) for name in event.__dataclass_fields__}
-    else:
-        data = dict(vars(event)) if hasattr(event, "__dict__") else {"value": event}
-    kind = str(data.pop("kind", type(event).__name__))
-    message = str(data.pop("message", "") or kind.replace("_", " "))
-    when = data.pop("time", None)
-    extra = data.pop("data", None)
-    if isinstance(extra, dict):
-        data.update(extra)
-    return kind, message, when if isinstance(when, (int, float)) else None, data
-
-
 class Pipeline:
-    """Runs perception and behaviors against a robot until told to stop or the source ends."""
+    """Runs perception and behaviors against a robot until told to stop or the source ends.
+
+    Built by `agent.core.assembly.build_pipeline` from a config and the seams; it owns the
+    source (starts, reads and closes it).
+    """
 
     def __init__(
         self,
         source: FrameSource,
-        perceiver_factory: Callable[[], Perceive],
-        engine: CueEngine,
+        perceiver_factory: PerceiverFactory,
+        engine: BehaviorEngine,
         robot: Robot,
         safety: SafetyConfig,
         clock: Clock | None = None,
         events: EventLog | None = None,
-        source_stats: Callable[[], dict[str, Any]] | None = None,
         observers: list[PipelineObserver] | None = None,
     ) -> None:
         self.source = source
         self.perceiver_factory = perceiver_factory
         self.engine = engine
-        self.robot = robot
         self.safety = safety
         self.clock = clock or SystemClock()
         self.events = events or EventLog()
         self.observers: list[PipelineObserver] = list(observers or [])
         # (frame, result) callbacks for each result the engine observed (live views).
-        self.result_listeners: list[Callable[[Frame, FrameResult], None]] = []
+        self.result_listeners: list[Any] = []
         self.events.listeners.append(self._tell_event)
-        self._source_stats = source_stats
         self.stats = PipelineStats()
-        self.limits = safety.motion_limits()  # the agent's caps: the last word on every command
-        self.stop_budget = safety.stop_budget()
-        self.commands: list[tuple[float, MotionCommand]] = []
+        self.link = RobotLink(robot, safety, self.stats, LinkHooks(
+            now=self.clock.now, tell=self._tell, event=self._event, halt=self._halt,
+            finish=self._finish, spawn=self._spawn,
+        ))
+        # A source that decides the time between frames (replay) gets one frame detected,
+        # observed and reacted to before it yields the next: one detector then.
+        self.detect_workers = 1 if source.one_at_a_time else safety.detect_workers
         self._thread_perceiver = threading.local()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._free_workers = asyncio.Semaphore(safety.detect_workers)
+        self._free_workers = asyncio.Semaphore(self.detect_workers)
         self._engine_lock = asyncio.Lock()  # one engine input at a time (see module docstring)
         self._inflight: set[asyncio.Task[None]] = set()
         self._done = asyncio.Event()
         self._end_reason = "stopped"
         self._watchdog: PerceptionWatchdog | None = None
-        self._pose: RobotPose | None = None
-        self._last_status: RobotStatus | None = None
-        self._latest_result_time: float | None = None  # capture time of newest observed result
         # (capture time, result time) of the frame that raised a cue, until a rule acts on it.
         self._cue_times: tuple[float, float] | None = None
-        self._lease_lost = False
-        self._robot_gone: str | None = None  # why the robot can no longer be driven (ends the run)
-        self._unavailable: str | None = None  # why the robot cannot take commands now
-        self._reconnect = Backoff(safety.reconnect_backoff_s, safety.reconnect_backoff_max_s)
-        self._reconnect_at: float | None = None  # set while disconnected
 
-    # ---------------------------------------------------------------------------- observers
+    @property
+    def robot(self) -> Robot:
+        return self.link.robot
+
+    @property
+    def commands(self) -> list[tuple[float, MotionCommand]]:
+        return self.link.commands
+
+    # ------------------------------------------------------------------- observers, events
     def _tell(self, method: str, *args: Any) -> None:
         for observer in self.observers:
             try:
@@ -173,41 +146,43 @@ class Pipeline:
     def _tell_event(self, event: AgentEvent) -> None:
         self._tell("event", event)
 
-    # ------------------------------------------------------------------------------ events
     def _event(self, kind: str, message: str, **data: Any) -> AgentEvent:
         return self.events.add(AgentEvent(self.clock.now(), kind, message, data))
 
-    def _drain_engine_events(self) -> set[str]:
-        """Record the engine's events; return their kinds."""
-        kinds: set[str] = set()
+    def _record_engine_events(self) -> None:
+        """Move what the engine did into the event log (for the record, never for decisions)."""
         for raw in self.engine.drain_events():
-            kind, message, when, data = _engine_event_fields(raw)
-            kinds.add(kind)
-            self.events.add(
-                AgentEvent(when if when is not None else self.clock.now(), kind, message,
-                           data, source="engine")
-            )
-        return kinds
+            self.events.add(_agent_event(raw))
+
+    def _halt(self, reason: str) -> None:
+        self.engine.halt(reason)
+        self._record_engine_events()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
 
     # --------------------------------------------------------------------------- detection
     def _perceive_in_thread(self, frame: Frame) -> FrameResult:
+        return self._thread_perceive()(frame)
+
+    def _thread_perceive(self) -> PerceiveFrame:
         # One perceiver (one interpreter) per worker thread: interpreters are not thread-safe.
-        perceive = getattr(self._thread_perceiver, "perceive", None)
+        perceive: PerceiveFrame | None = getattr(self._thread_perceiver, "perceive", None)
         if perceive is None:
             perceive = self._thread_perceiver.perceive = self.perceiver_factory()
-        return perceive(frame)
+        return perceive
 
     def _warm_thread(self, barrier: threading.Barrier) -> None:
         if getattr(self._thread_perceiver, "perceive", None) is None:
-            self._thread_perceiver.perceive = self.perceiver_factory()
             # A first inference prepares the interpreter's kernels: do it before real frames.
-            blank = Frame("warm-up", np.zeros((480, 640), np.uint8), 0.0, 0.0)
-            self._thread_perceiver.perceive(blank)
+            self._thread_perceive()(Frame("warm-up", np.zeros((480, 640), np.uint8), 0.0, 0.0))
         # Hold this thread until every worker has started, so each gets its own perceiver.
         barrier.wait(timeout=60)
 
     async def _warm_up(self) -> None:
-        workers = self.safety.detect_workers
+        workers = self.detect_workers
         barrier = threading.Barrier(workers)
         loop = asyncio.get_running_loop()
         assert self._pool is not None
@@ -243,31 +218,29 @@ class Pipeline:
             if self._too_old(frame, finished, counters, "after_detection"):
                 return
             result.age_at_detection_s = age_at_detection
-            self.stats.age_at_result_s.add(finished - frame.acquisition_time_local)
-            self.stats.detect_s.add(result.detect_ms / 1000.0)
-            counters.detected += 1
-            for label in {s.label for s in result.sightings}:
-                near = [s.distance_m for s in result.sightings
-                        if s.label == label and s.distance_m is not None]
-                self.stats.saw(label, min(near) if near else None)
-            if self._lease_lost or self._done.is_set():
+            self.stats.result_ready(result, finished - frame.acquisition_time_local)
+            if not self.link.ours_to_command or self._done.is_set():
                 return
-            self._tell("result_observed", finished, result)
-            for listener in self.result_listeners:
-                try:
-                    listener(frame, result)
-                except Exception:
-                    log.exception("result listener failed", extra={"event": "listener_failed"})
-            self.engine.observe(result)
-            if self._watchdog is not None:
-                # Freshness is the capture time: the watchdog bounds how old the newest
-                # information is, whatever queueing or detection time came after the camera.
-                self._watchdog.feed(result.time_local)
-            self._latest_result_time = max(self._latest_result_time or 0.0, result.time_local)
-            if CUE_APPEARED in self._drain_engine_events():
-                self._cue_times = (result.time_local, finished)
-                # React now rather than at the next tick.
-                await self._control_step_locked("cue")
+            await self._observe_locked(frame, result, finished)
+
+    async def _observe_locked(self, frame: Frame, result: FrameResult, finished: float) -> None:
+        """Give one result to the engine; the caller holds the engine lock."""
+        self._tell("result_observed", finished, result)
+        for listener in self.result_listeners:
+            try:
+                listener(frame, result)
+            except Exception:
+                log.exception("result listener failed", extra={"event": "listener_failed"})
+        edges = self.engine.observe(result)
+        if self._watchdog is not None:
+            # Freshness is the capture time: the watchdog bounds how old the newest information
+            # is, whatever queueing or detection time came after the camera.
+            self._watchdog.feed(result.time_local)
+        self.link.latest_result_time = max(self.link.latest_result_time or 0.0, result.time_local)
+        self._record_engine_events()
+        if any(edge.rising for edge in edges):
+            self._cue_times = (result.time_local, finished)
+            await self._control_step_locked("cue")  # react now rather than at the next tick
 
     async def _run_detection(self, frame: Frame) -> None:
         try:
@@ -293,16 +266,16 @@ class Pipeline:
                 log.exception("frame source failed", extra={"event": "source_failed"})
                 self._event("source_failed", f"frame source failed: {type(exc).__name__}: {exc}",
                             error=str(exc))
-                if self._inflight:
-                    await asyncio.gather(*self._inflight, return_exceptions=True)
+                await self._drain_inflight()
                 self._finish("source_failed")
                 return
-            task = asyncio.create_task(self._run_detection(frame))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            self._spawn(self._run_detection(frame))
+        await self._drain_inflight()
+        self._finish("source_ended")
+
+    async def _drain_inflight(self) -> None:
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
-        self._finish("source_ended")
 
     # ----------------------------------------------------------------------------- control
     async def _control_loop(self) -> None:
@@ -319,9 +292,64 @@ class Pipeline:
             if next_tick < now:  # fell behind: skip ticks rather than bursting
                 next_tick = now + period
 
-    async def step_now(self) -> None:
-        """Run a control step at once (e.g. right after an operator launch)."""
+    async def _control_step_locked(self, trigger: str) -> None:
+        """One control step; the caller holds the engine lock."""
+        if self._done.is_set() or not self.link.ours_to_command:
+            return
+        now = self.clock.now()
+        self.stats.ticks += 1
+        self._tell("control_step", now, trigger)
+        if not await self.link.refresh_status(now):
+            self._cue_times = None
+            return
+        if self._watchdog is None:
+            self._watchdog = PerceptionWatchdog(
+                self.safety.watchdog_s, now, self.safety.watchdog_startup_grace_s
+            )
+        if not await self._watchdog_allows(now):
+            self._cue_times = None
+            return
+        assert self.link.pose is not None
+        tick = self.engine.tick(now, self.link.pose)
+        self._record_engine_events()
+        cue_times, self._cue_times = self._cue_times, None
+        # Latency is measured to the first command of a firing.
+        latency_to = cue_times if tick.fired is not None else None
+        for command in tick.commands:
+            if not await self.link.send(command, latency_to):
+                break
+            latency_to = None
+
+    async def _watchdog_allows(self, now: float) -> bool:
+        assert self._watchdog is not None
+        change = self._watchdog.check(now)
+        if change is WatchdogChange.TRIPPED:
+            self.stats.watchdog_trips += 1
+            self._event(
+                "watchdog_tripped",
+                f"newest detected frame is {self._watchdog.silence(now):.2f} s old "
+                f"(bound {self.safety.watchdog_s:.2f} s): stopping",
+                silence_s=round(self._watchdog.silence(now), 3),
+            )
+            self._halt("perception watchdog")
+            await self.link.send(Stop())
+            return False
+        if change is WatchdogChange.RECOVERED:
+            self._event(
+                "watchdog_recovered",
+                "fresh detections again; behaviors stay halted until a rule fires again",
+            )
+        return not self._watchdog.tripped
+
+    # ----------------------------------------------------------------------------- operator
+    async def launch(self, name: str, params: dict[str, Any]) -> None:
+        """An operator's launch: pre-empts cue behaviors; its first commands go out at once.
+        Raises ValueError (unknown behavior, bad parameters) without changing anything."""
         async with self._engine_lock:
+            now = self.clock.now()
+            self.engine.launch(name, params, now, source="operator")
+            self._tell("operator_input", now, OperatorInput("launch", name, dict(params)))
+            self._record_engine_events()
             await self._control_step_locked("operator")
 
     async def stop_now(self, reason: str) -> list[MotionCommand]:
@@ -330,193 +358,33 @@ class Pipeline:
             now = self.clock.now()
             self._tell("control_step", now, "stop")
             commands = self.engine.stop(now, reason)
-            self._drain_engine_events()
+            self._tell("operator_input", now, OperatorInput("stop", reason=reason))
+            self._record_engine_events()
             sent: list[MotionCommand] = []
-            if self._lease_lost:
+            if not self.link.ours_to_command:
                 return sent
             for command in commands:
-                if not await self._send(command):
+                if not await self.link.send(command):
                     break
                 sent.append(command)
             return sent
 
-    async def _control_step_locked(self, trigger: str) -> None:
-        """One control step; the caller holds the engine lock."""
-        if self._done.is_set() or self._lease_lost:
-            return
-        now = self.clock.now()
-        self.stats.ticks += 1
-        self._tell("control_step", now, trigger)
-        if not await self._refresh_status(now):
-            self._cue_times = None
-            return
-        assert self._watchdog is not None and self._pose is not None
-        change = self._watchdog.check(now)
-        if change is WatchdogChange.TRIPPED:
-            await self._trip_watchdog(now)
-            return
-        if change is WatchdogChange.RECOVERED:
-            self._event(
-                "watchdog_recovered",
-                "fresh detections again; behaviors stay halted until a rule fires again",
-            )
-        if self._watchdog.tripped:
-            self._cue_times = None
-            return
-        commands = self.engine.tick(now, self._pose)
-        fired = RULE_FIRED in self._drain_engine_events()
-        cue_times, self._cue_times = self._cue_times, None
-        for command in commands:
-            if not await self._send(command, cue_times if fired else None):
-                break
-            fired = False  # latency is to the first command of the firing
+    async def pause_cues(self) -> None:
+        await self._operator_toggle("pause_cues")
 
-    async def _refresh_status(self, now: float) -> bool:
-        """Poll the robot; False when it cannot be commanded (and handle why)."""
-        if self._reconnect_at is not None and now < self._reconnect_at:
-            return False
-        try:
-            status = await self.robot.status()
-        except LeaseLost as exc:
-            self._tell("robot_status", now, None, exc)
-            self._on_lease_lost(str(exc))
-            return False
-        except RobotGone as exc:
-            self._tell("robot_status", now, None, exc)
-            self._on_robot_gone(exc)
-            return False
-        except RobotUnavailable as exc:
-            self._tell("robot_status", now, None, exc)
-            self._on_connection_lost(now, str(exc))
-            return False
-        self._tell("robot_status", now, status, None)
-        if self._reconnect_at is not None:
-            self._reconnect_at = None
-            self._reconnect.reset()
-            self._event(
-                "reconnected", "robot reachable again; behaviors stay halted until a rule fires"
-            )
-        self._last_status = status
-        self._pose = RobotPose(status.odom_x, status.odom_y, status.odom_yaw)
-        if self._watchdog is None:
-            self._watchdog = PerceptionWatchdog(
-                self.safety.watchdog_s, now, self.safety.watchdog_startup_grace_s
-            )
-        problem = None
-        if not status.has_lease:
-            problem = "no lease"
-        elif status.estopped:
-            problem = "E-Stop engaged"
-        elif not status.powered:
-            problem = "motors off"
-        if problem is not None:
-            if self._unavailable != problem:
-                self._unavailable = problem
-                self.engine.halt(problem)
-                self._drain_engine_events()
-                self._event("robot_unavailable", f"robot cannot move: {problem}; behaviors halted",
-                            reason=problem)
-            return False
-        if self._unavailable is not None:
-            self._event("robot_available", f"robot can move again (was: {self._unavailable})")
-            self._unavailable = None
-        return True
+    async def resume_cues(self) -> None:
+        await self._operator_toggle("resume_cues")
 
-    async def _trip_watchdog(self, now: float) -> None:
-        assert self._watchdog is not None
-        self.stats.watchdog_trips += 1
-        self._event(
-            "watchdog_tripped",
-            f"newest detected frame is {self._watchdog.silence(now):.2f} s old "
-            f"(bound {self.safety.watchdog_s:.2f} s): stopping",
-            silence_s=round(self._watchdog.silence(now), 3),
-        )
-        self.engine.halt("perception watchdog")
-        self._drain_engine_events()
-        self._cue_times = None
-        await self._send(Stop())
-
-    async def _send(
-        self, command: MotionCommand, cue_times: tuple[float, float] | None = None
-    ) -> bool:
-        """Send one command through the caps; False if the robot became unavailable."""
-        checked = cap_command(command, self.limits, self._pose, self.stop_budget)
-        if isinstance(checked, Refused):
-            self.stats.commands_refused += 1
-            self._tell("command", self.clock.now(), command, f"refused: {checked.reason}")
-            self._event("command_refused", f"refused {command.kind}: {checked.reason}",
-                        command=command.kind)
-            return True
-        try:
-            await self.robot.send(checked)
-        except LeaseLost as exc:
-            self._tell("command", self.clock.now(), checked, f"failed: {exc}")
-            self._on_lease_lost(str(exc))
-            return False
-        except RobotUnavailable as exc:
-            self._tell("command", self.clock.now(), checked, f"failed: {exc}")
-            self._on_connection_lost(self.clock.now(), str(exc))
-            return False
-        sent_at = self.clock.now()
-        self.stats.commands_sent += 1
-        self.commands.append((sent_at, checked))
-        self._tell("command", sent_at, checked, "sent")
-        if self._latest_result_time is not None:
-            self.stats.age_at_command_s.add(sent_at - self._latest_result_time)
-        if cue_times is not None:
-            captured, detected = cue_times
-            self.stats.capture_to_command_s.add(sent_at - captured)
-            self.stats.cue_to_command_s.add(sent_at - detected)
-        log.debug("command sent", extra={"event": "command", **_flat(command_to_dict(checked))})
-        return True
-
-    # ------------------------------------------------------------------------ robot trouble
-    def _on_lease_lost(self, reason: str) -> None:
-        if self._lease_lost:
-            return
-        self._lease_lost = True
-        self.engine.halt("lease lost")
-        self._drain_engine_events()
-        self._event("lease_lost", reason)
-        self._finish("lease_lost")
-
-    def _on_robot_gone(self, exc: RobotGone) -> None:
-        if self._robot_gone is not None:
-            return
-        self._robot_gone = str(exc)
-        self.engine.halt("robot gone")
-        self._drain_engine_events()
-        self._event("robot_gone", str(exc), reason=exc.exit_reason)
-        self._finish(exc.exit_reason)
-
-    def _on_connection_lost(self, now: float, reason: str) -> None:
-        first = self._reconnect_at is None
-        wait = self._reconnect.next()
-        self._reconnect_at = now + wait
-        if first:
-            self.engine.halt("connection lost")
-            self._drain_engine_events()
-            self._event(
-                "connection_lost",
-                f"{reason}; behaviors halted, reconnecting (next try in {wait:.1f} s)",
-                reason=reason,
-            )
-            # The robot stops by itself when velocity deadlines pass; still try to say so.
-            task = asyncio.get_running_loop().create_task(self._try_stop())
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
-        else:
-            log.info(
-                "still disconnected",
-                extra={"event": "reconnect_wait", "attempt": self._reconnect.attempts,
-                       "wait_s": wait, "reason": reason},
-            )
-
-    async def _try_stop(self) -> None:
-        try:
-            await self.robot.send(Stop())
-        except RobotUnavailable:
-            pass
+    async def _operator_toggle(self, kind: str) -> None:
+        async with self._engine_lock:
+            now = self.clock.now()
+            if kind == "pause_cues":
+                self.engine.pause_cues()
+                self._tell("operator_input", now, OperatorInput("pause_cues"))
+            else:
+                self.engine.resume_cues()
+                self._tell("operator_input", now, OperatorInput("resume_cues"))
+            self._record_engine_events()
 
     # ------------------------------------------------------------------------------ running
     def _finish(self, reason: str) -> None:
@@ -534,61 +402,61 @@ class Pipeline:
     async def run(self, duration_s: float | None = None) -> PipelineReport:
         """Run until `duration_s` passes, the source ends, the lease is lost or `request_stop`."""
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.safety.detect_workers, thread_name_prefix="detect"
+            max_workers=self.detect_workers, thread_name_prefix="detect"
         )
         try:
+            await self.source.start()
             await self._warm_up()
             self.stats.started_at = self.clock.now()
             self._event("pipeline_started", "pipeline running",
                         cameras=",".join(self.source.cameras))
-            tasks = [asyncio.create_task(self._intake()), asyncio.create_task(self._control_loop())]
-            if duration_s is not None:
-                tasks.append(asyncio.create_task(self._duration_timer(duration_s)))
-            try:
-                await self._done.wait()
-            finally:
-                for task in tasks:
-                    task.cancel()
-                for task in list(self._inflight):
-                    task.cancel()
-                await asyncio.gather(*tasks, *self._inflight, return_exceptions=True)
+            await self._run_until_done(duration_s)
             await self._final_stop()
         finally:
             self.stats.finished_at = self.clock.now()
             await self.source.close()
             self._pool.shutdown(wait=True, cancel_futures=True)
-        stats = self.stats.as_dict(
-            self.clock.now(), self._source_stats() if self._source_stats else None
-        )
+        stats = self.stats.as_dict(self.clock.now(), self.source.stats() or None)
         self._event("pipeline_finished", f"pipeline finished: {self._end_reason}",
                     reason=self._end_reason)
         return PipelineReport(
             reason=self._end_reason,
             events=list(self.events.events),
             stats=stats,
-            commands=list(self.commands),
-            final_status=self._last_status,
-            detail=self._robot_gone or "",
+            commands=list(self.link.commands),
+            final_status=self.link.last_status,
+            detail=self.link.robot_gone or "",
         )
+
+    async def _run_until_done(self, duration_s: float | None) -> None:
+        tasks = [asyncio.create_task(self._intake()), asyncio.create_task(self._control_loop())]
+        if duration_s is not None:
+            tasks.append(asyncio.create_task(self._duration_timer(duration_s)))
+        try:
+            await self._done.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in list(self._inflight):
+                task.cancel()
+            await asyncio.gather(*tasks, *self._inflight, return_exceptions=True)
 
     async def _final_stop(self) -> None:
         """Stop walking when the run ends (not after a lost lease: it is not ours to command;
-        not when the robot ended the run: its motors are off)."""
-        if self._lease_lost or self._robot_gone is not None or self._reconnect_at is not None:
+        not when the robot ended the run: its motors are off; not while disconnected)."""
+        if not self.link.ours_to_command or self.link.disconnected:
             return
         now = self.clock.now()
         commands = self.engine.stop(now, f"agent stopping ({self._end_reason})")
-        self._drain_engine_events()
+        self._record_engine_events()
         for command in commands or [Stop()]:
-            if not await self._send(command):
+            if not await self.link.send(command):
                 break
-        try:
-            self._last_status = await self.robot.status()
-        except RobotUnavailable as exc:
-            self._tell("robot_status", self.clock.now(), None, exc)
-        else:
-            self._tell("robot_status", self.clock.now(), self._last_status, None)
+        await self.link.final_status()
 
 
-def _flat(data: dict[str, Any]) -> dict[str, Any]:
-    return {f"cmd_{k}" if k != "kind" else "cmd": v for k, v in data.items()}
+def _agent_event(event: EngineEvent) -> AgentEvent:
+    """An engine event as an agent event (message: its kind in words)."""
+    data = dict(event.data)
+    message = str(data.pop("message", "") or event.kind.replace("_", " "))
+    return AgentEvent(event.time, event.kind, message, data, source="engine")

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from perception.detection import FrameResult
+
 WINDOW = 5000
 
 
@@ -80,6 +82,16 @@ class PipelineStats:
 
     def saw(self, label: str, distance_m: float | None) -> None:
         self.seen.setdefault(label, SeenLabel()).add(distance_m)
+
+    def result_ready(self, result: FrameResult, age_s: float) -> None:
+        """A detection result is ready, `age_s` after its frame was captured."""
+        self.age_at_result_s.add(age_s)
+        self.detect_s.add(result.detect_ms / 1000.0)
+        self.camera(result.camera).detected += 1
+        for label in {s.label for s in result.sightings}:
+            near = [s.distance_m for s in result.sightings
+                    if s.label == label and s.distance_m is not None]
+            self.saw(label, min(near) if near else None)
 
     def camera(self, name: str) -> CameraCounters:
         return self.cameras.setdefault(name, CameraCounters())

@@ -34,7 +34,7 @@ import numpy as np
 
 from agent.core.events import AgentEvent
 from agent.core.observers import PipelineObserver
-from agent.core.robot import RobotStatus
+from agent.core.seams import RobotStatus
 from agent.recording import format as fmt
 from agent.recording import foxglove as fm
 from agent.recording.segments import (

@@ -139,9 +139,9 @@ async def replay(
 ) -> ReplayResult:
     """Run `config`'s pipeline on `path` (`rules`: already loaded rules instead of
     `config.rules`). Raises `ReplayInputError` when nothing can be read."""
+    from agent.core.assembly import detector_threads as make_perceiver_factory
     from agent.replay.drive import DetectAhead, Pacer
     from agent.replay.sources import open_replay_source
-    from agent.run import perceiver_factory as make_perceiver_factory
     from behaviors.config import load_rules
 
     rules = rules if rules is not None else load_rules(config.rules)
@@ -180,18 +180,15 @@ async def _run(
     observers: list[PipelineObserver],
 ) -> ReplayResult:
     from agent.core.clock import FrameClock
-    from agent.core.events import EventLog
-    from agent.core.pipeline import Pipeline
     from agent.recording.writer import Recorder, RecordingObserver
     from agent.replay.config import recording_header
     from agent.replay.drive import RecordedRunSource, ReplayRobot, ScriptedClock, TimedFrameSource
     from agent.replay.mcap import McapFrameSource
     from agent.replay.sources import ReplayInputError
-    from behaviors.engine import CueEngine
 
-    # One frame at a time: the pipeline asks for the next frame once the previous one is
-    # observed, so results reach the engine in order and at their recorded times.
-    safety = config.safety.model_copy(update={"detect_workers": 1})
+    # One frame at a time (replay sources say `one_at_a_time`): the pipeline asks for the next
+    # frame once the previous one is observed, so results reach the engine in order and at
+    # their recorded times.
     header = (recording_header(inner.recording.path) or {}) if isinstance(inner, McapFrameSource) else {}
     # Recordings made by `spot-agent run --record` carry the pipeline's engine inputs.
     live_mode = isinstance(inner, McapFrameSource) and (
@@ -231,11 +228,10 @@ async def _run(
     if out_video is not None:
         video = AnnotatedVideoWriter(out_video, fps or 15.0, per_camera=len(inner.cameras) > 1)
         all_observers.append(video)
-    pipeline = Pipeline(
-        source, ahead.perceiver_factory(), CueEngine(rules, stop=config.safety.stop_budget()), robot,
-        safety, clock=clock,
-        events=EventLog(), observers=all_observers,
-    )
+    from agent.core.assembly import build_pipeline
+
+    pipeline = build_pipeline(config, source, robot, clock, rules=rules,
+                              perceiver_factory=ahead.perceiver_factory(), observers=all_observers)
     started = time.perf_counter()
     try:
         report = await pipeline.run()

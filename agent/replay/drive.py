@@ -40,7 +40,7 @@ from typing import Any
 
 from agent.core.clock import FrameClock
 from agent.core.observers import PipelineObserver
-from agent.core.robot import ConnectionLost, EStopped, LeaseLost, RobotStatus, RobotUnavailable
+from agent.core.seams import ConnectionLost, EStopped, LeaseLost, RobotStatus, RobotUnavailable
 from agent.replay.dry_run import DryRunRobot
 from agent.replay.mcap import (
     McapRecording,
@@ -331,6 +331,7 @@ class RecordedRunSource:
     ) -> None:
         self.recording = recording
         self.cameras = list(recording.cameras)
+        self.one_at_a_time = True  # replay decides the time between frames
         self.report: ReadReport = recording.report
         self.clock = clock
         self.robot = robot
@@ -470,6 +471,12 @@ class RecordedRunSource:
         for key in list(pending):
             self._drop_pending(pending, key)
 
+    async def start(self) -> None:
+        pass  # the input was opened when the replay began
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
     async def close(self) -> None:
         self._stop.set()
 
@@ -485,6 +492,7 @@ class TimedFrameSource:
     def __init__(self, inner: FrameStream, clock: FrameClock, pacer: Pacer | None = None) -> None:
         self.inner = inner
         self.cameras = list(inner.cameras)
+        self.one_at_a_time = True  # replay decides the time between frames
         self.report: ReadReport = inner.report
         self.clock = clock
         self.pacer = pacer or Pacer(None)
@@ -495,6 +503,12 @@ class TimedFrameSource:
             await self.clock.advance_to(frame.acquisition_time_local)
             yield frame
         self.cameras = list(self.inner.cameras)
+
+    async def start(self) -> None:
+        pass  # the input was opened when the replay began
+
+    def stats(self) -> dict[str, Any]:
+        return {}
 
     async def close(self) -> None:
         await self.inner.close()

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from agent.core.clock import Clock
-from agent.core.robot import RobotStatus
+from agent.core.seams import RobotStatus
 from behaviors.commands import GoTo, MotionCommand, Sit, Stand, Stop, Velocity
 from behaviors.geometry import wrap_angle
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.core.robot import RobotStatus
+from agent.core.seams import RobotStatus
 from agent.recording import format as fmt
 from agent.recording.salvage import (
     NotAnMcapFile,

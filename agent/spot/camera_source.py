@@ -33,6 +33,7 @@ from bosdyn.client.image import ImageClient, build_image_request
 from bosdyn.client.robot import Robot as SdkRobot
 from bosdyn.util import duration_to_seconds
 
+from agent.spot.config import CameraConfig
 from agent.spot.latest import LatestSlots
 from agent.spot.sdk_async import await_sdk
 from perception.decode import FrameDecodeError, decode_image_response
@@ -136,6 +137,7 @@ class SpotCameraSource:
     ) -> None:
         self.image_client = image_client
         self.cameras = list(cameras)
+        self.one_at_a_time = False  # live: the newest frame per camera wins
         self.robot_to_local = robot_to_local
         self.jpeg_quality = jpeg_quality
         self.request_timeout_s = request_timeout_s
@@ -158,28 +160,21 @@ class SpotCameraSource:
 
     @classmethod
     def for_robot(
-        cls,
-        sdk_robot: SdkRobot,
-        cameras: list[str],
-        jpeg_quality: int = 75,
-        request_timeout_s: float = 0.5,
-        max_poll_hz: float = 60.0,
-        frame_rate_hz: float = 15.0,
-        depth: bool = True,
-        depth_resize_ratio: float = 0.25,
-        decode_min_side: int | None = None,
+        cls, sdk_robot: SdkRobot, cameras: CameraConfig, decode_min_side: int | None = None
     ) -> SpotCameraSource:
+        """The robot's image service, streamed as `cameras` (the config's `cameras:`) says;
+        `decode_min_side`: decode JPEGs only as large as the detector needs."""
         client: ImageClient = sdk_robot.ensure_client(ImageClient.default_service_name)
         return cls(
             client,
-            cameras,
+            cameras.sources,
             robot_to_local_converter(sdk_robot),
-            jpeg_quality=jpeg_quality,
-            request_timeout_s=request_timeout_s,
-            max_poll_hz=max_poll_hz,
-            frame_rate_hz=frame_rate_hz,
-            depth=depth,
-            depth_resize_ratio=depth_resize_ratio,
+            jpeg_quality=cameras.jpeg_quality,
+            request_timeout_s=cameras.request_timeout_s,
+            max_poll_hz=cameras.max_poll_hz,
+            frame_rate_hz=cameras.frame_rate_hz,
+            depth=cameras.depth,
+            depth_resize_ratio=cameras.depth_resize_ratio,
             decode=functools.partial(decode_image_response, min_side=decode_min_side),
         )
 

@@ -35,7 +35,7 @@ from bosdyn.client.power import safe_power_off_motors
 from bosdyn.client.robot import Robot as SdkRobot
 from bosdyn.client.robot_command import NotPoweredOnError, RobotCommandBuilder, blocking_sit
 
-from agent.core.robot import ConnectionLost, LeaseLost, RobotGone, RobotStatus, RobotUnavailable
+from agent.core.seams import ConnectionLost, LeaseLost, RobotGone, RobotStatus, RobotUnavailable
 from agent.spot.config import RobotConfig
 from agent.spot.connect import Credentials
 from agent.spot.sdk_async import await_sdk

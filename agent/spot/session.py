@@ -34,7 +34,7 @@ from bosdyn.client.robot import Robot as SdkRobot
 from bosdyn.client.robot_command import RobotCommandClient, blocking_stand
 from bosdyn.client.robot_state import RobotStateClient
 
-from agent.core.robot import ConnectionLost, EStopped, LeaseLost, RobotGone, RobotUnavailable
+from agent.core.seams import ConnectionLost, EStopped, LeaseLost, RobotGone, RobotUnavailable
 from agent.spot.config import RobotConfig
 from agent.spot.connect import PERMANENT_LOGIN_ERRORS, Credentials, authenticate, explain
 from agent.spot.own_estop import OwnEstop
