@@ -39,15 +39,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.config import AgentConfig, config_overrides
+from agent.core.assembly import build_pipeline
 from agent.core.logs import setup_logging
-from agent.core.pipeline import Pipeline
 from agent.demo import sim_agent_config
-from agent.run import perceiver_factory
 from agent.spot.camera_source import SpotCameraSource
 from agent.spot.connect import connect, resolve_credentials
 from agent.spot.robot import SpotRobot
 from behaviors.config import load_rules
-from behaviors.engine import CueEngine
 from perception.perceiver import Perceiver
 
 BODY_CAMERAS = [
@@ -169,13 +167,8 @@ async def bench_cameras(n: int, seconds: float, workdir: Path) -> dict[str, Any]
 
 async def _measure(n: int, seconds: float, cfg: AgentConfig, sdk: Any, robot: SpotRobot,
                    sim: ChildSim, rules_path: Path) -> dict[str, Any]:
-    source = SpotCameraSource.for_robot(
-        sdk, cfg.cameras.sources, jpeg_quality=cfg.cameras.jpeg_quality,
-        request_timeout_s=cfg.cameras.request_timeout_s, max_poll_hz=cfg.cameras.max_poll_hz,
-        frame_rate_hz=cfg.cameras.frame_rate_hz,
-        depth=cfg.cameras.depth, depth_resize_ratio=cfg.cameras.depth_resize_ratio,
-    )
-    await source.start()
+    source = SpotCameraSource.for_robot(sdk, cfg.cameras)
+    await source.start()  # early, for the raw rates below (the pipeline's start is then a no-op)
     frames = source.frames().__aiter__()
     frame = await frames.__anext__()  # a real frame (with depth) for the raw rates
     workers = cfg.safety.detect_workers
@@ -192,8 +185,7 @@ async def _measure(n: int, seconds: float, cfg: AgentConfig, sdk: Any, robot: Sp
     raw_invoke = await asyncio.to_thread(_rate_in_threads, workers, 3.0, invoke_step)
 
     before = {c: s["received"] for c, s in source.stats().items()}
-    pipeline = Pipeline(source, perceiver_factory(cfg.detector), CueEngine(load_rules(rules_path)),
-                        robot, cfg.safety, source_stats=source.stats)
+    pipeline = build_pipeline(cfg, source, robot, rules=load_rules(rules_path))
 
     async def toggle() -> None:
         facing = True

@@ -180,7 +180,10 @@ class SpotCameraSource:
 
     # ---------------------------------------------------------------------------- streaming
     async def start(self) -> None:
-        """Check the cameras exist on the robot, then start one stream task per camera."""
+        """Check the cameras exist on the robot, then start one stream task per camera (once:
+        starting a started source does nothing)."""
+        if self._tasks:
+            return
         sources = await await_sdk(
             self.image_client.list_image_sources_async(timeout=max(2.0, self.request_timeout_s))
         )
