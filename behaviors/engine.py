@@ -19,7 +19,7 @@ distance) and gets a deadline no longer than the stop promise allows at its spee
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,7 +33,8 @@ from behaviors.library import behaviors_catalog, build_behavior
 from behaviors.limits import Refused, cap_command
 from behaviors.memory import SightingMemory
 from behaviors.registry import Behavior, BehaviorCall
-from perception.detection import FrameResult, Sighting
+from behaviors.results import EngineEvent, TickResult, params_error, sighting_data
+from perception.detection import FrameResult
 
 __all__ = ["SOURCES", "CueEngine", "EngineEvent", "RobotPose", "TickResult"]
 
@@ -41,27 +42,6 @@ SOURCES = ("cue", "operator")
 
 # Ranks compare (tier, priority): operator launches sit above every cue rule but the safety ones.
 _TIER_CUE, _TIER_OPERATOR, _TIER_SAFETY = 0, 1, 2
-
-
-@dataclass
-class EngineEvent:
-    """Something the engine did or saw, for logs, recordings and the operator view."""
-
-    kind: str
-    time: float
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TickResult:
-    """What one control tick decided: the commands to send now and the rule that fired, if any.
-
-    `fired` is the name of the first rule whose behavior started on this tick (None when no rule
-    fired): the agent measures cue-to-command latency to the first command of a firing.
-    """
-
-    commands: list[MotionCommand]
-    fired: str | None = None
 
 
 @dataclass
@@ -87,29 +67,6 @@ class _Running:
 
 def _rule_rank(rule: RuleSpec) -> tuple[int, int]:
     return (_TIER_SAFETY if rule.safety else _TIER_CUE, rule.priority)
-
-
-def _sighting_data(s: Sighting | None) -> dict[str, Any]:
-    if s is None:
-        return {}
-    return {
-        "label": s.label,
-        "score": s.score,
-        "camera": s.camera,
-        "distance_m": s.distance_m,
-        "bearing_rad": s.bearing_rad,
-        "position_odom": list(s.position_odom) if s.position_odom is not None else None,
-    }
-
-
-def _params_error(name: str, err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        got = e.get("input")
-        got_text = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
-        parts.append(f"{loc}: {e['msg']}{got_text}")
-    return f"launch {name!r}: " + "; ".join(parts)
 
 
 class CueEngine:
@@ -196,7 +153,7 @@ class CueEngine:
         try:
             call = BehaviorCall.model_validate({"behavior": name, "params": params})
         except ValidationError as exc:
-            raise ValueError(_params_error(name, exc)) from None
+            raise ValueError(params_error(name, exc)) from None
         behavior = build_behavior(
             call, self.limits, self._memory, None, self._emit, self.stop_budget
         )
@@ -293,7 +250,7 @@ class CueEngine:
             {
                 "cue": edge.cue,
                 "reason": edge.reason,
-                **_sighting_data(edge.sighting),
+                **sighting_data(edge.sighting),
             },
         )
         if edge.rising:
@@ -338,7 +295,7 @@ class CueEngine:
                     "cue": rule.cue,
                     "behavior": rule.behavior,
                     "priority": rule.priority,
-                    **_sighting_data(edge.sighting),
+                    **sighting_data(edge.sighting),
                 },
             )
             self._start(

@@ -26,8 +26,8 @@ from agent.replay.dry_run import DryRunRobot
 from agent.spot.latest import LatestSlots
 from behaviors.commands import MotionCommand, Stop, Velocity
 from behaviors.cues import CueEdge
-from behaviors.engine import EngineEvent, TickResult
 from behaviors.geometry import RobotPose
+from behaviors.results import EngineEvent, TickResult
 from perception.detection import FrameResult, Sighting
 from perception.frame import Frame
 

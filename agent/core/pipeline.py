@@ -54,7 +54,7 @@ from agent.core.seams import (
 )
 from agent.core.stats import PipelineStats
 from behaviors.commands import MotionCommand, Stop
-from behaviors.engine import EngineEvent
+from behaviors.results import EngineEvent
 from perception.detection import FrameResult
 from perception.frame import Frame
 

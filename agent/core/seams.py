@@ -18,8 +18,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from behaviors.commands import MotionCommand
 from behaviors.cues import CueEdge
-from behaviors.engine import EngineEvent, TickResult
 from behaviors.geometry import RobotPose
+from behaviors.results import EngineEvent, TickResult
 from perception.detection import FrameResult
 from perception.frame import Frame
 
