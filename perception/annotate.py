@@ -16,8 +16,6 @@ import numpy as np
 
 from perception.detection import Detection, FiducialDetection
 
-_TAG_COLOUR = (255, 0, 255)  # every AprilTag alike: magenta, rare in real scenes
-
 
 class Boxed(Protocol):
     """Anything with a label, a score and an x1, y1, x2, y2 box: a Detection, a Sighting, ..."""
@@ -30,18 +28,33 @@ class Boxed(Protocol):
     def box(self) -> tuple[float, float, float, float]: ...
 
 
-def colour_for(label: str) -> tuple[int, int, int]:
-    """The BGR colour of a class, from its label alone.
+# RGB, 0..1, one picked per label by a stable hash. The Foxglove live view and recordings
+# (`agent.recording.foxglove`) colour by it too, so a class has one colour in every view.
+LABEL_PALETTE_RGB: tuple[tuple[float, float, float], ...] = (
+    (0.90, 0.10, 0.10),
+    (0.10, 0.65, 0.95),
+    (0.15, 0.80, 0.25),
+    (0.95, 0.70, 0.05),
+    (0.70, 0.25, 0.90),
+    (0.95, 0.40, 0.70),
+    (0.10, 0.85, 0.80),
+    (0.95, 0.55, 0.15),
+)
 
-    A stable hash (crc32, not Python's salted `hash`) so a label keeps its colour across runs,
-    tools and models whose class ids differ; tags (`tag:<id>`) share one colour.
+
+def label_rgb(label: str) -> tuple[float, float, float]:
+    """The RGB (0..1) colour of a class, from its label alone.
+
+    crc32, not Python's salted `hash`: a label keeps its colour across runs, tools and models
+    whose class ids differ.
     """
-    if label.startswith("tag:"):
-        return _TAG_COLOUR
-    degrees = zlib.crc32(label.encode("utf-8")) % 360
-    hue = degrees // 2  # OpenCV's 8-bit hue is degrees / 2
-    bgr = cv2.cvtColor(np.array([[[hue, 200, 255]]], np.uint8), cv2.COLOR_HSV2BGR)[0, 0]
-    return int(bgr[0]), int(bgr[1]), int(bgr[2])
+    return LABEL_PALETTE_RGB[zlib.crc32(label.encode("utf-8")) % len(LABEL_PALETTE_RGB)]
+
+
+def colour_for(label: str) -> tuple[int, int, int]:
+    """`label_rgb` as the BGR 0..255 colour OpenCV draws with."""
+    r, g, b = label_rgb(label)
+    return round(b * 255), round(g * 255), round(r * 255)
 
 
 def _to_bgr_copy(image: np.ndarray) -> np.ndarray:
@@ -90,7 +103,8 @@ def annotate(
     thickness = _line_thickness(out)
     for tag in fiducials:
         quad = np.round(tag.corners).astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(out, [quad], True, _TAG_COLOUR, thickness)
+        colour = colour_for(tag.label)
+        cv2.polylines(out, [quad], True, colour, thickness)
         text = tag.label + (f" {tag.distance:.2f}m" if tag.has_pose else "")
-        _caption(out, text, int(quad[:, 0, 0].min()), int(quad[:, 0, 1].min()), _TAG_COLOUR)
+        _caption(out, text, int(quad[:, 0, 0].min()), int(quad[:, 0, 1].min()), colour)
     return out
