@@ -111,17 +111,70 @@ class GoToFiducialBehavior(Behavior):
             wrap_angle(normal + math.pi),  # face the tag
         )
 
-    def step(self, now: float, pose: RobotPose) -> list[MotionCommand]:
+    def _take_trigger(self, now: float) -> None:
+        """On the first step: the (fresh) sighting that fired the rule is the first estimate."""
+        trigger = self.ctx.trigger
+        if (
+            trigger is not None
+            and trigger.label == self.label
+            and now - trigger.time_local <= self.p.max_sighting_age_s
+        ):
+            self._take(trigger)
+
+    def _within_goal_distance(
+        self, now: float, pose: RobotPose, goal: tuple[float, float, float], dist: float
+    ) -> tuple[float, float, float] | None:
+        """`goal`, or pulled in to max_goal_distance_m ("clamp"); None when refused ("refuse")."""
+        limits = self.ctx.limits
+        if dist <= limits.max_goal_distance_m:
+            self._clamping = False
+            return goal
+        gx, gy, gyaw = goal
+        data = {
+            "label": self.label,
+            "goal": [gx, gy, gyaw],
+            "distance_m": dist,
+            "max_goal_distance_m": limits.max_goal_distance_m,
+        }
+        if limits.goal_beyond_limit == "refuse":
+            self.ctx.emit("goal_refused", now, data)
+            self.finish(
+                "failed",
+                f"goal {dist:.1f} m away exceeds max_goal_distance_m "
+                f"{limits.max_goal_distance_m:g}",
+            )
+            return None
+        if not self._clamping:  # said once per stretch of clamping, not every tick
+            self.ctx.emit("goal_clamped", now, data)
+        self._clamping = True
+        scale = limits.max_goal_distance_m / dist
+        return pose.x + (gx - pose.x) * scale, pose.y + (gy - pose.y) * scale, gyaw
+
+    def _go_to(self, goal: tuple[float, float, float]) -> list[MotionCommand]:
         p, limits = self.p, self.ctx.limits
+        speed = (
+            limits.max_speed_mps
+            if p.max_speed_mps is None
+            else min(p.max_speed_mps, limits.max_speed_mps)
+        )
+        gx, gy, gyaw = goal
+        return self.latch.drive(
+            GoTo(
+                x=gx,
+                y=gy,
+                yaw=gyaw,
+                frame="odom",
+                duration_s=self.ctx.stop.deadline_s(speed, limits.max_yaw_rate_rps),
+                max_linear_mps=speed,
+                max_angular_rps=limits.max_yaw_rate_rps,
+            )
+        )
+
+    def step(self, now: float, pose: RobotPose) -> list[MotionCommand]:
+        p = self.p
         if self._start is None:
             self._start = now
-            trigger = self.ctx.trigger
-            if (
-                trigger is not None
-                and trigger.label == self.label
-                and now - trigger.time_local <= p.max_sighting_age_s
-            ):
-                self._take(trigger)
+            self._take_trigger(now)
         self._refresh(now)
         if not self._estimates:
             self.finish(
@@ -140,41 +193,5 @@ class GoToFiducialBehavior(Behavior):
         ):
             self.finish("succeeded", f"{dist:.2f} m from the goal in front of {self.label}")
             return []
-        if dist > limits.max_goal_distance_m:
-            data = {
-                "label": self.label,
-                "goal": [gx, gy, gyaw],
-                "distance_m": dist,
-                "max_goal_distance_m": limits.max_goal_distance_m,
-            }
-            if limits.goal_beyond_limit == "refuse":
-                self.ctx.emit("goal_refused", now, data)
-                self.finish(
-                    "failed",
-                    f"goal {dist:.1f} m away exceeds max_goal_distance_m "
-                    f"{limits.max_goal_distance_m:g}",
-                )
-                return self.latch.halt()
-            if not self._clamping:
-                self.ctx.emit("goal_clamped", now, data)
-            self._clamping = True
-            scale = limits.max_goal_distance_m / dist
-            gx, gy = pose.x + (gx - pose.x) * scale, pose.y + (gy - pose.y) * scale
-        else:
-            self._clamping = False
-        speed = (
-            limits.max_speed_mps
-            if p.max_speed_mps is None
-            else min(p.max_speed_mps, limits.max_speed_mps)
-        )
-        return self.latch.drive(
-            GoTo(
-                x=gx,
-                y=gy,
-                yaw=gyaw,
-                frame="odom",
-                duration_s=self.ctx.stop.deadline_s(speed, limits.max_yaw_rate_rps),
-                max_linear_mps=speed,
-                max_angular_rps=limits.max_yaw_rate_rps,
-            )
-        )
+        target = self._within_goal_distance(now, pose, self.goal, dist)
+        return self.latch.halt() if target is None else self._go_to(target)

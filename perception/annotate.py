@@ -1,46 +1,110 @@
-"""Drawing detections and fiducials on an image (for `spot-agent detect`'s output)."""
+"""The one box drawer: detections (and fiducials) drawn on an image.
+
+Used by `spot-agent detect`'s annotated images, the operator snapshots (`agent.control`) and
+the replay video, so a class looks the same everywhere: a box in the class's colour and a
+"label score" caption in black on that colour (readable on dark and bright frames alike).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from perception.detection import Detection, FiducialDetection
 
-_TAG_COLOUR = (255, 0, 255)
+
+class Boxed(Protocol):
+    """Anything with a label, a score and an x1, y1, x2, y2 box: a Detection, a Sighting, ..."""
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def box(self) -> tuple[float, float, float, float]: ...
 
 
-def _colour(class_id: int) -> tuple[int, int, int]:
-    # A stable, distinct colour per class (golden-ratio hue steps).
-    hue = int((class_id * 0.618033988749895 % 1.0) * 180)
-    bgr = cv2.cvtColor(np.array([[[hue, 200, 255]]], np.uint8), cv2.COLOR_HSV2BGR)[0, 0]
-    return int(bgr[0]), int(bgr[1]), int(bgr[2])
+# RGB, 0..1, one picked per label by a stable hash. The Foxglove live view and recordings
+# (`agent.recording.foxglove`) colour by it too, so a class has one colour in every view.
+LABEL_PALETTE_RGB: tuple[tuple[float, float, float], ...] = (
+    (0.90, 0.10, 0.10),
+    (0.10, 0.65, 0.95),
+    (0.15, 0.80, 0.25),
+    (0.95, 0.70, 0.05),
+    (0.70, 0.25, 0.90),
+    (0.95, 0.40, 0.70),
+    (0.10, 0.85, 0.80),
+    (0.95, 0.55, 0.15),
+)
 
 
-def _label(image: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int, int]) -> None:
-    scale = max(0.4, min(image.shape[:2]) / 900)
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+def label_rgb(label: str) -> tuple[float, float, float]:
+    """The RGB (0..1) colour of a class, from its label alone.
+
+    crc32, not Python's salted `hash`: a label keeps its colour across runs, tools and models
+    whose class ids differ.
+    """
+    return LABEL_PALETTE_RGB[zlib.crc32(label.encode("utf-8")) % len(LABEL_PALETTE_RGB)]
+
+
+def colour_for(label: str) -> tuple[int, int, int]:
+    """`label_rgb` as the BGR 0..255 colour OpenCV draws with."""
+    r, g, b = label_rgb(label)
+    return round(b * 255), round(g * 255), round(r * 255)
+
+
+def _to_bgr_copy(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image.copy()
+
+
+def _line_thickness(image: np.ndarray) -> int:
+    return max(2, min(image.shape[:2]) // 300)
+
+
+def _caption(image: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int, int]) -> None:
+    """`text` in black on a `colour` band whose bottom-left is (x, y), kept inside the image."""
+    font_scale = max(0.4, min(image.shape[:2]) / 900)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
     y = max(y, th + base + 2)
     cv2.rectangle(image, (x, y - th - base - 2), (x + tw + 2, y), colour, cv2.FILLED)
-    cv2.putText(image, text, (x + 1, y - base - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(image, text, (x + 1, y - base - 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 1,
+                cv2.LINE_AA)
+
+
+def draw_detections(image: np.ndarray, detections: Iterable[Boxed], scale: float = 1.0) -> np.ndarray:
+    """A BGR copy of `image` (grey, BGR or BGRA) with each box and its "label score" caption.
+
+    `scale` maps box coordinates to this image's pixels: boxes are in the original image, so
+    a frame decoded at reduced size (`Frame.image_scale`) passes that scale.
+    """
+    out = _to_bgr_copy(image)
+    thickness = _line_thickness(out)
+    for det in detections:
+        colour = colour_for(det.label)
+        x1, y1, x2, y2 = (int(round(v * scale)) for v in det.box)
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
+        _caption(out, f"{det.label} {det.score:.2f}", x1, y1, colour)
+    return out
 
 
 def annotate(
     image: np.ndarray, detections: Sequence[Detection], fiducials: Sequence[FiducialDetection] = ()
 ) -> np.ndarray:
-    """A BGR copy of `image` with boxes, labels and scores; tags as outlined quads with id."""
-    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
-    thickness = max(2, min(out.shape[:2]) // 300)
-    for d in detections:
-        colour = _colour(d.class_id)
-        x1, y1, x2, y2 = (int(round(v)) for v in d.box)
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
-        _label(out, f"{d.label} {d.score:.2f}", x1, y1, colour)
+    """`draw_detections`, plus each tag as its outlined quad with id (and distance when posed)."""
+    out = draw_detections(image, detections)
+    thickness = _line_thickness(out)
     for tag in fiducials:
         quad = np.round(tag.corners).astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(out, [quad], True, _TAG_COLOUR, thickness)
+        colour = colour_for(tag.label)
+        cv2.polylines(out, [quad], True, colour, thickness)
         text = tag.label + (f" {tag.distance:.2f}m" if tag.has_pose else "")
-        _label(out, text, int(quad[:, 0, 0].min()), int(quad[:, 0, 1].min()), _TAG_COLOUR)
+        _caption(out, text, int(quad[:, 0, 0].min()), int(quad[:, 0, 1].min()), colour)
     return out

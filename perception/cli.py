@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
@@ -29,10 +29,12 @@ from perception.image_size import MAX_IMAGE_PIXELS
 
 if TYPE_CHECKING:
     import numpy as np
+    from rich.console import Console
 
     from perception.config import DetectorConfig
     from perception.detection import Detection, FiducialDetection
     from perception.frame import PinholeIntrinsics
+    from perception.perceiver import Perceiver
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -248,18 +250,9 @@ def detect_command(
     ] = MAX_IMAGE_PIXELS,
 ) -> None:
     """Run the detector (and fiducials) on images, folders or videos; write annotated images + JSONL."""
-    import cv2
     from rich.console import Console
-    from rich.table import Table
-
-    from perception.annotate import annotate
-    from perception.decoders import UnsupportedModelError
-    from perception.detector import ModelIntegrityError, NoInterpreterError
-    from perception.frame import Frame
-    from perception.perceiver import Perceiver
 
     console = Console()
-    out_text = readable(out)
     overrides = {
         "model": model,
         "labels": labels,
@@ -272,40 +265,84 @@ def detect_command(
     }
     cfg = _build_config(config, overrides)
     k = _parse_intrinsics(intrinsics)
+    perceiver = _load_perceiver(cfg, console)
+    out.mkdir(parents=True, exist_ok=True)
+    files, reports = _expand(paths)
+    with (out / "detections.jsonl").open("w", encoding="utf-8") as jsonl:
+        run = _DetectRun(perceiver, out, jsonl, camera or "", k, every, max_pixels)
+        reports.extend(run.process(path) for path in files)
+    _print_summary(console, reports, out, cfg.model_path.name, getattr(perceiver.detector, "decoder_name", "?"))
+    if fiducials and k is None and any(r.tags for r in reports):
+        console.print("tag poses need the camera: pass --intrinsics fx,fy,cx,cy")
+    if not any(r.frames for r in reports):
+        raise typer.Exit(EXIT_NOTHING_READABLE)
+
+
+def _load_perceiver(cfg: DetectorConfig, console: Console) -> Perceiver:
+    """The model loaded, or a one-line setup error and exit 2 (never a traceback)."""
+    from perception.decoders import UnsupportedModelError
+    from perception.detector import ModelIntegrityError, NoInterpreterError
+    from perception.perceiver import Perceiver
+
     try:
-        perceiver = Perceiver(cfg)
+        return Perceiver(cfg)
     except (UnsupportedModelError, ModelIntegrityError, NoInterpreterError, FileNotFoundError, ValueError) as exc:
         console.print(f"[red]cannot load the model:[/red] {exc}")
         raise typer.Exit(EXIT_BAD_SETUP) from exc
 
-    out.mkdir(parents=True, exist_ok=True)
-    files, reports = _expand(paths)
-    used_names: set[str] = set()
-    with (out / "detections.jsonl").open("w", encoding="utf-8") as jsonl:
-        for path in files:
-            report = InputReport(path)
-            reports.append(report)
-            try:
-                for index, image in _frames(path, every, max_pixels):
-                    frame = Frame(camera=camera or "", image=image, acquisition_time_robot=0.0,
-                                  acquisition_time_local=0.0, intrinsics=k, seq=index)
-                    dets = perceiver.detect_objects(frame)
-                    tags = perceiver.find_fiducials(frame)
-                    for line in _lines(readable(path), index, dets, tags):
-                        jsonl.write(line + "\n")
-                    name = _unique_name(path, index, path.suffix.lower() in VIDEO_EXTENSIONS, used_names)
-                    ok, jpeg = cv2.imencode(".jpg", annotate(image, dets, tags))
-                    if ok:  # written by numpy: the output folder's name may not be UTF-8 either
-                        jpeg.tofile(out / name)
-                    report.frames += 1
-                    report.objects += len(dets)
-                    report.tags += len(tags)
-            except (UnreadableInput, OSError) as exc:
-                if report.frames:
-                    report.notes.append(f"stopped early: {exc}")
-                else:
-                    report.error = str(exc)
 
+@dataclass
+class _DetectRun:
+    """One `detect` run's output: the annotated images in `out` and the lines of `jsonl`."""
+
+    perceiver: Perceiver
+    out: Path
+    jsonl: TextIO
+    camera: str
+    intrinsics: PinholeIntrinsics | None
+    every: int
+    max_pixels: int
+    used_names: set[str] = field(default_factory=set)
+
+    def process(self, path: Path) -> InputReport:
+        """Every frame of one input; an unreadable input (or its unreadable rest) is reported."""
+        report = InputReport(path)
+        try:
+            for index, image in _frames(path, self.every, self.max_pixels):
+                self._process_frame(path, index, image, report)
+        except (UnreadableInput, OSError) as exc:
+            if report.frames:
+                report.notes.append(f"stopped early: {exc}")
+            else:
+                report.error = str(exc)
+        return report
+
+    def _process_frame(self, path: Path, index: int, image: np.ndarray, report: InputReport) -> None:
+        import cv2
+
+        from perception.annotate import annotate
+        from perception.frame import Frame
+
+        frame = Frame(camera=self.camera, image=image, acquisition_time_robot=0.0,
+                      acquisition_time_local=0.0, intrinsics=self.intrinsics, seq=index)
+        dets = self.perceiver.detect_objects(frame)
+        tags = self.perceiver.find_fiducials(frame)
+        for line in _lines(readable(path), index, dets, tags):
+            self.jsonl.write(line + "\n")
+        name = _unique_name(path, index, path.suffix.lower() in VIDEO_EXTENSIONS, self.used_names)
+        ok, jpeg = cv2.imencode(".jpg", annotate(image, dets, tags))
+        if ok:  # written by numpy: the output folder's name may not be UTF-8 either
+            jpeg.tofile(self.out / name)
+        report.frames += 1
+        report.objects += len(dets)
+        report.tags += len(tags)
+
+
+def _print_summary(console: Console, reports: list[InputReport], out: Path, model_name: str, decoder: str) -> None:
+    """A table of the inputs, each skipped input on one copyable line, and the totals."""
+    from rich.table import Table
+
+    out_text = readable(out)
     table = Table(title=f"spot-agent detect -> {out_text}")
     for col in ("input", "frames", "objects", "tags", "status"):
         table.add_column(col, justify="right" if col in ("frames", "objects", "tags") else "left")
@@ -317,17 +354,12 @@ def detect_command(
         if r.error:  # also as one unwrapped line each: the full path stays copyable
             console.print(f"skipped {readable(r.path)}: {r.error}", soft_wrap=True, markup=False)
     read_ok = [r for r in reports if r.frames]
-    model_name = cfg.model_path.name
     console.print(
         f"{len(read_ok)}/{len(reports)} inputs read, {sum(r.frames for r in reports)} frames, "
         f"{sum(r.objects for r in reports)} objects, {sum(r.tags for r in reports)} tags "
-        f"(model {model_name}, decoder {getattr(perceiver.detector, 'decoder_name', '?')}); "
+        f"(model {model_name}, decoder {decoder}); "
         f"detections in {out_text}/detections.jsonl"
     )
-    if fiducials and k is None and any(r.tags for r in reports):
-        console.print("tag poses need the camera: pass --intrinsics fx,fy,cx,cy")
-    if not read_ok:
-        raise typer.Exit(EXIT_NOTHING_READABLE)
 
 
 def _unique_name(path: Path, index: int, is_video: bool, used: set[str]) -> str:

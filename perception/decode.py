@@ -35,6 +35,7 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "DropCounter",
     "FrameDecodeError",
+    "RobotToLocal",
     "check_pixels",
     "decode_bounded",
     "decode_image_response",
@@ -44,6 +45,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# A robot-clock time (s) converted to this machine's clock, through time sync.
 RobotToLocal = Callable[[float], float]
 
 _Image = image_pb2.Image

@@ -15,7 +15,7 @@ import pytest
 from control_fakes import FakeAgent, ServerThread
 
 from agent.control.keys import create_key_pair, load_server_keys
-from agent.control.op_cli import format_params, parse_params, parse_value
+from agent.control.op_params import format_params, parse_params, parse_value
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -4,7 +4,7 @@ robot seam (sent or refused)."""
 from __future__ import annotations
 
 from agent.control.agent_control import command_for_stream, event_for_stream
-from agent.control.op_cli import format_event
+from agent.control.op_view import format_event
 from agent.control.protocol import EVENT_TOPICS, Event
 from agent.core.events import AgentEvent
 from behaviors.commands import GoTo, Sit, Stop, Velocity

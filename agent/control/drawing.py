@@ -1,21 +1,20 @@
-"""Draw detections on a frame and encode it as JPEG (operator snapshots)."""
+"""Operator snapshots: a displayable frame, its detections drawn, encoded as JPEG.
+
+The boxes are drawn by `perception.annotate.draw_detections` (the one box drawer, so a class
+looks the same in snapshots, `spot-agent detect` and replay videos); it is re-exported here so
+the snapshot code finds everything it needs in one place.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
 
+from perception.annotate import draw_detections
 
-class Boxed(Protocol):
-    @property
-    def label(self) -> str: ...
-    @property
-    def score(self) -> float: ...
-    @property
-    def box(self) -> tuple[float, float, float, float]: ...
+__all__ = ["detection_summary", "draw_detections", "encode_jpeg", "to_bgr"]
 
 
 def to_bgr(image: np.ndarray, is_depth: bool = False) -> np.ndarray:
@@ -33,27 +32,6 @@ def to_bgr(image: np.ndarray, is_depth: bool = False) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return image.copy()
-
-
-def draw_detections(image: np.ndarray, detections: Iterable[Boxed]) -> np.ndarray:
-    """Boxes with "label score" captions, in place on a BGR copy of the image."""
-    out = image.copy()
-    height = out.shape[0]
-    scale = max(0.4, height / 960.0)
-    thickness = max(2, int(round(height / 240.0)))
-    for det in detections:
-        x1, y1, x2, y2 = (int(round(v)) for v in det.box)
-        color = (0, 200, 255) if det.label.startswith("tag:") else (0, 255, 0)
-        cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness)
-        caption = f"{det.label} {det.score:.2f}"
-        (tw, th), baseline = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        ty = max(y1, th + baseline + 2)
-        cv2.rectangle(out, (x1, ty - th - baseline - 2), (x1 + tw + 2, ty), color, cv2.FILLED)
-        cv2.putText(
-            out, caption, (x1 + 1, ty - baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
-            cv2.LINE_AA,
-        )
-    return out
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:

@@ -16,7 +16,6 @@ Foxglove layout made on a recording works on the live view and back:
 from __future__ import annotations
 
 import logging
-import zlib
 from typing import Any
 
 import cv2
@@ -24,6 +23,7 @@ import numpy as np
 from foxglove import messages as fm
 
 from agent.recording import format as fmt
+from perception.annotate import label_rgb
 from perception.detection import FrameResult
 from perception.frame import Frame
 
@@ -33,20 +33,9 @@ log = logging.getLogger(__name__)
 # view at a few Hz): long enough not to flicker, short enough that gone means gone.
 SIGHTING_LIFETIME_S = 1.0
 
-_COLORS = [  # RGB, one per label (stable: picked by a hash of the label)
-    (0.90, 0.10, 0.10),
-    (0.10, 0.65, 0.95),
-    (0.15, 0.80, 0.25),
-    (0.95, 0.70, 0.05),
-    (0.70, 0.25, 0.90),
-    (0.95, 0.40, 0.70),
-    (0.10, 0.85, 0.80),
-    (0.95, 0.55, 0.15),
-]
-
 
 def color_for(label: str, alpha: float = 1.0) -> fm.Color:
-    r, g, b = _COLORS[zlib.crc32(label.encode()) % len(_COLORS)]
+    r, g, b = label_rgb(label)  # the colour the drawn images give this class too
     return fm.Color(r=r, g=g, b=b, a=alpha)
 
 

@@ -36,12 +36,11 @@ from bosdyn.util import duration_to_seconds
 from agent.spot.config import CameraConfig
 from agent.spot.latest import LatestSlots
 from agent.spot.sdk_async import await_sdk
-from perception.decode import FrameDecodeError, decode_image_response
+from perception.decode import FrameDecodeError, RobotToLocal, decode_image_response
 from perception.frame import Frame
 
 log = logging.getLogger(__name__)
 
-RobotToLocal = Callable[[float], float]
 Decode = Callable[[Any, RobotToLocal], Frame]
 
 _ImageResponse: TypeAlias = image_pb2.ImageResponse
