@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -244,66 +244,75 @@ def run_command(
     ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
-    from agent.config import config_overrides, load_agent_config
     from agent.core.logs import setup_logging
-    from agent.core.seams import RobotUnavailable
-    from agent.spot.connect import ConnectError
-    from configs.loading import ConfigError
 
     setup_logging(log_level.upper())
+    cfg = _config_from_options(config, {
+        "robot.hostname": hostname,
+        "robot.port": port,
+        "robot.ca_cert": ca.resolve() if ca else None,
+        "robot.auth.payload_credentials_file": (
+            payload_credentials_file.resolve() if payload_credentials_file else None
+        ),
+        "rules": configs.find(rules, configs.RULES) if rules else None,
+        # Operator control: giving an endpoint (or keys) turns it on.
+        "control.enabled": True if control_endpoint or curve_keys_dir else None,
+        "control.endpoint": control_endpoint,
+        "control.curve_keys_dir": curve_keys_dir.resolve() if curve_keys_dir else None,
+        "control.live_view.enabled": True if live_view_port is not None or live_view_host else None,
+        "control.live_view.port": live_view_port,
+        "control.live_view.host": live_view_host,
+    })
+    result = _run_or_exit(cfg, duration, record)
+    _say_how_it_ended(result)
+    raise typer.Exit(result.exit_code)
+
+
+def _config_from_options(config: str, overrides: dict[str, Any]) -> Any:
+    """The config file with the command line's overrides; exit 2 naming what is wrong."""
+    from pydantic import ValidationError
+
+    from agent.config import config_overrides, load_agent_config
+    from configs.loading import ConfigError, format_validation_error
+
     try:
-        cfg = load_agent_config(configs.find(config))
-        cfg = config_overrides(
-            cfg,
-            **{
-                "robot.hostname": hostname,
-                "robot.port": port,
-                "robot.ca_cert": ca.resolve() if ca else None,
-                "robot.auth.payload_credentials_file": (
-                    payload_credentials_file.resolve() if payload_credentials_file else None
-                ),
-                "rules": configs.find(rules, configs.RULES) if rules else None,
-                # Operator control: giving an endpoint (or keys) turns it on.
-                "control.enabled": True if control_endpoint or curve_keys_dir else None,
-                "control.endpoint": control_endpoint,
-                "control.curve_keys_dir": curve_keys_dir.resolve() if curve_keys_dir else None,
-                "control.live_view.enabled": True if live_view_port is not None or live_view_host else None,
-                "control.live_view.port": live_view_port,
-                "control.live_view.host": live_view_host,
-            },
-        )
+        return config_overrides(load_agent_config(configs.find(config)), **overrides)
     except (ConfigError, ValueError) as exc:
-        from pydantic import ValidationError
-
-        from configs.loading import format_validation_error
-
         # An override from the command line broke a rule: say which, without pydantic's noise.
         message = format_validation_error("options", exc) if isinstance(exc, ValidationError) else str(exc)
-        log.error("bad configuration", extra={"event": "config_error", "error": message})
-        typer.echo(f"spot-agent: {message}", err=True)
-        raise typer.Exit(EXIT_CONFIG) from None
+        _fail("bad configuration", "config_error", message, EXIT_CONFIG)
+
+
+def _fail(what: str, event: str, message: str, code: int) -> NoReturn:
+    log.error(what, extra={"event": event, "error": message})
+    typer.echo(f"spot-agent: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _run_or_exit(cfg: Any, duration: float | None, record: Path | None) -> AgentRunResult:
+    """Run the agent; what stops it before it runs becomes its exit code (2, 3 or 4)."""
     from agent.control.endpoints import BindError, EndpointError
     from agent.control.keys import KeyFileError
+    from agent.core.seams import RobotUnavailable
     from agent.recording.writer import RecordingError
     from agent.spot.camera_source import UnknownCameraError
+    from agent.spot.connect import ConnectError
+    from configs.loading import ConfigError
     from perception.detector import ModelIntegrityError
 
     setup_errors = (ConfigError, KeyFileError, EndpointError, BindError, RecordingError,
                     UnknownCameraError, ModelIntegrityError)
     try:
-        result = asyncio.run(run_agent(cfg, duration, record=record))
+        return asyncio.run(run_agent(cfg, duration, record=record))
     except setup_errors as exc:
-        log.error("cannot start", extra={"event": "setup_error", "error": str(exc)})
-        typer.echo(f"spot-agent: {exc}", err=True)
-        raise typer.Exit(EXIT_CONFIG) from None
+        _fail("cannot start", "setup_error", str(exc), EXIT_CONFIG)
     except ConnectError as exc:
-        log.error("cannot connect", extra={"event": "connect_error", "error": str(exc)})
-        typer.echo(f"spot-agent: {exc}", err=True)
-        raise typer.Exit(EXIT_CONNECT) from None
+        _fail("cannot connect", "connect_error", str(exc), EXIT_CONNECT)
     except RobotUnavailable as exc:
-        log.error("robot unavailable", extra={"event": "robot_unavailable", "error": str(exc)})
-        typer.echo(f"spot-agent: {exc}", err=True)
-        raise typer.Exit(EXIT_ROBOT_UNAVAILABLE) from None
+        _fail("robot unavailable", "robot_unavailable", str(exc), EXIT_ROBOT_UNAVAILABLE)
+
+
+def _say_how_it_ended(result: AgentRunResult) -> None:
     report = result.report
     log.info(
         "agent finished",
@@ -323,7 +332,6 @@ def run_command(
         )
     elif result.exit_code != EXIT_OK:
         typer.echo(f"spot-agent: {report.detail or report.reason}", err=True)
-    raise typer.Exit(result.exit_code)
 
 
 # `spot-agent run --help` (rich re-wraps paragraphs only when each is one line, hence the joins).

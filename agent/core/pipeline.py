@@ -29,17 +29,14 @@ no longer be driven and connection loss in `RobotLink` (agent/core/robot_link.py
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
-import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from agent.core.clock import Clock, SystemClock
 from agent.core.config import SafetyConfig
+from agent.core.detector_threads import DetectorThreads
 from agent.core.events import AgentEvent, EventLog
 from agent.core.observers import OperatorInput, PipelineObserver
 from agent.core.robot_link import LinkHooks, RobotLink
@@ -47,7 +44,6 @@ from agent.core.safety import PerceptionWatchdog, WatchdogChange
 from agent.core.seams import (
     BehaviorEngine,
     FrameSource,
-    PerceiveFrame,
     PerceiverFactory,
     Robot,
     RobotStatus,
@@ -115,8 +111,7 @@ class Pipeline:
         # A source that decides the time between frames (replay) gets one frame detected,
         # observed and reacted to before it yields the next: one detector then.
         self.detect_workers = 1 if source.one_at_a_time else safety.detect_workers
-        self._thread_perceiver = threading.local()
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._detectors: DetectorThreads | None = None  # made by `run`
         self._free_workers = asyncio.Semaphore(self.detect_workers)
         self._engine_lock = asyncio.Lock()  # one engine input at a time (see module docstring)
         self._inflight: set[asyncio.Task[None]] = set()
@@ -164,32 +159,6 @@ class Pipeline:
         task.add_done_callback(self._inflight.discard)
 
     # --------------------------------------------------------------------------- detection
-    def _perceive_in_thread(self, frame: Frame) -> FrameResult:
-        return self._thread_perceive()(frame)
-
-    def _thread_perceive(self) -> PerceiveFrame:
-        # One perceiver (one interpreter) per worker thread: interpreters are not thread-safe.
-        perceive: PerceiveFrame | None = getattr(self._thread_perceiver, "perceive", None)
-        if perceive is None:
-            perceive = self._thread_perceiver.perceive = self.perceiver_factory()
-        return perceive
-
-    def _warm_thread(self, barrier: threading.Barrier) -> None:
-        if getattr(self._thread_perceiver, "perceive", None) is None:
-            # A first inference prepares the interpreter's kernels: do it before real frames.
-            self._thread_perceive()(Frame("warm-up", np.zeros((480, 640), np.uint8), 0.0, 0.0))
-        # Hold this thread until every worker has started, so each gets its own perceiver.
-        barrier.wait(timeout=60)
-
-    async def _warm_up(self) -> None:
-        workers = self.detect_workers
-        barrier = threading.Barrier(workers)
-        loop = asyncio.get_running_loop()
-        assert self._pool is not None
-        await asyncio.gather(
-            *(loop.run_in_executor(self._pool, self._warm_thread, barrier) for _ in range(workers))
-        )
-
     def _too_old(self, frame: Frame, now: float, counters: Any, stage: str) -> bool:
         age = now - frame.acquisition_time_local
         if age <= self.safety.max_frame_age_s:
@@ -211,8 +180,8 @@ class Pipeline:
             return
         age_at_detection = started - frame.acquisition_time_local
         self.stats.age_at_detection_s.add(age_at_detection)
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._pool, self._perceive_in_thread, frame)
+        assert self._detectors is not None
+        result = await self._detectors.perceive(frame)
         async with self._engine_lock:
             finished = self.clock.now()
             if self._too_old(frame, finished, counters, "after_detection"):
@@ -401,12 +370,10 @@ class Pipeline:
 
     async def run(self, duration_s: float | None = None) -> PipelineReport:
         """Run until `duration_s` passes, the source ends, the lease is lost or `request_stop`."""
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.detect_workers, thread_name_prefix="detect"
-        )
+        self._detectors = DetectorThreads(self.perceiver_factory, self.detect_workers)
         try:
             await self.source.start()
-            await self._warm_up()
+            await self._detectors.warm_up()
             self.stats.started_at = self.clock.now()
             self._event("pipeline_started", "pipeline running",
                         cameras=",".join(self.source.cameras))
@@ -415,7 +382,7 @@ class Pipeline:
         finally:
             self.stats.finished_at = self.clock.now()
             await self.source.close()
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._detectors.close()
         stats = self.stats.as_dict(self.clock.now(), self.source.stats() or None)
         self._event("pipeline_finished", f"pipeline finished: {self._end_reason}",
                     reason=self._end_reason)
