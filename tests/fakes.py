@@ -1,8 +1,10 @@
 """Stateful fakes shared by the tests, in one place (viam-style: they behave like the real pieces).
 
-- Frame sources: `FakeCameras` (live: producer tasks at a rate into the same `LatestSlots` the
-  Spot source uses; latest wins), `ReplayFrames` (recorded frames in order, time following them
-  on a `FrameClock`), `BrokenSource` (its stream raises).
+- Frame sources: `FakeCameras` (live, on the real clock: producer tasks at a rate into the same
+  `LatestSlots` the Spot source uses; latest wins), `ScriptedCameras` (the same camera on virtual
+  time: frames at a rate on a `FrameClock`, with stalls; every control tick runs at its exact
+  time, whatever the machine's load), `ReplayFrames` (given frame times), `BrokenSource` (its
+  stream raises).
 - `SlowDetector`: a perceiver that takes real time in its worker thread and reports a label.
 - `FakeEngine`: keeps behavior state, fires on a person cue, halts on demand; typed results like
   `behaviors.engine.CueEngine`.
@@ -276,3 +278,42 @@ class BrokenSource(OrderedSource):
         for i in range(3):
             yield Frame("a", np.zeros((4, 4), np.uint8), 1000.0 + i, 1000.0 + i, seq=i)
         raise OSError("camera driver died")
+
+
+class ScriptedCameras(OrderedSource):
+    """One camera on virtual time: a frame every 1/`fps` s from `start` to `end` on `clock`,
+    none during `stalls` ([from, to) spans: a stalled image service), each showing
+    `label_at(t)`. Frames arrive `latency_s` after capture. Time moves only as frames are
+    taken (`FrameClock.advance_to`), so control ticks, the watchdog and robot faults happen at
+    exact virtual times: pipeline tests of control logic need neither the wall clock nor luck."""
+
+    def __init__(self, clock: FrameClock, start: float, end: float, fps: float = 30.0,
+                 label_at: Any = None, stalls: tuple[tuple[float, float], ...] = (),
+                 latency_s: float = 0.0) -> None:
+        self.cameras = ["a"]
+        self.clock = clock
+        self.start_time, self.end = start, end
+        self.fps = fps
+        self.label_at = label_at or (lambda t: None)
+        self.stalls = stalls
+        self.latency_s = latency_s
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        # Time moves only once the control loop and the run's timer sleep on the clock: a jump
+        # before that would skip the ticks due on the way.
+        for _ in range(10_000):
+            if self.clock.sleeping >= 2:
+                break
+            await asyncio.sleep(0)
+        seq = 0
+        while True:
+            seq += 1
+            t = self.start_time + seq / self.fps
+            if t >= self.end:
+                break
+            if any(a <= t < b for a, b in self.stalls):
+                continue
+            await self.clock.advance_to(t + self.latency_s)
+            yield Frame("a", np.zeros((4, 4), np.uint8), t + 100.0, t, seq=seq,
+                        extra={"label": self.label_at(t)})
+        await self.clock.advance_to(self.end)  # the rest of the run: ticks, timers

@@ -20,6 +20,7 @@ from fakes import (
     LeaseTakenRobot,
     PoweredOffRobot,
     ReplayFrames,
+    ScriptedCameras,
     SlowDetector,
 )
 
@@ -29,6 +30,8 @@ from agent.core.pipeline import Pipeline
 from agent.replay.dry_run import DryRunRobot
 from behaviors.commands import Stop, Velocity
 from perception.frame import Frame
+
+START = 1000.0  # virtual time of the tests on a FrameClock
 
 
 def _safety(**kw: Any) -> SafetyConfig:
@@ -111,25 +114,15 @@ def test_cue_to_motion_and_latency_measured() -> None:
 
 
 def test_watchdog_stops_once_and_behaviors_stay_halted_until_rule_fires_again() -> None:
-    clock = SystemClock()
+    clock = FrameClock(start=START)
     start = clock.now()
-    cams = FakeCameras(["a"], fps=30, clock=clock, label_at=lambda t: "person")
+    # The image service stalls for 1 s, then frames return, still showing the same person.
+    cams = ScriptedCameras(clock, start, start + 2.3, label_at=lambda t: "person",
+                           stalls=((start + 0.5, start + 1.5),))
     engine = FakeEngine()
     robot = DryRunRobot(clock)
-    pipe = Pipeline(cams, lambda: SlowDetector(0.01, []), engine, robot, _safety(watchdog_s=0.4), clock)
-
-    async def scenario() -> Any:
-        async def stall_then_resume() -> None:
-            await asyncio.sleep(0.5)
-            cams.paused = True  # image service stalls
-            await asyncio.sleep(1.0)
-            cams.paused = False  # frames return, still showing the same person
-        stall = asyncio.create_task(stall_then_resume())
-        report = await pipe.run(duration_s=2.2)
-        await stall
-        return report
-
-    report = asyncio.run(scenario())
+    pipe = Pipeline(cams, lambda: SlowDetector(0.0, []), engine, robot, _safety(watchdog_s=0.4), clock)
+    report = asyncio.run(pipe.run(duration_s=2.2))
     trips = [e for e in report.events if e.kind == "watchdog_tripped"]
     assert len(trips) == 1
     stall_at = start + 0.5
@@ -145,32 +138,22 @@ def test_watchdog_stops_once_and_behaviors_stay_halted_until_rule_fires_again() 
 
 @pytest.mark.parametrize("grace_s, trips", [(1.0, 0), (0.0, 1)])
 def test_watchdog_allows_a_startup_grace_for_the_first_detection(grace_s: float, trips: int) -> None:
-    clock = SystemClock()
-    cams = FakeCameras(["a"], fps=30, clock=clock)
-    cams.paused = True  # streams still connecting
-
-    async def scenario() -> Any:
-        async def connect_late() -> None:
-            await asyncio.sleep(0.6)
-            cams.paused = False
-        connecting = asyncio.create_task(connect_late())
-        pipe = Pipeline(cams, lambda: SlowDetector(0.0, []), FakeEngine(), DryRunRobot(clock),
-                        _safety(watchdog_s=0.3, watchdog_startup_grace_s=grace_s), clock)
-        report = await pipe.run(duration_s=1.0)
-        await connecting
-        return report
-
-    report = asyncio.run(scenario())
+    clock = FrameClock(start=START)
+    # The streams are still connecting: the first frame comes 0.6 s after the start.
+    cams = ScriptedCameras(clock, START, START + 1.1, stalls=((START, START + 0.6),))
+    pipe = Pipeline(cams, lambda: SlowDetector(0.0, []), FakeEngine(), DryRunRobot(clock),
+                    _safety(watchdog_s=0.3, watchdog_startup_grace_s=grace_s), clock)
+    report = asyncio.run(pipe.run(duration_s=1.0))
     assert report.stats["watchdog_trips"] == trips
 
 
 def test_lease_taken_stops_commanding_at_once_and_reports() -> None:
-    clock = SystemClock()
+    clock = FrameClock(start=START)
     start = clock.now()
-    cams = FakeCameras(["a"], fps=30, clock=clock, label_at=lambda t: "person")
+    cams = ScriptedCameras(clock, start, start + 3.1, label_at=lambda t: "person")
     engine = FakeEngine()
     robot = LeaseTakenRobot(clock, taken_at=start + 0.5)
-    pipe = Pipeline(cams, lambda: SlowDetector(0.01, []), engine, robot, _safety(), clock)
+    pipe = Pipeline(cams, lambda: SlowDetector(0.0, []), engine, robot, _safety(), clock)
     report = asyncio.run(pipe.run(duration_s=3.0))
 
     assert report.reason == "lease_lost" and not report.ok
@@ -183,12 +166,12 @@ def test_lease_taken_stops_commanding_at_once_and_reports() -> None:
 
 
 def test_connection_loss_halts_reconnects_with_backoff_and_does_not_resume() -> None:
-    clock = SystemClock()
+    clock = FrameClock(start=START)
     start = clock.now()
-    cams = FakeCameras(["a"], fps=30, clock=clock, label_at=lambda t: "person")
+    cams = ScriptedCameras(clock, start, start + 2.1, label_at=lambda t: "person")
     engine = FakeEngine()
     robot = FlakyLinkRobot(clock, start + 0.4, start + 1.4)
-    pipe = Pipeline(cams, lambda: SlowDetector(0.01, []), engine, robot, _safety(), clock)
+    pipe = Pipeline(cams, lambda: SlowDetector(0.0, []), engine, robot, _safety(), clock)
     report = asyncio.run(pipe.run(duration_s=2.0))
 
     kinds = [e.kind for e in report.events]
@@ -205,11 +188,11 @@ def test_connection_loss_halts_reconnects_with_backoff_and_does_not_resume() -> 
 
 
 def test_robot_gone_ends_the_run_with_its_reason_and_sends_nothing_after() -> None:
-    clock = SystemClock()
+    clock = FrameClock(start=START)
     start = clock.now()
-    cams = FakeCameras(["a"], fps=30, clock=clock, label_at=lambda t: "person")
+    cams = ScriptedCameras(clock, start, start + 5.1, label_at=lambda t: "person")
     robot = PoweredOffRobot(clock, start + 0.5)
-    pipe = Pipeline(cams, lambda: SlowDetector(0.01, []), FakeEngine(), robot, _safety(), clock)
+    pipe = Pipeline(cams, lambda: SlowDetector(0.0, []), FakeEngine(), robot, _safety(), clock)
     report = asyncio.run(pipe.run(duration_s=5.0))
     assert report.reason == "robot_unavailable" and not report.ok
     assert report.detail == "motors are off: the robot restarted"
@@ -220,11 +203,11 @@ def test_robot_gone_ends_the_run_with_its_reason_and_sends_nothing_after() -> No
 
 
 def test_still_disconnected_lines_carry_the_reason(caplog: pytest.LogCaptureFixture) -> None:
-    clock = SystemClock()
+    clock = FrameClock(start=START)
     start = clock.now()
-    cams = FakeCameras(["a"], fps=30, clock=clock)
+    cams = ScriptedCameras(clock, start, start + 1.7)
     robot = FlakyLinkRobot(clock, start + 0.2, start + 1.5)
-    pipe = Pipeline(cams, lambda: SlowDetector(0.01, []), FakeEngine(), robot, _safety(), clock)
+    pipe = Pipeline(cams, lambda: SlowDetector(0.0, []), FakeEngine(), robot, _safety(), clock)
     with caplog.at_level("INFO", logger="agent.core.robot_link"):
         asyncio.run(pipe.run(duration_s=1.6))
     waits = [r for r in caplog.records if getattr(r, "event", None) == "reconnect_wait"]

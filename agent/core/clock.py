@@ -58,6 +58,12 @@ class FrameClock:
     def now(self) -> float:
         return self._now
 
+    @property
+    def sleeping(self) -> int:
+        """How many tasks sleep on this clock now (a driver can wait for the control loop to
+        reach its next sleep before it moves time)."""
+        return sum(1 for _, _, future in self._sleepers if not future.done())
+
     async def sleep_until(self, when: float) -> None:
         self._slept.set()
         if when <= self._now:
