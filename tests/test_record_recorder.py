@@ -22,7 +22,7 @@ from agent.core.robot import LeaseLost, RobotStatus
 from agent.recording import format as fmt
 from agent.recording.segments import RecordingConfig
 from agent.recording.writer import Recorder, RecordingError
-from agent.replay.sources import (
+from agent.replay.mcap import (
     McapRecording,
     RecordedCommand,
     RecordedEvent,

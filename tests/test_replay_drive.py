@@ -9,9 +9,9 @@ import time
 import numpy as np
 
 from agent.core.robot import LeaseLost, RobotStatus
-from agent.replay.command import compare_commands
+from agent.replay.compare import compare_commands
 from agent.replay.drive import DetectAhead, ReplayRobot, ScriptedClock
-from agent.replay.sources import RecordedStatus
+from agent.replay.mcap import RecordedStatus
 from behaviors.commands import GoTo, Sit, Stop
 from perception.detection import FrameResult
 from perception.frame import Frame

@@ -15,7 +15,8 @@ from agent.core.sources import FrameSource
 from agent.recording.writer import Recorder
 from agent.replay.files import ImageFolderSource, VideoFrameSource
 from agent.replay.mcap import McapFrameSource, McapRecording
-from agent.replay.sources import ReplayInputError, open_replay_source
+from agent.replay.reading import ReplayInputError
+from agent.replay.sources import open_replay_source
 from perception.frame import Frame
 
 CAMERA = "frontleft_fisheye_image"

@@ -1,6 +1,6 @@
 """What a recording holds: topic names, frame ids, JSON schemas and the (de)serialisation of
 frames, detection results and commands. Shared by the writer (`agent.recording.writer`), the readers
-(`agent.replay.sources`) and the Foxglove live view (`agent.control.live_view`), so they cannot
+(`agent.replay.mcap`) and the Foxglove live view (`agent.control.live_view`), so they cannot
 drift apart: a Foxglove layout made on a recording works on the live view and back.
 
 Layout of a recording (MCAP, opens in Foxglove); the live view publishes the same topics, with

@@ -20,7 +20,6 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
@@ -28,12 +27,9 @@ import typer
 
 import configs
 from agent.core.observers import PipelineObserver
-from agent.replay.summary import CommandComparison, ReplaySummary, compare_commands, render_summary
-
-__all__ = [
-    "EXIT_COMMANDS_DIFFER", "CommandComparison", "ReplayResult", "ReplaySummary", "compare_commands",
-    "recording_metadata", "render_summary", "replay", "replay_command",
-]
+from agent.replay.compare import compare_commands
+from agent.replay.result import ReplayResult, ReplaySummary
+from agent.replay.summary import render_summary
 
 Mode = Literal["auto", "recorded-run", "frames"]
 
@@ -103,26 +99,6 @@ class AnnotatedVideoWriter(PipelineObserver):
         self._writers.clear()
 
 
-@dataclass
-class ReplayResult:
-    mode: str
-    source: str
-    read: Any  # ReadReport
-    report: Any  # PipelineReport
-    summary: ReplaySummary
-    commands: list[tuple[float, Any]]  # what the dry-run robot would have been sent
-    wall_s: float
-    live: Any = None  # LiveRun, for recordings of live runs
-    comparison: CommandComparison | None = None
-    out_paths: list[Path] = field(default_factory=list)
-    config_origin: str = ""  # where the configuration came from (recorded, --config, shipped)
-    config_warnings: list[str] = field(default_factory=list)  # said loudly: not the recorded one
-
-    @property
-    def frames_per_s(self) -> float:
-        return self.summary.frames_processed / self.wall_s if self.wall_s > 0 else 0.0
-
-
 async def replay(
     path: str | Path,
     config: Any,
@@ -141,7 +117,6 @@ async def replay(
     `config.rules`). Raises `ReplayInputError` when nothing can be read."""
     from agent.replay.drive import DetectAhead, Pacer
     from agent.replay.sources import open_replay_source
-    from agent.run import perceiver_factory as make_perceiver_factory
     from behaviors.config import load_rules
 
     rules = rules if rules is not None else load_rules(config.rules)
@@ -151,7 +126,7 @@ async def replay(
     # the live config's results, at the machine's full throughput.
     workers = max(1, os.cpu_count() or 1)
     inner = open_replay_source(path, fps=fps, camera=camera, prefetch=2 * workers + 2)
-    make_perceiver = perceiver_factory or make_perceiver_factory(
+    make_perceiver = perceiver_factory or _perceiver_factory(
         config.detector.model_copy(update={"num_threads": 1})
     )
     ahead = DetectAhead(make_perceiver, workers=workers)
@@ -164,6 +139,16 @@ async def replay(
     finally:
         ahead.close()
         await inner.close()
+
+
+def _perceiver_factory(detector_config: Any) -> Callable[[], Callable[[Any], Any]]:
+    """One `Perceiver` per detect-ahead worker thread (interpreters are not thread-safe)."""
+    from perception.perceiver import Perceiver
+
+    def make() -> Callable[[Any], Any]:
+        return Perceiver.from_config(detector_config).process
+
+    return make
 
 
 async def _run(
@@ -186,7 +171,7 @@ async def _run(
     from agent.replay.config import recording_header
     from agent.replay.drive import RecordedRunSource, ReplayRobot, ScriptedClock, TimedFrameSource
     from agent.replay.mcap import McapFrameSource
-    from agent.replay.sources import ReplayInputError
+    from agent.replay.reading import ReplayInputError
     from behaviors.engine import CueEngine
 
     # One frame at a time: the pipeline asks for the next frame once the previous one is
@@ -346,7 +331,7 @@ def replay_command(
     from agent.logs import setup_logging
     from agent.recording.writer import RecordingError
     from agent.replay.config import load_replay_rules, recording_header, resolve_replay_config
-    from agent.replay.sources import ReplayInputError
+    from agent.replay.reading import ReplayInputError
     from configs.loading import ConfigError
 
     setup_logging(log_level.upper())

@@ -52,7 +52,7 @@ from agent.replay.mcap import (
     RecordedStatus,
     RecordedStep,
 )
-from agent.replay.sources import FrameStream, ReadReport, read_in_thread
+from agent.replay.reading import FrameStream, ReadReport, read_in_thread
 from perception.frame import Frame
 
 log = logging.getLogger(__name__)

@@ -25,15 +25,8 @@ from agent.recording.salvage import (
     read_summary,
     scan_messages,
 )
-from agent.replay.sources import (
-    ImageDecoder,
-    ReadReport,
-    ReplayInputError,
-    _PrefetchingSource,
-    decode_image,
-    decode_recorded_jpeg,
-    image_problem,
-)
+from agent.replay.images import ImageDecoder, decode_image, decode_recorded_jpeg, image_problem
+from agent.replay.reading import PrefetchingSource, ReadReport, ReplayInputError
 from behaviors.commands import MotionCommand, command_from_dict
 from perception.detection import FrameResult
 from perception.frame import Frame
@@ -322,7 +315,7 @@ class McapRecording:
                 )
 
 
-class McapFrameSource(_PrefetchingSource):
+class McapFrameSource(PrefetchingSource):
     """Frames of an MCAP recording, in recorded order."""
 
     def __init__(
@@ -335,7 +328,3 @@ class McapFrameSource(_PrefetchingSource):
 
     def _iter_frames(self) -> Iterator[Frame]:
         return self.recording.frames()
-
-
-
-
