@@ -132,7 +132,7 @@ def test_recording_carries_its_configuration_without_machine_paths(
 ) -> None:
     """The recording holds the validated config and the rules' text, never this machine's paths
     nor the robot's login."""
-    from agent.replay.config import KEY_CONFIG, KEY_MODEL_SHA256, KEY_RULES_YAML
+    from agent.recording.metadata import KEY_CONFIG, KEY_MODEL_SHA256, KEY_RULES_YAML
     from perception.config import DEFAULT_MODEL_SHA256
 
     path, cfg, _ = live_run

@@ -121,6 +121,8 @@ class Recorder:
     `queue_size` bounds the items waiting for the writer (a frame is one item). `chunk_size` is
     the MCAP chunk size: at most this much (the chunk being filled) is lost if the process dies
     without `close()`. `limits`: segment size and age, total cap (`RecordingConfig`).
+    `metadata` is written first in every segment as given: build it with
+    `agent.recording.metadata.recording_metadata`, which keeps machine paths out.
     """
 
     def __init__(
@@ -139,9 +141,7 @@ class Recorder:
         if compression not in ("zstd", "lz4", None):
             raise ValueError(f"compression must be zstd, lz4 or None, not {compression!r}")
         self.limits = limits or RecordingConfig()
-        # No machine paths in a recording: it is read on other machines.
-        self._header = {"format_version": str(fmt.FORMAT_VERSION),
-                        **fmt.portable_metadata(metadata or {})}
+        self._header = {"format_version": str(fmt.FORMAT_VERSION), **(metadata or {})}
         self._queue: queue.Queue[_Item | object] = queue.Queue(maxsize=queue_size)
         self._frame_limit = max(1, int(queue_size * frame_fill_limit))
         self._stats = RecorderStats()

@@ -27,6 +27,7 @@ import typer
 
 import configs
 from agent.core.observers import PipelineObserver
+from agent.recording.metadata import recording_metadata
 from agent.replay.compare import compare_commands
 from agent.replay.result import ReplayResult, ReplaySummary
 from agent.replay.summary import render_summary
@@ -167,8 +168,8 @@ async def _run(
     from agent.core.clock import FrameClock
     from agent.core.events import EventLog
     from agent.core.pipeline import Pipeline
+    from agent.recording.metadata import recording_header
     from agent.recording.writer import Recorder, RecordingObserver
-    from agent.replay.config import recording_header
     from agent.replay.drive import RecordedRunSource, ReplayRobot, ScriptedClock, TimedFrameSource
     from agent.replay.mcap import McapFrameSource
     from agent.replay.reading import ReplayInputError
@@ -210,7 +211,7 @@ async def _run(
         # The cameras this replay has (not the config's): the recording's, or the video's/folder's.
         cameras = list(inner.cameras) or [c for c in header.get("cameras", "").split(",") if c]
         recorder = Recorder(out_mcap, metadata=recording_metadata(
-            config, started_local=clock.now(), cameras=cameras, replay_of=Path(path).name,
+            config, started_local=clock.now(), cameras=cameras, replay_of=path,
             mode=resolved_mode))
         all_observers.append(RecordingObserver(recorder))
     if out_video is not None:
@@ -247,24 +248,6 @@ async def _run(
         ]
         result.comparison = compare_commands(live_sent, replayed, 1.0 / config.safety.tick_hz)
     return result
-
-
-def recording_metadata(
-    config: Any, started_local: float, cameras: list[str] | None = None, **extra: str
-) -> dict[str, str]:
-    """What a recording of the pipeline says about itself (MCAP metadata, written first): the
-    configuration it runs with (no paths of this machine, no credentials) and, by default, the
-    config's cameras (a replay passes the cameras it actually has)."""
-    from agent.replay.config import embedded_config
-
-    return {
-        "pipeline_inputs": "1",  # engine inputs recorded: `replay` can reproduce the commands
-        "started_local": repr(started_local),
-        "tick_hz": repr(config.safety.tick_hz),
-        "cameras": ",".join(config.cameras.sources if cameras is None else cameras),
-        **embedded_config(config),
-        **extra,
-    }
 
 
 def _nothing_readable(read: Any) -> str:
@@ -329,8 +312,9 @@ def replay_command(
     from rich.console import Console
 
     from agent.logs import setup_logging
+    from agent.recording.metadata import recording_header
     from agent.recording.writer import RecordingError
-    from agent.replay.config import load_replay_rules, recording_header, resolve_replay_config
+    from agent.replay.config import load_replay_rules, resolve_replay_config
     from agent.replay.reading import ReplayInputError
     from configs.loading import ConfigError
 
