@@ -22,8 +22,8 @@ from agent.core.robot import LeaseLost, RobotStatus
 from agent.recording import format as fmt
 from agent.recording.segments import RecordingConfig
 from agent.recording.writer import Recorder, RecordingError
-from agent.replay.mcap import (
-    McapRecording,
+from agent.replay.mcap import McapRecording
+from agent.replay.recorded import (
     RecordedCommand,
     RecordedEvent,
     RecordedFrame,

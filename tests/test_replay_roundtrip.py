@@ -17,7 +17,8 @@ import pytest
 from mcap.reader import make_reader
 
 from agent.demo import sim_agent_config
-from agent.replay.command import EXIT_COMMANDS_DIFFER, replay
+from agent.replay.command import EXIT_COMMANDS_DIFFER
+from agent.replay.runner import replay
 from agent.run import run_agent
 from behaviors.commands import GoTo, Sit, Stand, command_from_dict
 from configs import SHIPPED_DIR as CONFIG_DIR

@@ -19,9 +19,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.recording import format as fmt
-from agent.recording.salvage import MCAP_MAGIC, ScanResult, scan_messages
-
 KEY_CONFIG = "agent_config"  # JSON: AgentConfig with paths as file names, credentials removed
 KEY_RULES_YAML = "rules_yaml"  # the rules file's text
 KEY_RULES_NAME = "rules_name"
@@ -109,6 +106,9 @@ def file_sha256(path: Path) -> str | None:
 def recording_header(path: Path) -> dict[str, str] | None:
     """The metadata a recording's writer put first; None for anything but an MCAP file (and {}
     for an MCAP file without it)."""
+    from agent.recording import format as fmt  # the reader's modules, only when reading
+    from agent.recording.salvage import MCAP_MAGIC, ScanResult, scan_messages
+
     if not path.is_file():  # regular files only: opening a FIFO would block
         return None
     with open(path, "rb") as f:

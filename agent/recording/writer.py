@@ -26,7 +26,7 @@ import json
 import logging
 import queue
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from agent.recording.segments import (
     free_space_mb,
     segment_path,
 )
+from agent.recording.stats import RecorderStats
 from behaviors.commands import MotionCommand, command_to_dict
 from perception.detection import FrameResult
 from perception.frame import Frame
@@ -66,47 +67,6 @@ def check_recording_path(path: Path) -> None:
         raise RecordingError(f"{existing[0]}: already exists (refusing to overwrite it)")
     if not path.parent.is_dir():
         raise RecordingError(f"{path}: directory {path.parent} does not exist")
-
-
-@dataclass
-class RecorderStats:
-    written: dict[str, int] = field(default_factory=dict)  # per record kind
-    dropped: dict[str, int] = field(default_factory=dict)  # queue full, per record kind
-    write_errors: int = 0
-    last_error: str = ""
-    engine_steps: int = 0  # engine inputs (observed results + control steps), dropped or not
-    refused_after_failure: int = 0  # offered after recording stopped (disk full...)
-
-    @property
-    def dropped_total(self) -> int:
-        return sum(self.dropped.values())
-
-    @property
-    def written_total(self) -> int:
-        return sum(self.written.values())
-
-    def since(self, earlier: RecorderStats) -> RecorderStats:
-        """What happened between `earlier` and these stats (one segment's share)."""
-        def minus(now: dict[str, int], then: dict[str, int]) -> dict[str, int]:
-            return {k: v - then.get(k, 0) for k, v in now.items() if v - then.get(k, 0)}
-
-        return RecorderStats(
-            written=minus(self.written, earlier.written),
-            dropped=minus(self.dropped, earlier.dropped),
-            write_errors=self.write_errors - earlier.write_errors,
-            last_error=self.last_error if self.write_errors > earlier.write_errors else "",
-            engine_steps=self.engine_steps - earlier.engine_steps,
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "written": dict(self.written),
-            "dropped": dict(self.dropped),
-            "dropped_total": self.dropped_total,
-            "write_errors": self.write_errors,
-            "last_error": self.last_error,
-            "engine_steps": self.engine_steps,
-        }
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,11 @@ class ReadReport:
     def readable(self) -> bool:
         return self.frames > 0
 
+    def nothing_readable(self) -> str:
+        """The error for an input without a single readable frame, with its first problems."""
+        detail = "; ".join(f"{p.where}: {p.what}" for p in self.problems[:5])
+        return f"{self.source}: nothing readable" + (f" ({detail})" if detail else "")
+
 
 class FrameStream(Protocol):
     """What replay needs of an input: its cameras, its frames in order, what was lost, close."""
