@@ -1,15 +1,22 @@
 """`replay --out-video`: each replayed frame with the boxes of what was detected in it, as a video.
 
 Kept as an observer of the replayed pipeline, so it draws exactly the results the engine
-observed, on the frames they came from.
+observed, on the frames they came from, with perception's one box drawer (`perception.annotate`).
 """
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
+
 from agent.core.observers import PipelineObserver
+from perception.annotate import annotate
+from perception.detection import Detection, FrameResult, Sighting
+from perception.frame import Frame
 
 
 class AnnotatedVideoWriter(PipelineObserver):
@@ -19,13 +26,11 @@ class AnnotatedVideoWriter(PipelineObserver):
         self.path = path
         self.fps = fps
         self.per_camera = per_camera
-        self._frames: dict[tuple[str, int], Any] = {}
+        self._frames: dict[tuple[str, int], Frame] = {}
         self._writers: dict[str, Any] = {}
         self.paths: list[Path] = []
 
     def _writer_for(self, camera: str, size: tuple[int, int], multi: bool) -> Any:
-        import cv2
-
         writer = self._writers.get(camera)
         if writer is None:
             # One camera: the path asked for; more: one file per camera (a camera that shows up
@@ -41,27 +46,17 @@ class AnnotatedVideoWriter(PipelineObserver):
             self.paths.append(path)
         return writer
 
-    def frame_taken(self, frame: Any) -> None:
+    def frame_taken(self, frame: Frame) -> None:
         if not frame.is_depth:
             self._frames[(frame.camera, frame.seq)] = frame
 
-    def result_observed(self, now: float, result: Any) -> None:
-        import cv2
-        import numpy as np
-
+    def result_observed(self, now: float, result: FrameResult) -> None:
         frame = self._frames.pop((result.camera, result.seq), None)
         for key in [k for k in self._frames if k[0] == result.camera and k[1] < result.seq]:
             del self._frames[key]  # taken but never observed (stale)
         if frame is None:
             return
-        image = frame.image
-        canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
-        scale = frame.image_scale
-        for s in result.sightings:
-            x1, y1, x2, y2 = (int(round(v * scale)) for v in s.box)
-            cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 0, 255), 2)
-            cv2.putText(canvas, f"{s.label} {s.score:.2f}", (x1, max(12, y1 - 4)),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 255), 1, cv2.LINE_AA)
+        canvas = annotate(frame.image, [_on_image(s, frame.image_scale) for s in result.sightings])
         height, width = canvas.shape[:2]
         writer = self._writer_for(result.camera, (width, height), multi=self.per_camera)
         writer.write(np.ascontiguousarray(canvas))
@@ -70,3 +65,11 @@ class AnnotatedVideoWriter(PipelineObserver):
         for writer in self._writers.values():
             writer.release()
         self._writers.clear()
+
+
+def _on_image(sighting: Sighting, image_scale: float) -> Detection:
+    """A sighting as perception's box drawer takes it: in the pixels of the (maybe reduced)
+    image, coloured by its label (sightings carry labels, not class ids)."""
+    x1, y1, x2, y2 = (v * image_scale for v in sighting.box)
+    colour_key = zlib.crc32(sighting.label.encode())
+    return Detection(sighting.label, colour_key, sighting.score, (x1, y1, x2, y2))

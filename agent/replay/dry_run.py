@@ -14,20 +14,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 from agent.core.clock import Clock
 from agent.core.robot import ConnectionLost, EStopped, LeaseLost, RobotStatus, RobotUnavailable
-from agent.replay.recorded import RecordedStatus
+from agent.replay.recorded import RecordedCommand, RecordedStatus
 from behaviors.commands import GoTo, MotionCommand, Sit, Stand, Stop, Velocity
 from behaviors.geometry import wrap_angle
-
-
-@dataclass(frozen=True)
-class RecordedCommand:
-    time: float  # pipeline clock (local seconds; the frame-derived time in replay)
-    command: MotionCommand
 
 
 class DryRunRobot:

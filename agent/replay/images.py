@@ -13,7 +13,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from perception.decode import FrameDecodeError, check_pixels
+from perception.decode import JPEG_REDUCTIONS, FrameDecodeError, check_pixels, decode_jpeg_reduced
 from perception.image_size import image_header_size
 
 ImageDecoder = Callable[[bytes], "np.ndarray | None"]
@@ -69,29 +69,19 @@ def decode_image(data: bytes) -> np.ndarray | None:
     return image
 
 
-_REDUCED_FLAGS = {
-    (1, 1): cv2.IMREAD_GRAYSCALE,
-    (1, 2): cv2.IMREAD_REDUCED_GRAYSCALE_2,
-    (1, 4): cv2.IMREAD_REDUCED_GRAYSCALE_4,
-    (1, 8): cv2.IMREAD_REDUCED_GRAYSCALE_8,
-    (3, 1): cv2.IMREAD_COLOR,
-    (3, 2): cv2.IMREAD_REDUCED_COLOR_2,
-    (3, 4): cv2.IMREAD_REDUCED_COLOR_4,
-    (3, 8): cv2.IMREAD_REDUCED_COLOR_8,
-}
-
-
 def decode_recorded_jpeg(data: bytes, channels: int, image_scale: float) -> np.ndarray | None:
     """A recorded JPEG decoded the way the live agent decoded it: same channels, same reduction.
 
-    The live source may decode a large JPEG reduced (`Frame.image_scale` < 1); replay must
-    give the detector the very same pixels, so it uses the same OpenCV flag.
+    The live source may decode a large JPEG reduced (`Frame.image_scale` < 1); replay must give
+    the detector the very same pixels, so it decodes with perception's own JPEG decode (one
+    table of OpenCV flags for both). None when the bytes do not decode.
     """
     factor = max(1, round(1.0 / image_scale)) if image_scale > 0 else 1
-    flag = _REDUCED_FLAGS.get((channels, factor))
-    if flag is None:
+    grey = channels == 1
+    if channels not in (1, 3) or (grey, factor) not in JPEG_REDUCTIONS:
         return decode_image(data)
-    if image_problem(data, MAX_IMAGE_PIXELS * factor * factor) is not None:
+    try:
+        image = decode_jpeg_reduced(data, grey, factor, MAX_IMAGE_PIXELS * factor * factor)
+    except FrameDecodeError:
         return None
-    image = _imdecode(data, flag)
-    return image if image is not None and image.dtype == np.uint8 else None
+    return image if image.dtype == np.uint8 else None
