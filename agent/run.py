@@ -157,8 +157,8 @@ class _Extras:
         self.control: Any = None
         self.recorder: Any = None
         if record is not None:
+            from agent.recording.metadata import recording_metadata
             from agent.recording.writer import Recorder, RecordingObserver
-            from agent.replay.command import recording_metadata
 
             self.recorder = Recorder(record, limits=config.recording,
                                      metadata=recording_metadata(config, started_local=time.time()))

@@ -6,39 +6,14 @@ import math
 from collections import Counter
 from typing import Any
 
+from agent.core.events import PHRASED_KINDS, describe_event
 from agent.core.pipeline import PipelineReport
 
-# Engine and agent events worth telling a person about, with how to say them.
-_SAY = {
-    "cue_fired": lambda d: f"saw {_what(d)}",
-    "cue_cleared": lambda d: f"no longer sees cue {d.get('cue')}",
-    "rule_fired": lambda d: f"rule {d.get('rule')} fired -> {d.get('behavior')}",
-    "rule_ignored": lambda d: f"rule {d.get('rule')} held back: {d.get('reason')}",
-    "behavior_started": lambda d: f"started {d.get('name')}",
-    "behavior_finished": lambda d: f"finished {d.get('name')}: {d.get('outcome')}"
-    + (f" ({d.get('detail')})" if d.get("detail") else ""),
-    "behavior_cancelled": lambda d: f"cancelled {d.get('name')} ({d.get('by')}: {d.get('reason')})",
-    "behavior_preempted": lambda d: f"{d.get('name')} pre-empted by {d.get('by')}",
-    "sequence_step": lambda d: f"  step {d.get('index')}: {d.get('behavior')}",
-    "goal_refused": lambda d: f"refused a goal: {d.get('reason', d)}",
-}
+# Agent events worth telling a person about (the engine's are `PHRASED_KINDS`), by their message.
 _AGENT_KINDS = {
     "watchdog_tripped", "watchdog_recovered", "lease_lost", "connection_lost", "reconnected",
     "robot_unavailable", "robot_available", "command_refused",
 }
-
-
-def _what(d: dict[str, Any]) -> str:
-    label = d.get("label") or d.get("cue")
-    parts = [str(label)]
-    if d.get("distance_m") is not None:
-        parts.append(f"{d['distance_m']:.1f} m away")
-    if d.get("bearing_rad") is not None:
-        deg = math.degrees(d["bearing_rad"])
-        parts.append("ahead" if abs(deg) < 10 else f"{abs(deg):.0f} deg {'left' if deg > 0 else 'right'}")
-    if d.get("camera"):
-        parts.append(f"({d['camera']})")
-    return " ".join(parts) + f" [cue {d.get('cue')}]"
 
 
 def _ms(summary: dict[str, Any]) -> str:
@@ -52,11 +27,8 @@ def describe_run(report: PipelineReport, t0: float | None = None) -> str:
     start = t0 if t0 is not None else (report.events[0].time if report.events else 0.0)
     lines = ["What the robot saw and did:"]
     for e in report.events:
-        if e.kind in _SAY:
-            try:
-                text = _SAY[e.kind](e.data)
-            except (KeyError, TypeError, ValueError):
-                text = e.message
+        if e.kind in PHRASED_KINDS:
+            text = describe_event(e)
         elif e.kind in _AGENT_KINDS:
             text = e.message
         else:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.config import AgentConfig, load_agent_config
 from agent.recording.writer import Recorder
-from agent.replay.command import replay
+from agent.replay.runner import replay
 from configs import SHIPPED_DIR as CONFIG_DIR
 from perception.detector import TFLiteDetector
 from perception.frame import Frame, PinholeIntrinsics

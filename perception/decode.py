@@ -32,6 +32,7 @@ from perception.frame import Frame, PinholeIntrinsics
 from perception.image_size import MAX_IMAGE_PIXELS, image_header_size
 
 __all__ = [
+    "JPEG_REDUCTIONS",
     "MAX_IMAGE_PIXELS",
     "DropCounter",
     "FrameDecodeError",
@@ -39,6 +40,7 @@ __all__ = [
     "check_pixels",
     "decode_bounded",
     "decode_image_response",
+    "decode_jpeg_reduced",
     "image_header_size",
     "is_complete_jpeg",
 ]
@@ -54,14 +56,17 @@ _RAW_CHANNELS = {
     _Image.PIXEL_FORMAT_RGB_U8: 3,
     _Image.PIXEL_FORMAT_RGBA_U8: 4,
 }
-# IMREAD_REDUCED_* decode a JPEG straight at 1/2, 1/4, 1/8 size (DCT scaling: far cheaper).
-_REDUCED = {
-    (True, 8): cv2.IMREAD_REDUCED_GRAYSCALE_8,
-    (True, 4): cv2.IMREAD_REDUCED_GRAYSCALE_4,
+# (grey, factor) -> the OpenCV flag: IMREAD_REDUCED_* decode a JPEG straight at 1/2, 1/4, 1/8
+# size (DCT scaling: far cheaper). The one table: replay decodes recorded JPEGs with it too.
+JPEG_REDUCTIONS = {
+    (True, 1): cv2.IMREAD_GRAYSCALE,
     (True, 2): cv2.IMREAD_REDUCED_GRAYSCALE_2,
-    (False, 8): cv2.IMREAD_REDUCED_COLOR_8,
-    (False, 4): cv2.IMREAD_REDUCED_COLOR_4,
+    (True, 4): cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    (True, 8): cv2.IMREAD_REDUCED_GRAYSCALE_8,
+    (False, 1): cv2.IMREAD_COLOR,
     (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
+    (False, 4): cv2.IMREAD_REDUCED_COLOR_4,
+    (False, 8): cv2.IMREAD_REDUCED_COLOR_8,
 }
 
 
@@ -108,6 +113,18 @@ def decode_bounded(
     if image is None:
         raise FrameDecodeError("decode_error", f"{len(data)} bytes of {size[0]}x{size[1]} not decodable")
     return image
+
+
+def decode_jpeg_reduced(
+    data: bytes, grey: bool, factor: int, max_pixels: int = MAX_IMAGE_PIXELS
+) -> np.ndarray:
+    """A JPEG decoded grey or BGR at 1/`factor` size (a factor in `JPEG_REDUCTIONS`: 1, 2, 4, 8),
+    checked as `decode_bounded` does (`max_pixels` applies to the full size in the header).
+
+    The robot's frames are decoded with it, and replay decodes their recorded bytes with it
+    again: the detector sees the same pixels live and in replay.
+    """
+    return decode_bounded(data, JPEG_REDUCTIONS[(grey, factor)], max_pixels)
 
 
 def _enum_name(enum: Any, value: int) -> str:
@@ -209,12 +226,12 @@ def _decode_jpeg(img: image_pb2.Image, min_side: int | None) -> tuple[np.ndarray
         check_pixels(img.cols, img.rows)
     grey = img.pixel_format == _Image.PIXEL_FORMAT_GREYSCALE_U8
     colour = img.pixel_format in (_Image.PIXEL_FORMAT_RGB_U8, _Image.PIXEL_FORMAT_RGBA_U8)
-    flag = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR if colour else cv2.IMREAD_UNCHANGED
     factor = _reduction(img.rows, img.cols, min_side) if (grey or colour) else 1
-    if factor > 1:
-        flag = _REDUCED[(grey, factor)]
     try:
-        image = decode_bounded(data, flag)
+        if grey or colour:
+            image = decode_jpeg_reduced(data, grey, factor)
+        else:  # a pixel format the robot did not say: as the JPEG itself is
+            image = decode_bounded(data, cv2.IMREAD_UNCHANGED)
     except FrameDecodeError as exc:
         if exc.reason == "decode_error":
             raise FrameDecodeError("corrupt_jpeg", f"{len(data)} bytes not decodable") from None

@@ -22,8 +22,8 @@ from agent.core.seams import LeaseLost, RobotStatus
 from agent.recording import format as fmt
 from agent.recording.segments import RecordingConfig
 from agent.recording.writer import Recorder, RecordingError
-from agent.replay.sources import (
-    McapRecording,
+from agent.replay.mcap import McapRecording
+from agent.replay.recorded import (
     RecordedCommand,
     RecordedEvent,
     RecordedFrame,
@@ -385,7 +385,7 @@ def test_recordings_hold_no_machine_paths(tmp_path: Path) -> None:
     """A recording is read on other machines: shipped files by their shipped name, other
     files by their name, never this machine's absolute paths."""
     from agent.config import config_overrides, load_agent_config
-    from agent.replay.command import recording_metadata
+    from agent.recording.metadata import recording_metadata
     from configs import SHIPPED_DIR
 
     own_rules = tmp_path / "site" / "my_rules.yaml"

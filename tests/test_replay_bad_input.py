@@ -23,12 +23,13 @@ from mcap.reader import make_reader
 from skimage import data as skdata
 from typer.testing import CliRunner
 
+from agent.recording.metadata import recording_header
 from agent.recording.writer import Recorder
 from agent.replay.command import replay_command
-from agent.replay.config import recording_header
 from agent.replay.files import VideoFrameSource
+from agent.replay.images import image_problem
 from agent.replay.mcap import McapRecording
-from agent.replay.sources import ReplayInputError, image_problem
+from agent.replay.reading import ReplayInputError
 from perception.frame import Frame
 
 CAMERA = "frontleft_fisheye_image"

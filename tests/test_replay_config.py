@@ -1,4 +1,4 @@
-"""The configuration a recording carries and the one a replay chooses (agent/replay/config.py)."""
+"""The configuration a recording carries and the one a replay chooses (agent/recording/metadata.py, agent/replay/config.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import config_overrides, load_agent_config
-from agent.replay.command import recording_metadata
-from agent.replay.config import (
-    KEY_CONFIG,
-    KEY_MODEL_SHA256,
-    load_replay_rules,
-    resolve_replay_config,
-)
+from agent.recording.metadata import KEY_CONFIG, KEY_MODEL_SHA256, recording_metadata
+from agent.replay.config import load_replay_rules, resolve_replay_config
 from configs import SHIPPED_DIR
 from configs.loading import ConfigError
 

@@ -9,9 +9,11 @@ import time
 import numpy as np
 
 from agent.core.seams import LeaseLost, RobotStatus
-from agent.replay.command import compare_commands
-from agent.replay.drive import DetectAhead, ReplayRobot, ScriptedClock
-from agent.replay.sources import RecordedStatus
+from agent.replay.compare import compare_commands
+from agent.replay.detect_ahead import DetectAhead
+from agent.replay.dry_run import ReplayRobot
+from agent.replay.recorded import RecordedStatus
+from agent.replay.timing import ScriptedClock
 from behaviors.commands import GoTo, Sit, Stop
 from perception.detection import FrameResult
 from perception.frame import Frame
@@ -43,9 +45,9 @@ def test_scripted_clock_runs_a_sleeper_only_when_released_at_the_recorded_time()
 
 
 def test_release_gives_up_when_nobody_sleeps(monkeypatch) -> None:
-    import agent.replay.drive as drive
+    import agent.replay.timing as timing
 
-    monkeypatch.setattr(drive, "SETTLE_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(timing, "SETTLE_TIMEOUT_S", 0.05)
     assert asyncio.run(ScriptedClock(0.0).release(1.0)) is False
 
 

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from agent.config import config_overrides, load_agent_config
 from agent.recording.writer import Recorder
-from agent.replay.command import replay, replay_command
+from agent.replay.command import replay_command
+from agent.replay.runner import replay
 from behaviors.commands import Sit
 from configs import SHIPPED_DIR as CONFIG_DIR
 from perception.frame import Frame

@@ -17,7 +17,8 @@ import pytest
 from mcap.reader import make_reader
 
 from agent.demo import sim_agent_config
-from agent.replay.command import EXIT_COMMANDS_DIFFER, replay
+from agent.replay.command import EXIT_COMMANDS_DIFFER
+from agent.replay.runner import replay
 from agent.run import run_agent
 from behaviors.commands import GoTo, Sit, Stand, command_from_dict
 from configs import SHIPPED_DIR as CONFIG_DIR
@@ -132,7 +133,7 @@ def test_recording_carries_its_configuration_without_machine_paths(
 ) -> None:
     """The recording holds the validated config and the rules' text, never this machine's paths
     nor the robot's login."""
-    from agent.replay.config import KEY_CONFIG, KEY_MODEL_SHA256, KEY_RULES_YAML
+    from agent.recording.metadata import KEY_CONFIG, KEY_MODEL_SHA256, KEY_RULES_YAML
     from perception.config import DEFAULT_MODEL_SHA256
 
     path, cfg, _ = live_run

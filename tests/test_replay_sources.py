@@ -15,7 +15,8 @@ from agent.core.seams import FrameSource
 from agent.recording.writer import Recorder
 from agent.replay.files import ImageFolderSource, VideoFrameSource
 from agent.replay.mcap import McapFrameSource, McapRecording
-from agent.replay.sources import ReplayInputError, open_replay_source
+from agent.replay.reading import ReplayInputError
+from agent.replay.sources import open_replay_source
 from perception.frame import Frame
 
 CAMERA = "frontleft_fisheye_image"
@@ -248,3 +249,38 @@ def test_closing_early_stops_the_reader(tmp_path: Path) -> None:
 
     assert asyncio.run(take_three()) == 3
     assert source.report.frames <= 3 + 2 + 1  # read ahead by at most the prefetch depth
+
+
+@pytest.mark.parametrize("grey", [True, False])
+def test_replay_decodes_recorded_jpegs_to_the_live_pixels(tmp_path: Path, grey: bool) -> None:
+    """Frames the robot path decoded (grey or colour, full size or reduced 1/2, 1/4, 1/8)
+    recorded and read back: replay's detector gets exactly the pixels the live one got."""
+    from bosdyn.api import image_pb2
+
+    from perception.decode import decode_image_response
+
+    photo = cv2.resize(cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR), (640, 480))
+    image = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY) if grey else photo
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    fmt = image_pb2.Image
+    live = []
+    for i, min_side in enumerate([None, 240, 120, 60]):  # factors 1, 2, 4, 8
+        resp = image_pb2.ImageResponse(status=image_pb2.ImageResponse.STATUS_OK)
+        resp.source.name = CAMERA
+        resp.shot.acquisition_time.seconds = 100 + i
+        resp.shot.image.format = fmt.FORMAT_JPEG
+        resp.shot.image.pixel_format = fmt.PIXEL_FORMAT_GREYSCALE_U8 if grey else fmt.PIXEL_FORMAT_RGB_U8
+        resp.shot.image.rows, resp.shot.image.cols = 480, 640
+        resp.shot.image.data = jpeg.tobytes()
+        live.append(decode_image_response(resp, seq=i, min_side=min_side))
+    assert [f.image_scale for f in live] == [1.0, 0.5, 0.25, 0.125]
+    path = tmp_path / "live.mcap"
+    with Recorder(path) as rec:
+        for frame in live:
+            assert rec.record_frame(frame)
+    replayed = list(McapRecording(path).frames())
+    assert len(replayed) == len(live)
+    for got, want in zip(replayed, live):
+        assert got.image_scale == want.image_scale
+        assert got.image.shape == want.image.shape and np.array_equal(got.image, want.image)

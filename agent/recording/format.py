@@ -1,6 +1,6 @@
 """What a recording holds: topic names, frame ids, JSON schemas and the (de)serialisation of
 frames, detection results and commands. Shared by the writer (`agent.recording.writer`), the readers
-(`agent.replay.sources`) and the Foxglove live view (`agent.control.live_view`), so they cannot
+(`agent.replay.mcap`) and the Foxglove live view (`agent.control.live_view`), so they cannot
 drift apart: a Foxglove layout made on a recording works on the live view and back.
 
 Layout of a recording (MCAP, opens in Foxglove); the live view publishes the same topics, with
@@ -38,8 +38,6 @@ import base64
 import dataclasses
 import json
 import math
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -154,29 +152,6 @@ def split_camera_topic(topic: str) -> tuple[str, str] | None:
 def image_frame_id(frame: Frame) -> str:
     """The frame id of a camera's images: its sensor frame (the child of its `/tf` transform)."""
     return frame.frame_name_image_sensor or frame.camera
-
-
-def portable_path(value: str) -> str:
-    """A path as a recording may hold it: never this machine's absolute path.
-
-    Shipped configs become their shipped name (`rules/default.yaml`, which `configs.find`
-    resolves on any machine), other files of the installed package their path inside it
-    (`perception/models/x.tflite`), anything else its file name. Non-paths pass unchanged.
-    """
-    if "\n" in value or not os.path.isabs(value):
-        return value
-    from configs import SHIPPED_DIR
-
-    path = Path(value)
-    for root in (SHIPPED_DIR, SHIPPED_DIR.parent):
-        if path.is_relative_to(root):
-            return path.relative_to(root).as_posix()
-    return path.name
-
-
-def portable_metadata(metadata: dict[str, str]) -> dict[str, str]:
-    """`metadata` with every absolute path made portable (`portable_path`)."""
-    return {key: portable_path(value) for key, value in metadata.items()}
 
 
 def to_ns(seconds: float) -> int:

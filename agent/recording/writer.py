@@ -26,7 +26,7 @@ import json
 import logging
 import queue
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from agent.recording.segments import (
     free_space_mb,
     segment_path,
 )
+from agent.recording.stats import RecorderStats
 from behaviors.commands import MotionCommand, command_to_dict
 from perception.detection import FrameResult
 from perception.frame import Frame
@@ -68,47 +69,6 @@ def check_recording_path(path: Path) -> None:
         raise RecordingError(f"{path}: directory {path.parent} does not exist")
 
 
-@dataclass
-class RecorderStats:
-    written: dict[str, int] = field(default_factory=dict)  # per record kind
-    dropped: dict[str, int] = field(default_factory=dict)  # queue full, per record kind
-    write_errors: int = 0
-    last_error: str = ""
-    engine_steps: int = 0  # engine inputs (observed results + control steps), dropped or not
-    refused_after_failure: int = 0  # offered after recording stopped (disk full...)
-
-    @property
-    def dropped_total(self) -> int:
-        return sum(self.dropped.values())
-
-    @property
-    def written_total(self) -> int:
-        return sum(self.written.values())
-
-    def since(self, earlier: RecorderStats) -> RecorderStats:
-        """What happened between `earlier` and these stats (one segment's share)."""
-        def minus(now: dict[str, int], then: dict[str, int]) -> dict[str, int]:
-            return {k: v - then.get(k, 0) for k, v in now.items() if v - then.get(k, 0)}
-
-        return RecorderStats(
-            written=minus(self.written, earlier.written),
-            dropped=minus(self.dropped, earlier.dropped),
-            write_errors=self.write_errors - earlier.write_errors,
-            last_error=self.last_error if self.write_errors > earlier.write_errors else "",
-            engine_steps=self.engine_steps - earlier.engine_steps,
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "written": dict(self.written),
-            "dropped": dict(self.dropped),
-            "dropped_total": self.dropped_total,
-            "write_errors": self.write_errors,
-            "last_error": self.last_error,
-            "engine_steps": self.engine_steps,
-        }
-
-
 @dataclass(frozen=True)
 class _Item:
     kind: str
@@ -121,6 +81,8 @@ class Recorder:
     `queue_size` bounds the items waiting for the writer (a frame is one item). `chunk_size` is
     the MCAP chunk size: at most this much (the chunk being filled) is lost if the process dies
     without `close()`. `limits`: segment size and age, total cap (`RecordingConfig`).
+    `metadata` is written first in every segment as given: build it with
+    `agent.recording.metadata.recording_metadata`, which keeps machine paths out.
     """
 
     def __init__(
@@ -139,9 +101,7 @@ class Recorder:
         if compression not in ("zstd", "lz4", None):
             raise ValueError(f"compression must be zstd, lz4 or None, not {compression!r}")
         self.limits = limits or RecordingConfig()
-        # No machine paths in a recording: it is read on other machines.
-        self._header = {"format_version": str(fmt.FORMAT_VERSION),
-                        **fmt.portable_metadata(metadata or {})}
+        self._header = {"format_version": str(fmt.FORMAT_VERSION), **(metadata or {})}
         self._queue: queue.Queue[_Item | object] = queue.Queue(maxsize=queue_size)
         self._frame_limit = max(1, int(queue_size * frame_fill_limit))
         self._stats = RecorderStats()

@@ -1,10 +1,9 @@
-"""The configuration a recording carries, and the one a replay runs with.
+"""The configuration a replay runs with: by default the one its recording carries.
 
 A recording made by `spot-agent run --record` (or `replay --out-mcap`) embeds, in its first
-metadata record, everything that decides the agent's commands: the validated agent config, the
-rules file's text and the detector model's sha256 (and a custom labels file's text). Nothing
-machine-specific goes in: paths are reduced to file names and credentials are removed, so a
-recording can be handed to anyone.
+metadata record, everything that decides the agent's commands (`agent.recording.metadata`: the
+validated agent config, the rules file's text, the detector model's sha256, a custom labels
+file's text), without paths of the machine it was made on or credentials.
 
 `spot-agent replay` runs with that embedded configuration by default; `--config` / `--rules`
 replace it, and the summary says so loudly. A recording made before configurations were
@@ -14,94 +13,30 @@ sha256: a replay refuses a model other than the recorded one unless `--config` c
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 import configs
 from agent.config import AgentConfig, load_agent_config
+from agent.recording.metadata import (
+    KEY_CONFIG,
+    KEY_LABELS_TEXT,
+    KEY_MODEL_NAME,
+    KEY_MODEL_SHA256,
+    KEY_RULES_NAME,
+    KEY_RULES_YAML,
+    file_sha256,
+)
 from configs.loading import ConfigError, format_validation_error
 
-KEY_CONFIG = "agent_config"  # JSON: AgentConfig with paths as file names, credentials removed
-KEY_RULES_YAML = "rules_yaml"  # the rules file's text
-KEY_RULES_NAME = "rules_name"
-KEY_MODEL_NAME = "detector_model"
-KEY_MODEL_SHA256 = "detector_model_sha256"
-KEY_LABELS_TEXT = "detector_labels_text"  # a custom labels file's text (absent: the model's own)
-
-# Fields that never go into a recording (the robot's login; replay has no robot).
-_SECRET_FIELDS = {"username", "password", "secret", "token"}
 # The sections of a recorded config that decide commands (the robot and control sections
 # describe a connection replay does not make, so a change in their schema cannot block a replay).
 _REPLAYED_SECTIONS = ("cameras", "detector", "rules", "safety")
-
-
-def recording_header(path: Path) -> dict[str, str] | None:
-    """The metadata a recording's writer put first; None for anything but an MCAP file (and {}
-    for an MCAP file without it)."""
-    from agent.recording import format as fmt
-    from agent.recording.salvage import MCAP_MAGIC, ScanResult, scan_messages
-
-    if not path.is_file():  # regular files only: opening a FIFO would block
-        return None
-    with open(path, "rb") as f:
-        if f.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
-            return None
-    scan = ScanResult()
-    for _ in scan_messages(path, scan):  # metadata comes first; one message is plenty
-        break
-    return scan.metadata.get(fmt.RECORDING_METADATA, {})
-
-
-def file_sha256(path: Path) -> str | None:
-    """The file's sha256 (hex), or None if it cannot be read."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
-def _portable(model: BaseModel, data: dict[str, Any]) -> dict[str, Any]:
-    """`data` (model's JSON dump) with every path reduced to its file name and secrets removed."""
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, Path):
-            data[name] = value.name
-        elif isinstance(value, BaseModel) and isinstance(data.get(name), dict):
-            _portable(value, data[name])
-        elif name in _SECRET_FIELDS and data.get(name) is not None:
-            data[name] = None
-    return data
-
-
-def embedded_config(config: AgentConfig) -> dict[str, str]:
-    """The metadata entries that let a replay run with `config` anywhere (no paths, no secrets)."""
-    detector = config.detector
-    entries = {
-        KEY_CONFIG: json.dumps(_portable(config, config.model_dump(mode="json")), sort_keys=True),
-        KEY_RULES_NAME: config.rules.name,
-        KEY_MODEL_NAME: detector.model_path.name,
-        KEY_MODEL_SHA256: file_sha256(detector.model_path) or "unreadable",
-    }
-    try:
-        entries[KEY_RULES_YAML] = config.rules.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        pass  # the run loaded its rules from this file already; a reader says they are missing
-    if detector.labels is not None:
-        try:
-            entries[KEY_LABELS_TEXT] = detector.labels.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            pass
-    return entries
 
 
 @dataclass

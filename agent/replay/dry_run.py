@@ -4,23 +4,23 @@ Replay runs the pipeline against it so a recording shows which commands the agen
 sent and when (time comes from the pipeline's clock, i.e. from the recording's frames). It also
 moves a virtual body the way the commands ask (velocity until its deadline, go-to at capped
 speed), so behaviors that watch the pose (walk to a tag, follow) play out instead of stalling.
+
+`ReplayRobot` is the one replay drives: a dry-run robot that answers status calls with the
+statuses a live run recorded (errors included), so the replayed engine acts on what the live
+one saw.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import deque
+from typing import Any
 
 from agent.core.clock import Clock
-from agent.core.seams import RobotStatus
+from agent.core.seams import ConnectionLost, EStopped, LeaseLost, RobotStatus, RobotUnavailable
+from agent.replay.recorded import RecordedCommand, RecordedStatus
 from behaviors.commands import GoTo, MotionCommand, Sit, Stand, Stop, Velocity
 from behaviors.geometry import wrap_angle
-
-
-@dataclass(frozen=True)
-class RecordedCommand:
-    time: float  # pipeline clock (local seconds; the frame-derived time in replay)
-    command: MotionCommand
 
 
 class DryRunRobot:
@@ -103,3 +103,39 @@ class DryRunRobot:
     @property
     def moving(self) -> bool:
         return self._motion is not None
+
+
+_ERRORS: dict[str, type[RobotUnavailable]] = {
+    "LeaseLost": LeaseLost,
+    "ConnectionLost": ConnectionLost,
+    "EStopped": EStopped,
+    "RobotUnavailable": RobotUnavailable,
+}
+
+
+class ReplayRobot(DryRunRobot):
+    """`DryRunRobot` that answers status calls with a live run's recorded statuses when given.
+
+    Without scripted statuses (video, image folders, frame-by-frame replay) it reports the
+    dry-run body that moves as the commands ask.
+    """
+
+    def __init__(self, clock: Any) -> None:
+        super().__init__(clock)
+        self._scripted: deque[RecordedStatus] = deque()
+        self.status_calls_unscripted = 0
+
+    def script(self, statuses: list[RecordedStatus]) -> None:
+        """The statuses for the next step(s), in order; leftovers of the previous are dropped."""
+        self._scripted = deque(statuses)
+
+    async def status(self) -> RobotStatus:
+        if self._scripted:
+            recorded = self._scripted.popleft()
+            if recorded.error_kind is not None:
+                raise _ERRORS.get(recorded.error_kind, RobotUnavailable)(recorded.error_message)
+            if recorded.status is not None:
+                self._advance(self.clock.now())
+                return recorded.status
+        self.status_calls_unscripted += 1
+        return await super().status()

@@ -23,17 +23,15 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from agent.replay.sources import (
+from agent.replay.images import (
     IMAGE_SUFFIXES,
     JPEG_MAGIC,
     MAX_IMAGE_PIXELS,
     ImageDecoder,
-    ReadReport,
-    ReplayInputError,
-    _PrefetchingSource,
     decode_image,
     image_problem,
 )
+from agent.replay.reading import PrefetchingSource, ReadReport, ReplayInputError
 from perception.frame import Frame
 
 MAX_IMAGE_FILE_BYTES = 256 * 1024 * 1024  # an image file larger than this is not read at all
@@ -125,7 +123,7 @@ def _report_ffmpeg(report: ReadReport, where: str, messages: list[str]) -> None:
         report.lost(where, f"damaged: FFmpeg: {messages[0]}{more}")
 
 
-class VideoFrameSource(_PrefetchingSource):
+class VideoFrameSource(PrefetchingSource):
     """Frames of a video file (anything OpenCV's FFmpeg reads: mp4, avi, mkv...).
 
     Frame times are `start_time + index / fps` (the file's frame rate unless `fps` is given), so
@@ -220,7 +218,7 @@ def time_of_image_file(path: Path) -> tuple[float, str]:
     return path.stat().st_mtime, "its modification time"
 
 
-class ImageFolderSource(_PrefetchingSource):
+class ImageFolderSource(PrefetchingSource):
     """The images of a folder in natural name order, `fps` apart in time.
 
     The first image's time is when it was taken (`time_of_image_file`: a date-time in its file

@@ -1,5 +1,6 @@
-"""Reading MCAP recordings for replay: every recorded item (frames, observations, control steps,
-robot statuses, events, commands) in the order it happened, with what was lost and where.
+"""Reading MCAP recordings for replay: every recorded item (`agent.replay.recorded`: frames,
+observations, control steps, robot statuses, events, commands) in the order it happened, with
+what was lost and where.
 
 Built on `agent.recording.salvage`, so a damaged or truncated recording gives what is readable.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,78 +25,24 @@ from agent.recording.salvage import (
     read_summary,
     scan_messages,
 )
-from agent.replay.sources import (
-    ImageDecoder,
-    ReadReport,
-    ReplayInputError,
-    _PrefetchingSource,
-    decode_image,
-    decode_recorded_jpeg,
-    image_problem,
+from agent.replay.images import ImageDecoder, decode_image, decode_recorded_jpeg, image_problem
+from agent.replay.reading import PrefetchingSource, ReadReport, ReplayInputError
+from agent.replay.recorded import (
+    RecordedCommand,
+    RecordedEvent,
+    RecordedFrame,
+    RecordedItem,
+    RecordedObservation,
+    RecordedStatus,
+    RecordedStep,
 )
-from behaviors.commands import MotionCommand, command_from_dict
-from perception.detection import FrameResult
+from behaviors.commands import command_from_dict
 from perception.frame import Frame
 
 
 def _float_image(msg: Any) -> np.ndarray:
     rows = np.frombuffer(msg.data, dtype="<f4").reshape(msg.height, msg.step // 4)
     return np.ascontiguousarray(rows[:, : msg.width], dtype=np.float32)
-
-
-# --- recorded items --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RecordedFrame:
-    frame: Frame
-
-
-@dataclass(frozen=True)
-class RecordedObservation:
-    """A detection result the live cue engine observed (engine input `step`)."""
-
-    step: int
-    time: float
-    result: FrameResult
-
-
-@dataclass(frozen=True)
-class RecordedStep:
-    """A control step of the live pipeline (engine input `step`): "tick" (periodic) or "cue"."""
-
-    step: int
-    time: float
-    trigger: str
-
-
-@dataclass(frozen=True)
-class RecordedStatus:
-    """The robot status a live control step got, or the error it got instead."""
-
-    time: float
-    status: RobotStatus | None
-    error_kind: str | None = None
-    error_message: str = ""
-
-
-@dataclass(frozen=True)
-class RecordedEvent:
-    kind: str
-    time: float
-    data: Any
-
-
-@dataclass(frozen=True)
-class RecordedCommand:
-    time: float
-    command: MotionCommand
-    outcome: str
-
-
-RecordedItem = (
-    RecordedFrame | RecordedObservation | RecordedStep | RecordedStatus | RecordedEvent | RecordedCommand
-)
 
 
 _JSON_TOPICS = (
@@ -106,6 +52,32 @@ _JSON_TOPICS = (
     fmt.TOPIC_EVENTS,
     fmt.TOPIC_COMMANDS,
 )
+
+
+def _json_item(topic: str, data: dict[str, Any]) -> RecordedItem:
+    """The recorded item a message on one of the JSON topics holds."""
+    if topic == fmt.TOPIC_DETECTIONS:
+        return RecordedObservation(
+            int(data["step"]), float(data["time"]), fmt.result_from_dict(data["result"])
+        )
+    if topic == fmt.TOPIC_STEPS:
+        return RecordedStep(int(data["step"]), float(data["time"]), str(data.get("trigger", "tick")))
+    if topic == fmt.TOPIC_STATUS:
+        error = data.get("error") or {}
+        status = data.get("status")
+        return RecordedStatus(
+            float(data["time"]),
+            RobotStatus(**status) if status else None,
+            error.get("kind"),
+            str(error.get("message", "")),
+        )
+    if topic == fmt.TOPIC_EVENTS:
+        return RecordedEvent(str(data["kind"]), float(data["time"]), data.get("data"))
+    return RecordedCommand(
+        float(data["time"]),
+        command_from_dict(data["command"]),
+        str(data.get("outcome", "sent")),
+    )
 
 
 class _ProtobufDecoders:
@@ -161,7 +133,8 @@ class McapRecording:
 
     def items(self) -> Iterator[RecordedItem]:
         """Every readable recorded item, in the order it happened. Fills `self.report`."""
-        report, protobuf = self.report, _ProtobufDecoders()
+        protobuf = _ProtobufDecoders()
+        # A frame's meta and registered depth are written just before its image, at its time.
         pending_meta: dict[tuple[str, int], dict[str, Any]] = {}
         pending_depth: dict[tuple[str, int], np.ndarray] = {}
         last_step = -1
@@ -173,65 +146,62 @@ class McapRecording:
             try:
                 parts = fmt.split_camera_topic(topic)
                 if parts is not None:
-                    camera, kind = parts
-                    key = (camera, scanned.message.log_time)
-                    if kind == fmt.KIND_META:
-                        pending_meta[key] = json.loads(scanned.message.data)
-                    elif kind == fmt.KIND_DEPTH:
-                        pending_depth[key] = _float_image(protobuf.decode(scanned))
-                    elif kind in (fmt.KIND_COMPRESSED, fmt.KIND_RAW):
-                        meta = pending_meta.pop(key, None)
-                        depth = pending_depth.pop(key, None)
-                        if meta is not None and meta.get("has_depth_m") and depth is None:
-                            report.lost(where, "frame's registered depth is missing")
-                        frame = self._frame(
-                            camera, kind, meta, protobuf.decode(scanned), where, depth
-                        )
-                        if frame is not None:
-                            report.frames += 1
-                            self.frames_read[camera] += 1
-                            if camera not in self.cameras:
-                                self.cameras.append(camera)
-                            yield RecordedFrame(frame)
-                    continue
-                if topic not in _JSON_TOPICS:
-                    continue
-                data = json.loads(scanned.message.data)
-                if topic in (fmt.TOPIC_DETECTIONS, fmt.TOPIC_STEPS):
-                    step = int(data["step"])
-                    if step != last_step + 1:
-                        report.lost(
-                            where,
-                            f"engine steps {last_step + 1}..{step - 1} missing "
-                            "(dropped while recording or unreadable)",
-                        )
-                    last_step = max(last_step, step)
-                if topic == fmt.TOPIC_DETECTIONS:
-                    yield RecordedObservation(
-                        step, float(data["time"]), fmt.result_from_dict(data["result"])
+                    frame = self._camera_message(
+                        parts, scanned, where, protobuf, pending_meta, pending_depth
                     )
-                elif topic == fmt.TOPIC_STEPS:
-                    yield RecordedStep(step, float(data["time"]), str(data.get("trigger", "tick")))
-                elif topic == fmt.TOPIC_STATUS:
-                    error = data.get("error") or {}
-                    status = data.get("status")
-                    yield RecordedStatus(
-                        float(data["time"]),
-                        RobotStatus(**status) if status else None,
-                        error.get("kind"),
-                        str(error.get("message", "")),
-                    )
-                elif topic == fmt.TOPIC_EVENTS:
-                    yield RecordedEvent(str(data["kind"]), float(data["time"]), data.get("data"))
-                else:
-                    yield RecordedCommand(
-                        float(data["time"]),
-                        command_from_dict(data["command"]),
-                        str(data.get("outcome", "sent")),
-                    )
+                    if frame is not None:
+                        yield RecordedFrame(frame)
+                elif topic in _JSON_TOPICS:
+                    data = json.loads(scanned.message.data)
+                    if topic in (fmt.TOPIC_DETECTIONS, fmt.TOPIC_STEPS):
+                        last_step = self._check_step(int(data["step"]), last_step, where)
+                    yield _json_item(topic, data)
             except Exception as exc:  # one damaged message loses that message only
-                report.lost(where, f"unreadable: {type(exc).__name__}: {exc}")
+                self.report.lost(where, f"unreadable: {type(exc).__name__}: {exc}")
         self._finish_report(pending_meta, last_step)
+
+    def _check_step(self, step: int, last_step: int, where: str) -> int:
+        """Report engine steps missing before `step`; the last step seen so far."""
+        if step != last_step + 1:
+            self.report.lost(
+                where,
+                f"engine steps {last_step + 1}..{step - 1} missing "
+                "(dropped while recording or unreadable)",
+            )
+        return max(last_step, step)
+
+    def _camera_message(
+        self,
+        parts: tuple[str, str],
+        scanned: ScannedMessage,
+        where: str,
+        protobuf: _ProtobufDecoders,
+        pending_meta: dict[tuple[str, int], dict[str, Any]],
+        pending_depth: dict[tuple[str, int], np.ndarray],
+    ) -> Frame | None:
+        """A message on a camera topic: its image makes a frame (with the meta and depth read
+        before it); meta and depth are kept until their image comes."""
+        camera, kind = parts
+        key = (camera, scanned.message.log_time)
+        if kind == fmt.KIND_META:
+            pending_meta[key] = json.loads(scanned.message.data)
+            return None
+        if kind == fmt.KIND_DEPTH:
+            pending_depth[key] = _float_image(protobuf.decode(scanned))
+            return None
+        if kind not in (fmt.KIND_COMPRESSED, fmt.KIND_RAW):
+            return None
+        meta = pending_meta.pop(key, None)
+        depth = pending_depth.pop(key, None)
+        if meta is not None and meta.get("has_depth_m") and depth is None:
+            self.report.lost(where, "frame's registered depth is missing")
+        frame = self._frame(camera, kind, meta, protobuf.decode(scanned), where, depth)
+        if frame is not None:
+            self.report.frames += 1
+            self.frames_read[camera] += 1
+            if camera not in self.cameras:
+                self.cameras.append(camera)
+        return frame
 
     def frames(self) -> Iterator[Frame]:
         for item in self.items():
@@ -322,7 +292,7 @@ class McapRecording:
                 )
 
 
-class McapFrameSource(_PrefetchingSource):
+class McapFrameSource(PrefetchingSource):
     """Frames of an MCAP recording, in recorded order."""
 
     def __init__(
@@ -335,7 +305,3 @@ class McapFrameSource(_PrefetchingSource):
 
     def _iter_frames(self) -> Iterator[Frame]:
         return self.recording.frames()
-
-
-
-
