@@ -22,8 +22,6 @@ import typer
 
 import configs
 
-# Re-exported for `agent.run` until it imports `agent.recording.metadata` itself.
-
 EXIT_OK = 0
 EXIT_NOTHING_READABLE = 1
 EXIT_CONFIG = 2

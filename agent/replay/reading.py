@@ -148,11 +148,19 @@ class PrefetchingSource:
 
     Subclasses set `cameras` and `report` and yield frames from `_iter_frames` (checking
     `_stop` between frames). `on_read`, if set, sees each frame on the helper thread as soon as
-    it is read.
+    it is read. A `FrameSource` too: frames come in recorded order, one at a time (replay runs
+    wrap it to drive time: agent/replay/timed.py, recorded_run.py).
     """
 
     cameras: list[str]
     report: ReadReport
+    one_at_a_time = True
+
+    async def start(self) -> None:
+        pass  # opened when constructed
+
+    def stats(self) -> dict[str, Any]:
+        return {}
 
     def __init__(self, prefetch: int = 4) -> None:
         self._prefetch = max(1, prefetch)
