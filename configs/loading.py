@@ -4,6 +4,9 @@ Every config the project reads (agent settings, cue rules, detector settings, si
 goes through here, so a bad file always fails the same readable way, in bounded time and memory:
 
     configs/rules/default.yaml: rules[2].cue.min_score: Input should be less than or equal to 1 (got 1.5)
+    my_world.yaml: objects[1] (apriltag).tag_id: Input should be less than 587 (got 900)
+
+(a member of a list of different kinds of things is named by its kind, the union's tag).
 
 What a file may be (each limit fails with `ConfigError` before it can cost much):
 - a regular file of at most `MAX_CONFIG_BYTES`, checked before it is read;
@@ -19,11 +22,23 @@ What a file may be (each limit fails with `ConfigError` before it can cost much)
 from __future__ import annotations
 
 import stat
+import types
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, ValidationError, ValidationInfo
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Strict,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+)
+from pydantic.fields import FieldInfo
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 M = TypeVar("M", bound=BaseModel)
@@ -246,14 +261,87 @@ def _at(mark: Any) -> str:
 # --- validating ----------------------------------------------------------------------------
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
+def _field_path(loc: tuple[int | str, ...], model: type[BaseModel] | None = None) -> str:
+    """Readable field path: `rules[2].cue.min_score`; a member of a discriminated union is named
+    after its item, `objects[1] (apriltag).tag_id` (pydantic puts the member's tag in the path)."""
+    tags = _union_tag_positions(model, loc) if model is not None else set()
     out = ""
-    for part in loc:
-        if isinstance(part, int):
+    for i, part in enumerate(loc):
+        if i in tags:
+            out += f" ({part})"
+        elif isinstance(part, int):
             out += f"[{part}]"
         else:
             out += ("." if out else "") + str(part)
-    return out or "(top level)"
+    return out or "<top level>"
+
+
+def _union_tag_positions(model: type[BaseModel], loc: tuple[int | str, ...]) -> set[int]:
+    """Where in `loc` pydantic put the tag of a discriminated union's member: found by walking
+    `model`'s annotations along the path (a tag looks like any field name, only the model tells).
+    Stops quietly at anything it does not follow (the rest of the path is then plain)."""
+    found: set[int] = set()
+    annotation: Any = model
+    for i, part in enumerate(loc):
+        annotation, discriminator = _unwrap(annotation)
+        origin = get_origin(annotation)
+        if discriminator is not None and origin in (Union, types.UnionType):
+            found.add(i)
+            annotation = _union_member(annotation, discriminator, part)
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel) and isinstance(part, str):
+            field = annotation.model_fields.get(part)
+            if field is None:
+                break
+            # A field's own discriminator is kept on its FieldInfo, not in its annotation.
+            annotation = field.rebuild_annotation()
+            if field.discriminator is not None:
+                annotation = Annotated[annotation, field]
+        elif isinstance(part, int) and origin in (list, tuple, set, frozenset, Sequence):
+            args = get_args(annotation)
+            annotation = args[part] if origin is tuple and args and args[-1] is not Ellipsis else args[0]
+        elif origin in (dict, Mapping):
+            annotation = get_args(annotation)[1]
+        else:
+            break
+        if annotation is None:
+            break
+    return found
+
+
+def _unwrap(annotation: Any) -> tuple[Any, Any]:
+    """(the annotation without `Annotated` and `| None`, its union discriminator if any)."""
+    discriminator = None
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation, *metadata = get_args(annotation)
+            for meta in metadata:
+                if isinstance(meta, FieldInfo) and meta.discriminator is not None:
+                    discriminator = meta.discriminator
+                elif isinstance(meta, Discriminator):
+                    discriminator = meta
+            continue
+        if get_origin(annotation) in (Union, types.UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) == 1:  # Optional[X]: pydantic adds nothing to the path for it
+                annotation = members[0]
+                continue
+        return annotation, discriminator
+
+
+def _union_member(union: Any, discriminator: Any, tag: int | str) -> Any:
+    """The member of a discriminated union that `tag` picks (None: not found)."""
+    if isinstance(discriminator, Discriminator):
+        discriminator = discriminator.discriminator
+    for member in get_args(union):
+        if get_origin(member) is Annotated:  # `Annotated[Model, Tag("name")]`
+            inner, *metadata = get_args(member)
+            if any(isinstance(meta, Tag) and meta.tag == tag for meta in metadata):
+                return inner
+            member = inner
+        field = getattr(member, "model_fields", {}).get(discriminator) if isinstance(discriminator, str) else None
+        if field is not None and tag in get_args(field.annotation):
+            return member
+    return None
 
 
 def _shown(value: Any) -> str:
@@ -261,13 +349,19 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def format_validation_error(path: Path | str, err: ValidationError) -> str:
+def format_validation_error(
+    path: Path | str, err: ValidationError, model: type[BaseModel] | None = None
+) -> str:
+    """One line per error (at most `MAX_ERRORS_SHOWN`): `file: field.path: what is wrong (got x)`.
+    Given the `model` that was validated, members of discriminated unions are named by their
+    tag: `objects[1] (apriltag).tag_id`. Every config's errors (agent, rules, detector, sim
+    scenario, a recording's embedded config) are worded by this one function."""
     lines = []
     errors = err.errors()
     for e in errors[:MAX_ERRORS_SHOWN]:
         got = e.get("input")
         got_text = "" if isinstance(got, (dict, list)) or got is None else f" (got {_shown(got)})"
-        lines.append(f"{path}: {_field_path(tuple(e['loc']))}: {e['msg']}{got_text}")
+        lines.append(f"{path}: {_field_path(tuple(e['loc']), model)}: {e['msg']}{got_text}")
     if len(errors) > MAX_ERRORS_SHOWN:
         lines.append(f"{path}: ... and {len(errors) - MAX_ERRORS_SHOWN} more errors")
     return "\n".join(lines)
@@ -282,7 +376,7 @@ def validate_config(path: Path | str, data: Any, model: type[M]) -> M:
     try:
         return model.model_validate(data, context={"config_path": Path(path)})
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(path, exc)) from None
+        raise ConfigError(format_validation_error(path, exc, model)) from None
 
 
 def load_yaml_model(path: Path | str, model: type[M]) -> M:

@@ -6,10 +6,14 @@ import shlex
 import signal
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 import configs
+
+if TYPE_CHECKING:
+    from sim.server import SimServer
 
 
 def sim_command(
@@ -37,8 +41,8 @@ def sim_command(
 
     from sim.certs import export_ca
     from sim.scene import ScenarioError, find_scenario
-    from sim.sdk_shim import CA_ENV, PORT_ENV, write_shim
-    from sim.server import DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET, SimServer
+    from sim.sdk_shim import write_shim
+    from sim.server import SimServer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -60,10 +64,23 @@ def sim_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
 
-    ca_path = sim.ca_path
-    if ca_out is not None:
-        ca_path = export_ca(sim.certificates, ca_out)
-    shim_dir = write_shim()
+    ca_path = sim.ca_path if ca_out is None else export_ca(sim.certificates, ca_out)
+    typer.echo(_banner(sim, scenario_path, ca_path, write_shim(), host, user, password, clock_offset))
+    try:
+        _wait_for_ctrl_c()
+    finally:
+        typer.echo("stopping the sim")
+        sim.stop()
+
+
+def _banner(
+    sim: SimServer, scenario_path: Path, ca_path: Path, shim_dir: Path, host: str, user: str, password: str,
+    clock_offset: float,
+) -> str:
+    """How to reach the running sim: address, credentials, and how to point the SDK at it."""
+    from sim.sdk_shim import CA_ENV, PORT_ENV
+    from sim.server import DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET
+
     connect_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     q = shlex.quote
     lines = [
@@ -86,8 +103,10 @@ def sim_command(
         "",
         "Ctrl-C to stop.",
     ]
-    typer.echo("\n".join(lines))
+    return "\n".join(lines)
 
+
+def _wait_for_ctrl_c() -> None:
     stop = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:
@@ -95,9 +114,5 @@ def sim_command(
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        typer.echo("stopping the sim")
-        sim.stop()
+    while not stop.wait(0.5):
+        pass

@@ -20,16 +20,17 @@ from typing import Annotated, Literal
 
 import numpy as np
 from bosdyn.client.math_helpers import Quat, SE3Pose
-from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 import configs
-from configs.loading import ConfigError, StrictModel, read_yaml
+from configs.loading import ConfigError, StrictModel, read_yaml, validate_config
 
 APRILTAG_36H11_IDS = 587  # tag36h11 has ids 0..586
 
 
-class ScenarioError(ValueError):
-    """A scenario file is missing, not YAML, or does not validate. The message names the file and field."""
+class ScenarioError(ConfigError):
+    """A scenario file is missing, not YAML, or does not validate. The message names the file and
+    field, worded as every config's errors are (`configs.loading`)."""
 
 
 class _Strict(StrictModel):
@@ -195,30 +196,12 @@ def tag_pose(x: float, y: float, z: float, yaw: float) -> SE3Pose:
     return SE3Pose(x, y, z, Quat.from_matrix(rot))
 
 
-def _format_loc(loc: tuple[int | str, ...], data: object) -> str:
-    """Readable field path, e.g. `objects[1] (apriltag).tag_id`."""
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif item in ("apriltag", "stop_sign", "person") and parts and parts[-1].startswith("["):
-            parts.append(f" ({item})")
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "<top level>"
-
-
 def parse_scenario(data: object, source: str) -> Scenario:
     """Validate already-loaded YAML data; errors name `source` and the field."""
-    if data is None:
-        data = {}
     try:
-        return Scenario.model_validate(data)
-    except ValidationError as exc:
-        lines = [f"{source}: invalid scenario ({exc.error_count()} error(s))"]
-        for err in exc.errors():
-            lines.append(f"  {source}: {_format_loc(err['loc'], data)}: {err['msg']}")
-        raise ScenarioError("\n".join(lines)) from exc
+        return validate_config(source, data, Scenario)
+    except ConfigError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -24,8 +24,10 @@ import grpc
 from bosdyn.api import data_buffer_pb2
 from bosdyn.client.channel import generate_channel_options
 
+from sim.body_state import MotorPower
 from sim.cameras import CAMERAS, CameraSpec
 from sim.certs import SimCertificates, ensure_certificates
+from sim.robot_clock import RobotClock
 from sim.scene import Scenario, default_scenario_path, load_scenario
 from sim.services.auth import AuthServicer, TokenStore
 from sim.services.common import ServiceSpec, SimService
@@ -42,7 +44,7 @@ from sim.services.robot_id import SERIAL_NUMBER, RobotIdServicer
 from sim.services.robot_state import RobotStateBuilder, RobotStateServicer
 from sim.services.time_sync import TimeSyncServicer
 from sim.services.world_object import WorldObjectServicer
-from sim.world import MotorPower, RobotClock, SimWorld
+from sim.world import SimWorld
 
 _LOGGER = logging.getLogger(__name__)
 

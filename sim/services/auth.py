@@ -15,8 +15,8 @@ import jwt
 from bosdyn.api import auth_pb2, auth_service_pb2_grpc
 from bosdyn.client.auth import AuthClient
 
+from sim.robot_clock import RobotClock
 from sim.services.common import AUTH_AUTHORITY, Reply, ServiceSpec
-from sim.world import RobotClock
 
 TOKEN_LIFETIME_S = 12 * 3600.0
 

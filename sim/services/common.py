@@ -16,7 +16,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 import grpc
 from bosdyn.api import header_pb2
 
-from sim.world import RobotClock
+from sim.robot_clock import RobotClock
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import grpc
 from bosdyn.api import data_buffer_pb2, data_buffer_service_pb2_grpc
 from bosdyn.client.data_buffer import DataBufferClient
 
+from sim.robot_clock import RobotClock
 from sim.services.common import Reply, ServiceSpec
-from sim.world import RobotClock
 
 KEPT_COMMENTS = 1000
 

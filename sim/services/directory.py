@@ -8,8 +8,8 @@ import grpc
 from bosdyn.api import directory_pb2, directory_service_pb2_grpc
 from bosdyn.client.directory import DirectoryClient
 
+from sim.robot_clock import RobotClock
 from sim.services.common import API_AUTHORITY, InvalidRequest, Reply, ServiceSpec
-from sim.world import RobotClock
 
 
 class DirectoryServicer(directory_service_pb2_grpc.DirectoryServiceServicer):

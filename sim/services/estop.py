@@ -24,8 +24,8 @@ from bosdyn.api import estop_pb2, estop_service_pb2_grpc
 from bosdyn.client.estop import EstopClient
 from google.protobuf.duration_pb2 import Duration
 
+from sim.robot_clock import NSEC_PER_SEC, RobotClock
 from sim.services.common import InvalidRequest, Reply, ServiceSpec
-from sim.world import NSEC_PER_SEC, RobotClock
 
 LEVEL_CUT = estop_pb2.ESTOP_LEVEL_CUT
 LEVEL_SETTLE_THEN_CUT = estop_pb2.ESTOP_LEVEL_SETTLE_THEN_CUT

@@ -18,8 +18,9 @@ from bosdyn.client.frame_helpers import (
 )
 from bosdyn.client.math_helpers import SE3Pose
 
+from sim.body_state import BodyState
 from sim.cameras import CameraSpec
-from sim.world import BodyState, body_pose, se3_to_proto, vision_tform_odom_se3
+from sim.poses import body_pose, se3_to_proto, vision_tform_odom_se3
 
 
 def set_edge(snapshot: geometry_pb2.FrameTreeSnapshot, child: str, parent: str, parent_tform_child: SE3Pose) -> None:

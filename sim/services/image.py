@@ -27,11 +27,13 @@ from bosdyn.api import geometry_pb2, image_pb2, image_service_pb2_grpc
 from bosdyn.client.image import ImageClient
 
 from sim import render
+from sim.body_state import BodyState
 from sim.cameras import CameraSpec
+from sim.robot_clock import NSEC_PER_SEC, RobotClock
 from sim.scene import Scenario
 from sim.services.common import InvalidRequest, Reply, ServiceSpec
 from sim.services.frames import SnapshotBuilder
-from sim.world import NSEC_PER_SEC, BodyState, RobotClock, SimWorld
+from sim.world import SimWorld
 
 _LOGGER = logging.getLogger(__name__)
 

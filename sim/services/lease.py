@@ -27,9 +27,9 @@ import grpc
 from bosdyn.api import lease_pb2, lease_service_pb2_grpc
 from bosdyn.client.lease import Lease, LeaseClient
 
+from sim.robot_clock import NSEC_PER_SEC, RobotClock
 from sim.services.auth import TokenStore
 from sim.services.common import Reply, ServiceSpec
-from sim.world import NSEC_PER_SEC, RobotClock
 
 _LOGGER = logging.getLogger(__name__)
 

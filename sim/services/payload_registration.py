@@ -16,9 +16,9 @@ from bosdyn.api import payload_registration_pb2 as pr
 from bosdyn.api import payload_registration_service_pb2_grpc
 from bosdyn.client.payload_registration import PayloadRegistrationClient
 
+from sim.robot_clock import RobotClock
 from sim.services.auth import TokenStore
 from sim.services.common import PAYLOAD_REGISTRATION_AUTHORITY, InvalidRequest, Reply, ServiceSpec
-from sim.world import RobotClock
 
 
 class PayloadRegistrationServicer(payload_registration_service_pb2_grpc.PayloadRegistrationServiceServicer):

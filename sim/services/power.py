@@ -6,10 +6,11 @@ import grpc
 from bosdyn.api import lease_pb2, power_pb2, power_service_pb2_grpc
 from bosdyn.client.power import PowerClient
 
+from sim.robot_clock import RobotClock
 from sim.services.common import InvalidRequest, Reply, ServiceSpec
 from sim.services.estop import LEVEL_NONE, EstopSystem
 from sim.services.lease import LeaseManager
-from sim.world import RobotClock, SimWorld
+from sim.world import SimWorld
 
 Req = power_pb2.PowerCommandRequest
 _SUPPORTED = {

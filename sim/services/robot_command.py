@@ -33,10 +33,14 @@ from bosdyn.client.frame_helpers import (
 from bosdyn.client.math_helpers import SE2Pose
 from bosdyn.client.robot_command import RobotCommandClient
 
+from sim.body_state import MotorPower
+from sim.command_records import CommandKind, CommandRecord
+from sim.poses import VISION_TFORM_ODOM
+from sim.robot_clock import RobotClock
 from sim.services.common import Reply, ServiceSpec
 from sim.services.lease import LeaseManager
 from sim.services.time_sync import TimeSyncServicer
-from sim.world import VISION_TFORM_ODOM, CommandKind, CommandRecord, MotorPower, RobotClock, SimWorld
+from sim.world import SimWorld
 
 RCResponse: TypeAlias = robot_command_pb2.RobotCommandResponse
 ESTOP_LEVEL_NONE = estop_pb2.ESTOP_LEVEL_NONE

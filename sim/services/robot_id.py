@@ -8,8 +8,8 @@ import grpc
 from bosdyn.api import robot_id_pb2, robot_id_service_pb2_grpc
 from bosdyn.client.robot_id import RobotIdClient
 
+from sim.robot_clock import RobotClock
 from sim.services.common import ROBOT_ID_AUTHORITY, Reply, ServiceSpec
-from sim.world import RobotClock
 
 SERIAL_NUMBER = "spot-sim-0001"
 NICKNAME = "spot-sim"

@@ -15,10 +15,13 @@ import grpc
 from bosdyn.api import robot_state_pb2, robot_state_service_pb2_grpc
 from bosdyn.client.robot_state import RobotStateClient
 
+from sim.body_state import BodyState, MotorPower, Posture
+from sim.poses import VISION_TFORM_ODOM
+from sim.robot_clock import RobotClock
 from sim.services.common import Reply, ServiceSpec
 from sim.services.estop import LEVEL_NONE, EstopSystem
 from sim.services.frames import SnapshotBuilder
-from sim.world import VISION_TFORM_ODOM, BodyState, MotorPower, Posture, RobotClock, SimWorld
+from sim.world import SimWorld
 
 PowerState = robot_state_pb2.PowerState
 EStopState = robot_state_pb2.EStopState

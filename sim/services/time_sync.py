@@ -18,8 +18,8 @@ from bosdyn.api import time_sync_pb2, time_sync_service_pb2_grpc
 from bosdyn.client.time_sync import TimeSyncClient
 from google.protobuf.duration_pb2 import Duration
 
+from sim.robot_clock import NSEC_PER_SEC, RobotClock
 from sim.services.common import InvalidRequest, Reply, ServiceSpec
-from sim.world import NSEC_PER_SEC, RobotClock
 
 MIN_SAMPLES = 3
 KEPT_SAMPLES = 20

@@ -17,11 +17,14 @@ from bosdyn.client.frame_helpers import VISION_FRAME_NAME
 from bosdyn.client.world_object import WorldObjectClient
 
 from sim import render
+from sim.body_state import BodyState
 from sim.cameras import CameraSpec
+from sim.poses import vision_tform_odom_se3
+from sim.robot_clock import NSEC_PER_SEC, RobotClock
 from sim.scene import Scenario
 from sim.services.common import Reply, ServiceSpec
 from sim.services.frames import SnapshotBuilder
-from sim.world import NSEC_PER_SEC, BodyState, RobotClock, SimWorld, vision_tform_odom_se3
+from sim.world import SimWorld
 
 WorldObjectType = world_object_pb2.WorldObjectType
 APRILTAG_ID_BASE = 1000  # world object ids: APRILTAG_ID_BASE + tag id (stable across calls)
