@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from behaviors.library import build_behavior  # importing it fills the behavior registry
@@ -36,11 +36,7 @@ COCO_LABELS_FILE = (
 )
 
 
-class _Strict(StrictModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class ImageRegion(_Strict):
+class ImageRegion(StrictModel):
     """Part of the original (unrotated) image, as fractions of its width and height."""
 
     x1: float = Field(ge=0.0, le=1.0, description="Left edge, fraction of the image width.")
@@ -58,7 +54,7 @@ class ImageRegion(_Strict):
         return self.x1 <= u <= self.x2 and self.y1 <= v <= self.y2
 
 
-class Persistence(_Strict):
+class Persistence(StrictModel):
     """How long something must be seen before the cue is present, and missed before it is not."""
 
     seen_in: int = Field(
@@ -92,7 +88,7 @@ class Persistence(_Strict):
         return self
 
 
-class CueSpec(_Strict):
+class CueSpec(StrictModel):
     """Something seen, where and how: a detector label or an AprilTag, with filters."""
 
     label: str = Field(
@@ -233,7 +229,7 @@ def _cannot_start(rule: RuleSpec, cue: CueSpec, limits: MotionLimits) -> str | N
     return None
 
 
-class RulesConfig(_Strict):
+class RulesConfig(StrictModel):
     """A rules file: motion limits, named cues, and the rules that map cues to behaviors."""
 
     limits: MotionLimits = Field(

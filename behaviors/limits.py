@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from behaviors.commands import GoTo, MotionCommand, Velocity
 from behaviors.deadman import StopBudget
@@ -24,7 +24,6 @@ class MotionLimits(StrictModel):
     """Speed and distance caps applied to every command the behaviors produce (deadlines come
     from the stop promise: behaviors/deadman.py)."""
 
-    model_config = ConfigDict(frozen=True)
 
     max_speed_mps: float = Field(
         0.5,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from behaviors.commands import MotionCommand
@@ -31,7 +31,6 @@ class BehaviorParams(StrictModel):
     """Base of every behavior's parameters, from a rules file or an operator launch: unknown
     keys are errors, and no coercion (`"1"` or `true` is not a distance, nor `true` a tag id)."""
 
-    model_config = ConfigDict(frozen=True)
 
 
 @dataclass

@@ -95,10 +95,12 @@ class StrictModel(BaseModel):
     - no coercion: `true`, `'0.5'` or `1.0` for an int are errors, not numbers (`strict`);
       a YAML integer is accepted for a float;
     - numbers are finite (`allow_inf_nan=False`): `.inf` must not turn a safety check off.
+    - frozen: a loaded config is read, never changed in place (`model_copy(update=...)` or
+      `agent.config.config_overrides` make a changed copy).
     Paths are the exception (YAML has no path type): declare them as `ConfigPath`.
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
 
 # --- reading -------------------------------------------------------------------------------

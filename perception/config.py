@@ -45,7 +45,6 @@ _Triple = Annotated[tuple[float, float, float], Strict(False)]  # a YAML list of
 class DetectorConfig(StrictModel):
     """The object detector and fiducial finder, as one config section (`detector:` in YAML)."""
 
-    model_config = ConfigDict(frozen=True)
 
     model: ConfigPath | None = Field(
         None, description="TFLite model file; unset = the shipped NanoDet-g COCO model."

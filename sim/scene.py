@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 from bosdyn.client.math_helpers import Quat, SE3Pose
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 import configs
 from configs.loading import ConfigError, StrictModel, read_yaml, validate_config
@@ -33,11 +33,7 @@ class ScenarioError(ConfigError):
     field, worded as every config's errors are (`configs.loading`)."""
 
 
-class _Strict(StrictModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class Pose2D(_Strict):
+class Pose2D(StrictModel):
     """A pose on the floor, in odom."""
 
     x: float = Field(0.0, description="metres, odom x")
@@ -56,13 +52,13 @@ class Pose3D(Pose2D):
     z: float = Field(..., ge=0.0, description="metres above the floor of the object's centre")
 
 
-class Waypoint(_Strict):
+class Waypoint(StrictModel):
     x: float = Field(..., description="metres, odom x")
     y: float = Field(..., description="metres, odom y")
     speed_mps: float = Field(1.0, gt=0.0, le=3.0, description="walking speed on the way to this waypoint")
 
 
-class PersonPath(_Strict):
+class PersonPath(StrictModel):
     """Where a person walks: from their pose through the waypoints, then stops or loops."""
 
     waypoints: list[Waypoint] = Field(..., min_length=1, description="visited in order")
@@ -73,7 +69,7 @@ class PersonPath(_Strict):
     start_delay_s: float = Field(0.0, ge=0.0, description="seconds after sim start before walking")
 
 
-class _SceneObject(_Strict):
+class _SceneObject(StrictModel):
     name: str = Field("", description="optional label for logs")
 
     def pose_at(self, t: float) -> tuple[float, float, float]:
@@ -166,7 +162,7 @@ class PersonObject(_SceneObject):
 SceneObject = Annotated[AprilTagObject | StopSignObject | PersonObject, Field(discriminator="type")]
 
 
-class Scenario(_Strict):
+class Scenario(StrictModel):
     """The simulated world: the robot's start pose and the objects around it."""
 
     description: str = Field("", description="what this scenario shows or tests")
