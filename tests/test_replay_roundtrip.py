@@ -179,3 +179,43 @@ def test_replay_with_other_rules_differs_and_exits_non_zero(
     result = _cli(str(path), "--config", "agent.yaml")
     assert result.exit_code == EXIT_COMMANDS_DIFFER, result.output
     assert "WARNING: configuration from --config agent.yaml (shipped), NOT the one recorded" in result.output
+
+
+def test_a_live_run_with_operator_launches_replays_to_the_same_commands(tmp_path: Path) -> None:
+    """Operator launch, pause, stop and resume go through the pipeline and into the recording;
+    replay gives them to the engine again at their times: same commands as live."""
+    path = tmp_path / "operated.mcap"
+    sim = SimServer.start(scenario=CONFIG_DIR / "scenarios" / "fiducial_ahead.yaml", port=0)
+
+    async def operate(pipeline: Any) -> None:
+        await asyncio.sleep(3.0)  # the tag rule has started walking
+        await pipeline.pause_cues()
+        await pipeline.launch("go_to_fiducial", {"tag_id": 1, "distance_m": 1.5})
+        await asyncio.sleep(1.5)
+        await pipeline.stop_now("operator pressed stop")
+        await asyncio.sleep(0.5)
+        await pipeline.launch("sit", {})
+        await asyncio.sleep(1.0)
+        await pipeline.resume_cues()
+
+    async def live() -> Any:
+        tasks: list[asyncio.Task[None]] = []
+        run = run_agent(cfg, duration_s=8.0, stop_on_signals=False, record=path,
+                        on_pipeline=lambda p: tasks.append(asyncio.create_task(operate(p))))
+        result = await run
+        await asyncio.gather(*tasks)
+        return result
+
+    try:
+        cfg = sim_agent_config(sim, rules=CONFIG_DIR / "rules" / "fiducial.yaml")
+        result = asyncio.run(live())
+    finally:
+        sim.stop()
+    kinds = [c.kind for _, c in result.report.commands]
+    assert kinds[-2:] == ["sit", "stop"] or "sit" in kinds, kinds  # the operator's sit happened
+    replayed = asyncio.run(replay(path, cfg))
+    assert replayed.live is not None and replayed.live.operator_inputs == 5
+    assert replayed.live.unreproducible == []
+    assert replayed.comparison is not None and replayed.comparison.matches, (
+        replayed.comparison.first_difference)
+    assert [c.kind for _, c in replayed.commands] == kinds

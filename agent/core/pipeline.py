@@ -325,9 +325,9 @@ class Pipeline:
         """The engine's stop (cancels any behavior), sent to the robot at once; what was sent."""
         async with self._engine_lock:
             now = self.clock.now()
+            self._tell("operator_input", now, OperatorInput("stop", reason=reason))
             self._tell("control_step", now, "stop")
             commands = self.engine.stop(now, reason)
-            self._tell("operator_input", now, OperatorInput("stop", reason=reason))
             self._record_engine_events()
             sent: list[MotionCommand] = []
             if not self.link.ours_to_command:
@@ -337,6 +337,15 @@ class Pipeline:
                     break
                 sent.append(command)
             return sent
+
+    async def apply(self, op: OperatorInput) -> None:
+        """An operator input again, as recorded (replay of a live run)."""
+        if op.kind == "launch":
+            await self.launch(op.name, op.params)
+        elif op.kind == "stop":
+            await self.stop_now(op.reason)
+        else:
+            await self._operator_toggle(op.kind)
 
     async def pause_cues(self) -> None:
         await self._operator_toggle("pause_cues")

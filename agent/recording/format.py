@@ -54,6 +54,7 @@ TOPIC_STEPS = "/pipeline/steps"
 TOPIC_STATUS = "/robot/status"
 TOPIC_EVENTS = "/events"
 TOPIC_COMMANDS = "/commands"
+TOPIC_OPERATOR = "/operator"  # operator launches, stops, pauses, resumes: engine inputs (replayed)
 TOPIC_TRANSFORMS = "/tf"
 TOPIC_SIGHTINGS = "/sightings"
 TOPIC_AGENT_STATE = "/agent/state"  # live view only: the agent's health, JSON
@@ -115,6 +116,18 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
             "time": {"type": "number"},
             "status": {"type": ["object", "null"]},
             "error": {"type": ["object", "null"]},
+        },
+    },
+    TOPIC_OPERATOR: {
+        "title": "spot_cue_agent.OperatorInput",
+        "type": "object",
+        "properties": {
+            "step": {"type": "integer"},
+            "time": {"type": "number"},
+            "kind": {"type": "string", "enum": ["launch", "stop", "pause_cues", "resume_cues"]},
+            "name": {"type": "string"},
+            "params": {"type": "object"},
+            "reason": {"type": "string"},
         },
     },
     TOPIC_EVENTS: {

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from agent.core.events import AgentEvent
-from agent.core.observers import PipelineObserver
+from agent.core.observers import OperatorInput, PipelineObserver
 from agent.core.seams import RobotStatus
 from agent.recording import format as fmt
 from agent.recording import foxglove as fm
@@ -187,6 +187,10 @@ class Recorder:
     def record_step(self, time: float, trigger: str = "tick") -> bool:
         """A control step at `time` (pipeline clock): "tick" (periodic) or "cue" (reaction)."""
         return self._offer("step", (self._next_step(), time, trigger))
+
+    def record_operator(self, time: float, op: OperatorInput) -> bool:
+        """An operator's input as the engine took it (pipeline clock): an engine input too."""
+        return self._offer("operator", (self._next_step(), time, op))
 
     def record_status(
         self, time: float, status: RobotStatus | None, error: BaseException | None = None
@@ -373,6 +377,12 @@ class Recorder:
         data = {"step": self._local_step(step), "time": time, "trigger": trigger}
         self._write_json(fmt.TOPIC_STEPS, fmt.TOPIC_STEPS, data, time)
 
+    def _write_operator(self, payload: tuple[int, float, OperatorInput]) -> None:
+        step, time, op = payload
+        data = {"step": self._local_step(step), "time": time, "kind": op.kind, "name": op.name,
+                "params": fmt.jsonable(op.params), "reason": op.reason}
+        self._write_json(fmt.TOPIC_OPERATOR, fmt.TOPIC_OPERATOR, data, time)
+
     def _write_status(self, payload: tuple[float, Any, Any]) -> None:
         time, status, error = payload
         self._write_json(
@@ -409,6 +419,9 @@ class RecordingObserver(PipelineObserver):
 
     def control_step(self, now: float, trigger: str) -> None:
         self.recorder.record_step(now, trigger)
+
+    def operator_input(self, now: float, op: OperatorInput) -> None:
+        self.recorder.record_operator(now, op)
 
     def robot_status(
         self, now: float, status: RobotStatus | None, error: BaseException | None

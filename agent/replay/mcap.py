@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.core.observers import OperatorInput
 from agent.core.seams import RobotStatus
 from agent.recording import format as fmt
 from agent.recording.salvage import (
@@ -33,6 +34,7 @@ from agent.replay.recorded import (
     RecordedFrame,
     RecordedItem,
     RecordedObservation,
+    RecordedOperator,
     RecordedStatus,
     RecordedStep,
 )
@@ -48,6 +50,7 @@ def _float_image(msg: Any) -> np.ndarray:
 _JSON_TOPICS = (
     fmt.TOPIC_DETECTIONS,
     fmt.TOPIC_STEPS,
+    fmt.TOPIC_OPERATOR,
     fmt.TOPIC_STATUS,
     fmt.TOPIC_EVENTS,
     fmt.TOPIC_COMMANDS,
@@ -62,6 +65,10 @@ def _json_item(topic: str, data: dict[str, Any]) -> RecordedItem:
         )
     if topic == fmt.TOPIC_STEPS:
         return RecordedStep(int(data["step"]), float(data["time"]), str(data.get("trigger", "tick")))
+    if topic == fmt.TOPIC_OPERATOR:
+        op = OperatorInput(data["kind"], str(data.get("name", "")), dict(data.get("params") or {}),
+                           str(data.get("reason", "")))
+        return RecordedOperator(int(data["step"]), float(data["time"]), op)
     if topic == fmt.TOPIC_STATUS:
         error = data.get("error") or {}
         status = data.get("status")
@@ -153,7 +160,7 @@ class McapRecording:
                         yield RecordedFrame(frame)
                 elif topic in _JSON_TOPICS:
                     data = json.loads(scanned.message.data)
-                    if topic in (fmt.TOPIC_DETECTIONS, fmt.TOPIC_STEPS):
+                    if topic in (fmt.TOPIC_DETECTIONS, fmt.TOPIC_STEPS, fmt.TOPIC_OPERATOR):
                         last_step = self._check_step(int(data["step"]), last_step, where)
                     yield _json_item(topic, data)
             except Exception as exc:  # one damaged message loses that message only

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agent.core.observers import OperatorInput
 from agent.core.seams import RobotStatus
 from behaviors.commands import MotionCommand
 from perception.detection import FrameResult
@@ -40,6 +41,15 @@ class RecordedStep:
 
 
 @dataclass(frozen=True)
+class RecordedOperator:
+    """An operator's input the live engine took (engine input `step`), given again in replay."""
+
+    step: int
+    time: float
+    op: OperatorInput
+
+
+@dataclass(frozen=True)
 class RecordedStatus:
     """The robot status a live control step got, or the error it got instead."""
 
@@ -66,5 +76,6 @@ class RecordedCommand:
 
 
 RecordedItem = (
-    RecordedFrame | RecordedObservation | RecordedStep | RecordedStatus | RecordedEvent | RecordedCommand
+    RecordedFrame | RecordedObservation | RecordedStep | RecordedOperator | RecordedStatus
+    | RecordedEvent | RecordedCommand
 )

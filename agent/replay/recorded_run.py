@@ -5,21 +5,23 @@ each result the engine observed (with the pipeline-clock time) and each control 
 trigger) with the robot status it acted on. Replay feeds exactly the frames the live engine
 observed (not the ones the live source skipped or dropped as stale), each at its recorded
 observation time, releases each periodic control step at its recorded time (`ScriptedClock`),
-and answers the robot status calls with the recorded statuses (`ReplayRobot`). Same frames,
-same detector, same times, same statuses: the same commands. What the recording does not hold
-cannot be redone: an operator's launches and stops during the live run are listed
-(`LiveRun.unreproducible`), not replayed.
+and answers the robot status calls with the recorded statuses (`ReplayRobot`). Operators'
+launches, stops, pauses and resumes are engine inputs too: each is given to the pipeline again
+(`operator_sink`, the pipeline's `apply`) at its recorded time, with the statuses its own control
+step got. Same frames, same detector, same times, same statuses, same operator inputs: the same
+commands. Recordings made before operator inputs were recorded hold only the operator's control
+steps: those are listed (`LiveRun.unreproducible`), not replayed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.core.observers import PipelineObserver
+from agent.core.observers import OperatorInput, PipelineObserver
 from agent.replay.detect_ahead import DetectAhead
 from agent.replay.dry_run import ReplayRobot
 from agent.replay.mcap import McapRecording
@@ -30,6 +32,7 @@ from agent.replay.recorded import (
     RecordedFrame,
     RecordedItem,
     RecordedObservation,
+    RecordedOperator,
     RecordedStatus,
     RecordedStep,
 )
@@ -57,7 +60,8 @@ class LiveRun:
     steps: int = 0
     cue_steps: int = 0
     missing_frames: int = 0  # observations whose frame is not in the recording
-    unreproducible: list[str] = field(default_factory=list)  # operator steps, etc.
+    operator_inputs: int = 0  # operator launches, stops, pauses and resumes (replayed)
+    unreproducible: list[str] = field(default_factory=list)  # operator steps of old recordings
     end_time: float | None = None
 
 
@@ -134,6 +138,8 @@ class RecordedRunSource:
         self._cue_time_for: tuple[tuple[str, int], float] | None = None
         self._input_time: float | None = None  # time of the live input being read
         self._first_after_input: float | None = None  # earliest command/event time since then
+        # Gives a recorded operator input to the pipeline again (set once the pipeline exists).
+        self.operator_sink: Callable[[OperatorInput], Awaitable[None]] | None = None
 
     def observer(self) -> PipelineObserver:
         """Add this to the pipeline's observers: it times cue reactions as they were live."""
@@ -163,7 +169,7 @@ class RecordedRunSource:
         cue_time: float | None = None
         while True:
             item = await items.peek()
-            if item is None or isinstance(item, RecordedObservation):
+            if item is None or isinstance(item, (RecordedObservation, RecordedOperator)):
                 return statuses, cue_time
             if isinstance(item, RecordedStep) and item.trigger != "cue":
                 return statuses, cue_time
@@ -215,9 +221,12 @@ class RecordedRunSource:
                 if not await self._tick(item, items, pending):
                     log.warning("replay: the control loop did not come back; stopping")
                     break
+            elif isinstance(item, RecordedOperator) and self.operator_sink is not None:
+                last_time = item.time
+                await self._operator(item, items, pending)
             elif isinstance(item, RecordedStep):
-                # An operator's launch or stop (or a cue step without its observation): the
-                # operator's input is not in the recording, so replay cannot redo it.
+                # An operator's launch or stop from a recording without its input (or a cue step
+                # without its observation): replay cannot redo it.
                 self.live.steps += 1
                 self.live.unreproducible.append(f"{item.trigger} step at {item.time:.3f}")
                 self._begin_input(item.time)
@@ -225,6 +234,34 @@ class RecordedRunSource:
             elif not isinstance(item, RecordedStatus):  # a lone status: the final one at shutdown
                 self._note(item, pending)
         self._finish(pending, last_time)
+
+    async def _operator(self, item: RecordedOperator, items: _Peekable, pending: _Pending) -> None:
+        """Give one live operator input to the pipeline again, at its time, with the statuses of
+        the control step it ran (a launch's first commands go out at once, as live)."""
+        self.live.operator_inputs += 1
+        self._begin_input(item.time)
+        # What the input did (events, commands) is recorded before its own control step, which
+        # the pipeline runs again when it takes the input.
+        while True:
+            follower = await items.peek()
+            if isinstance(follower, RecordedStep) and follower.trigger in ("operator", "stop"):
+                await items.next()
+                self.live.steps += 1
+                break
+            if follower is None or isinstance(
+                follower, (RecordedObservation, RecordedOperator, RecordedStep, RecordedStatus)
+            ):
+                break
+            self._note(await items.next(), pending)  # type: ignore[arg-type]
+        statuses, _ = await self._take_followers(items, pending)
+        await self.pacer.wait_for(item.time)
+        self.clock.set(item.time)
+        self.robot.script(statuses)
+        assert self.operator_sink is not None
+        try:
+            await self.operator_sink(item.op)
+        except ValueError as exc:  # refused live too would not have been recorded: say so
+            self.report.lost(f"engine step {item.step}", f"operator {item.op.kind} refused: {exc}")
 
     async def _observation(
         self, item: RecordedObservation, items: _Peekable, pending: _Pending

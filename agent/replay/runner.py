@@ -160,6 +160,8 @@ async def _run(
         config, source, robot, source.clock, rules=rules, perceiver_factory=ahead.perceiver_factory(),
         observers=[summary, *observers, *outputs.observers],
     )
+    if isinstance(source, RecordedRunSource):
+        source.operator_sink = pipeline.apply  # operators' inputs, given again as recorded
     started = time.perf_counter()
     try:
         report = await pipeline.run()

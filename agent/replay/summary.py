@@ -70,6 +70,8 @@ def _add_live_rows(overview: Table, result: ReplayResult) -> None:
             verdict = ("same commands in the same order, identical parameters; times within "
                        f"{c.max_time_diff_s * 1000:.1f} ms")
         overview.add_row("vs live run", f"{c.live} live, {c.replayed} replayed: {verdict}")
+    if result.live is not None and result.live.operator_inputs:
+        overview.add_row("operator inputs", f"{result.live.operator_inputs} replayed as recorded")
     if result.live is not None and result.live.unreproducible:
         shown = ", ".join(result.live.unreproducible[:5])
         more = len(result.live.unreproducible) - 5
