@@ -102,7 +102,7 @@ def _spec(
 # ground ahead and a tag board 0.3-0.6 m high at 1-4 m are in view, and a standing person
 # 1.75 m tall is seen whole from about 2.5 m (legs and torso closer). The pitch and the
 # focal length were chosen together by measuring the default detector on rendered people and
-# stop signs at 2-3.5 m (tests/test_sim_render.py checks it).
+# stop signs at 2-3.5 m (tests/sim/test_render.py checks it).
 FRONT_PITCH_DOWN_DEG = 15.0
 FRONT_CROSS_YAW_DEG = 15.0
 SIDE_PITCH_DOWN_DEG = 20.0

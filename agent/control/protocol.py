@@ -7,7 +7,7 @@ every message; the models below are the executable form of that document.
 
 Decoding is the security boundary: `decode_request` turns any byte string into either a valid
 `Request` or a `ProtocolError` with a machine-readable code and a sentence for a person. It
-never raises anything else, whatever the bytes (the fuzz test in tests/test_control_protocol.py
+never raises anything else, whatever the bytes (the fuzz test in tests/agent/control/test_protocol.py
 holds it to that).
 """
 

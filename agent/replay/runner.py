@@ -56,7 +56,7 @@ async def replay(
     rules = rules if rules is not None else load_rules(config.rules)
     # Offline, every core detects: one single-threaded interpreter per core, frames spread over
     # them. XNNPACK splits work over threads by output tiles, so a result does not depend on
-    # the thread count (tests/test_replay_drive.py checks it bit for bit on the shipped model):
+    # the thread count (tests/agent/replay/test_drive.py checks it bit for bit on the shipped model):
     # the live config's results, at the machine's full throughput.
     workers = max(1, os.cpu_count() or 1)
     inner = open_replay_source(path, fps=fps, camera=camera, prefetch=2 * workers + 2)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import zmq
-from control_fakes import FakeAgent, ServerThread
+from fakes.control import FakeAgent, ServerThread
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

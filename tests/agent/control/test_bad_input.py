@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import zmq
-from control_fakes import FakeAgent, ServerThread
+from fakes.control import FakeAgent, ServerThread
 
 from agent.control.client import AgentError, ControlClient
 from agent.control.protocol import ErrorCode, printable

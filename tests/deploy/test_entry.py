@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 from bosdyn.client.estop import EstopClient, EstopEndpoint, EstopKeepAlive
-from deploy_support import DOCKERFILE, dockerfile_instructions, entry_command, env_of
+from support.deploy_support import DOCKERFILE, dockerfile_instructions, entry_command, env_of
 
 from agent.config import load_agent_config
 from agent.control.client import ControlClient
@@ -38,7 +38,7 @@ from deploy.extension import OPERATOR_KEYS_PATH, PAYLOAD_CREDENTIALS_PATH
 from sim.server import DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET, SimServer
 from sim.testing import close_sdk, connect_sdk
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 INSTRUCTIONS = dockerfile_instructions(DOCKERFILE.read_text())
 VENV_BIN = Path(sys.executable).parent

@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_process import AgentProcess
 from bosdyn.api import estop_pb2
 from bosdyn.client.estop import EstopClient
 from bosdyn.client.lease import LeaseClient, LeaseKeepAlive
 from bosdyn.client.power import power_on_motors, safe_power_off_motors
 from bosdyn.client.robot_command import RobotCommandClient, blocking_stand
 from bosdyn.client.robot_state import RobotStateClient
+from support.agent_process import AgentProcess
 
 from agent.run import EXIT_LEASE_LOST
 from configs import SHIPPED_DIR as CONFIG_DIR

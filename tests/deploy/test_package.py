@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import typer
 import yaml
-from deploy_support import DEPLOY, PROJECT_ROOT, docker_save_bytes, write_docker_save
+from support.deploy_support import DEPLOY, PROJECT_ROOT, docker_save_bytes, write_docker_save
 from typer.testing import CliRunner
 
 from deploy.extension import OPERATOR_KEYS_PATH, PAYLOAD_CREDENTIALS_PATH, PackageError

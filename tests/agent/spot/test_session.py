@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_process import AgentProcess, wait_for
+from support.agent_process import AgentProcess, wait_for
 
 from agent.run import EXIT_OK, EXIT_ROBOT_UNAVAILABLE
 from configs import SHIPPED_DIR as CONFIG_DIR

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy_support import (
+from packaging.requirements import Requirement
+from support.deploy_support import (
     DEPLOY,
     DOCKERFILE,
     copy_sources,
@@ -28,7 +29,6 @@ from deploy_support import (
     env_of,
     final_stage,
 )
-from packaging.requirements import Requirement
 
 import configs
 from agent.config import load_agent_config
@@ -43,7 +43,7 @@ from deploy.extension import (
 )
 from deploy.network import IMAGE_DEFAULT_CONFIG, listening_ports
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11+")
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())

@@ -11,7 +11,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from agent_process import AgentProcess, MotionTrace, wait_for
+from support.agent_process import AgentProcess, MotionTrace, wait_for
 
 from agent.config import SafetyConfig
 from configs import SHIPPED_DIR as CONFIG_DIR

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from control_fakes import FakeAgent, ServerThread
+from fakes.control import FakeAgent, ServerThread
 
 from agent.control.keys import create_key_pair, load_server_keys
 from agent.control.op_params import format_params, parse_params, parse_value

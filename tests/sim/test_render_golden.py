@@ -8,7 +8,7 @@ and CPU architecture the digests were recorded with (OpenCV's warps change betwe
 so elsewhere the frames are compared coarsely instead: 80 x 80 px block means within a small
 tolerance, and the same tags at the same corners (to a tenth of a pixel).
 
-Re-record after an intended change to the picture: `python tests/test_sim_render_golden.py`.
+Re-record after an intended change to the picture: `python tests/sim/test_render_golden.py`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sim.cameras import CAMERAS
 from sim.render import render_depth, render_grey, render_grey_and_depth, visible_tags
 from sim.scene import load_scenario, scenario_dir
 
-GOLDEN = Path(__file__).resolve().parent / "fixtures" / "render_golden.json"
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "render_golden.json"
 BLOCK_PX = 80
 # (body pose in odom, seconds since sim start): standing at the start, and walked off to the
 # side, turned and lower, later on (walking people have moved).

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_process import AgentProcess, wait_for
 from bosdyn.client.lease import LeaseClient, LeaseKeepAlive
 from bosdyn.client.robot_command import RobotCommandClient, blocking_stand
 from mcap.reader import make_reader
+from support.agent_process import AgentProcess, wait_for
 
 from agent.run import EXIT_OK
 from agent.shutdown import FORCE_EXIT_S

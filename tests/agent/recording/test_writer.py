@@ -516,7 +516,7 @@ def test_limits_must_hold_a_segment() -> None:
 _FILL_THE_DISK = r"""
 import json, logging, sys, time
 sys.path.insert(0, sys.argv[2])
-import tests.test_record_recorder as t
+import tests.agent.recording.test_writer as t
 from agent.recording.writer import Recorder
 
 records = []
@@ -545,7 +545,7 @@ print(json.dumps({
 
 
 def _fill_the_disk(args: list[str], path: Path, **kwargs: Any) -> dict[str, Any]:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[3]
     done = subprocess.run(
         [*args, sys.executable, "-c", _FILL_THE_DISK, str(path), str(root)],
         capture_output=True, text=True, timeout=120, cwd=root, **kwargs,

@@ -104,7 +104,7 @@ def test_tag_without_intrinsics_has_null_pose_and_a_hint(app: typer.Typer, input
 
 
 def test_other_model_via_options(app: typer.Typer, tmp_path: Path) -> None:
-    fixtures = Path(__file__).parent / "fixtures"
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
     labels = tmp_path / "labels.txt"
     labels.write_text("red\ngreen\nblue\n")
     img = np.zeros((128, 128, 3), np.uint8)
@@ -122,7 +122,7 @@ def test_other_model_via_options(app: typer.Typer, tmp_path: Path) -> None:
 
 
 def test_unsupported_model_is_a_clear_setup_error(app: typer.Typer, tmp_path: Path) -> None:
-    fixtures = Path(__file__).parent / "fixtures"
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
     result = CliRunner().invoke(
         app, ["detect", str(tmp_path), "--out", str(tmp_path / "o"), "--model", str(fixtures / "classifier_fixture.tflite")]
     )
