@@ -197,7 +197,9 @@ objects:
 
 
 def test_lease_taken_mid_behavior_stops_commanding_and_reports() -> None:
-    sim = SimServer.start(scenario=SCENARIOS / "fiducial_ahead.yaml", port=0)
+    # A 3 s lease timeout: the tablet takes the lease and then says nothing, so the agent (its own
+    # E-Stop endpoint here) keeps checking in until that lease goes stale, then exits.
+    sim = SimServer.start(scenario=SCENARIOS / "fiducial_ahead.yaml", port=0, lease_timeout_s=3.0)
     tablet = connect_sdk(sim, "operator-tablet")
     calls: list[tuple[float, str]] = []
     try:
