@@ -198,7 +198,8 @@ def _formats() -> list[tuple[str, bytes]]:
         ("pgm", _encoded(".pgm", colour[:, :, 0])),
         ("ppm", _encoded(".ppm", colour)),
         ("pfm", _encoded(".pfm", colour.astype(np.float32) / 255)),
-        ("gif", _encoded(".gif", colour)),
+        # OpenCV writes (and reads) GIF since 4.11; the header reader handles it either way.
+        *([("gif", _encoded(".gif", colour))] if cv2.haveImageWriter(".gif") else []),
     ]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from support.ports import free_payload_port, free_port_pair
 
 from agent.control.client import AgentUnreachable, ControlClient
 from agent.control.protocol import MAX_REQUEST_BYTES
@@ -32,35 +32,6 @@ from sim.world import Posture
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
-
-
-def free_port_pair() -> int:
-    """A port p with p and p + 1 free (control and events)."""
-    for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            if port >= 65535:
-                continue
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port pair")
-
-
-def free_payload_port() -> int:
-    """A free port in 21000-22000 (the ports a Spot payload may open)."""
-    for port in range(21500, 22000):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 21500-22000")
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:

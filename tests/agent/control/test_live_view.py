@@ -26,6 +26,7 @@ import yaml
 from bosdyn.api import geometry_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from mcap.reader import make_reader
+from support.ports import free_payload_port
 
 from agent.control.live_view import LiveView
 from agent.recording import format as fmt
@@ -311,17 +312,6 @@ def test_nothing_is_encoded_without_subscribers_and_rate_is_capped() -> None:
         assert view.frames_skipped > 50
 
 
-def _free_payload_port() -> int:
-    for port in range(21600, 22000):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 21600-22000")
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_run_serves_the_live_view_without_the_control_socket(tmp_path: Path) -> None:
@@ -334,7 +324,7 @@ def test_run_serves_the_live_view_without_the_control_socket(tmp_path: Path) -> 
     sim = SimServer.start(scenario=SHIPPED_DIR / "scenarios" / "fiducial_ahead.yaml", port=0)
     config = tmp_path / "agent.yaml"
     config.write_text(yaml.safe_dump(sim_agent_config(sim).model_dump(mode="json")))
-    port = _free_payload_port()
+    port = free_payload_port(21600)
     log_path = tmp_path / "agent.log"
     with open(log_path, "w") as agent_log:  # a file, not a pipe: the agent never blocks on it
         process = subprocess.Popen(
