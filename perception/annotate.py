@@ -92,7 +92,35 @@ def draw_detections(image: np.ndarray, detections: Iterable[Boxed], scale: float
         x1, y1, x2, y2 = (int(round(v * scale)) for v in det.box)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
         _caption(out, f"{det.label} {det.score:.2f}", x1, y1, colour)
+        _draw_skeleton(out, getattr(det, "keypoints", None), scale, colour, thickness)
     return out
+
+
+# COCO keypoint order: 0 nose, 1-2 eyes, 3-4 ears, 5-6 shoulders, 7-8 elbows, 9-10 wrists,
+# 11-12 hips, 13-14 knees, 15-16 ankles.
+SKELETON: tuple[tuple[int, int], ...] = (
+    (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12), (11, 12),
+    (11, 13), (13, 15), (12, 14), (14, 16), (0, 1), (0, 2), (1, 3), (2, 4),
+)
+KEYPOINT_MIN_SCORE = 0.2  # keypoints scoring less are guesses: not drawn
+
+
+def _draw_skeleton(
+    image: np.ndarray,
+    keypoints: Sequence[tuple[float, float, float]] | None,
+    scale: float,
+    colour: tuple[int, int, int],
+    thickness: int,
+) -> None:
+    if not keypoints:
+        return
+    pts = [(int(round(x * scale)), int(round(y * scale)), s >= KEYPOINT_MIN_SCORE) for x, y, s in keypoints]
+    for a, b in SKELETON:
+        if a < len(pts) and b < len(pts) and pts[a][2] and pts[b][2]:
+            cv2.line(image, pts[a][:2], pts[b][:2], colour, max(1, thickness // 2))
+    for x, y, seen in pts:
+        if seen:
+            cv2.circle(image, (x, y), thickness + 1, (255, 255, 255), cv2.FILLED)
 
 
 def annotate(

@@ -27,13 +27,17 @@ import typer
 
 from perception.image_size import MAX_IMAGE_PIXELS
 
+# Frames of an input (with no camera) checked for looking sideways: each check costs two more
+# detector runs, and a video's camera does not turn.
+SIDEWAYS_CHECK_FRAMES = 3
+
 if TYPE_CHECKING:
     import numpy as np
     from rich.console import Console
 
     from perception.config import DetectorConfig
     from perception.detection import Detection, FiducialDetection
-    from perception.frame import PinholeIntrinsics
+    from perception.frame import Frame, PinholeIntrinsics
     from perception.perceiver import Perceiver
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
@@ -54,6 +58,7 @@ class InputReport:
     tags: int = 0
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    sideways: bool = False  # a frame looked sideways (said once per input)
 
 
 def _expand(paths: list[Path]) -> tuple[list[Path], list[InputReport]]:
@@ -306,10 +311,16 @@ class _DetectRun:
 
     def process(self, path: Path) -> InputReport:
         """Every frame of one input; an unreadable input (or its unreadable rest) is reported."""
+        from perception.config import camera_in_name
+
         report = InputReport(path)
+        camera = self.camera or camera_in_name(path.name) or ""
+        if camera and not self.camera:
+            report.notes.append(f"camera {camera} (from the file name): turned upright "
+                                f"by {self.perceiver.config.rotation_for(camera):g} deg")
         try:
             for index, image in _frames(path, self.every, self.max_pixels):
-                self._process_frame(path, index, image, report)
+                self._process_frame(path, index, image, report, camera)
         except (UnreadableInput, OSError) as exc:
             if report.frames:
                 report.notes.append(f"stopped early: {exc}")
@@ -317,15 +328,17 @@ class _DetectRun:
                 report.error = str(exc)
         return report
 
-    def _process_frame(self, path: Path, index: int, image: np.ndarray, report: InputReport) -> None:
+    def _process_frame(self, path: Path, index: int, image: np.ndarray, report: InputReport, camera: str) -> None:
         import cv2
 
         from perception.annotate import annotate
         from perception.frame import Frame
 
-        frame = Frame(camera=self.camera, image=image, acquisition_time_robot=0.0,
+        frame = Frame(camera=camera, image=image, acquisition_time_robot=0.0,
                       acquisition_time_local=0.0, intrinsics=self.intrinsics, seq=index)
         dets = self.perceiver.detect_objects(frame)
+        if not camera and report.frames < SIDEWAYS_CHECK_FRAMES and not report.sideways:
+            self._check_sideways(frame, dets, report)
         tags = self.perceiver.find_fiducials(frame)
         for line in _lines(readable(path), index, dets, tags):
             self.jsonl.write(line + "\n")
@@ -336,6 +349,22 @@ class _DetectRun:
         report.frames += 1
         report.objects += len(dets)
         report.tags += len(tags)
+
+    def _check_sideways(self, frame: Frame, found: list[Detection], report: InputReport) -> None:
+        """A frame with no camera is taken as upright. Spot's front cameras are mounted sideways,
+        and sideways people are not found (0 of 15 on real frames), so when turning the frame a
+        quarter finds people that the upright frame does not, say so."""
+        upright = sum(d.label == "person" for d in found)
+        for angle in (-90.0, 90.0):
+            turned = sum(d.label == "person" for d in self.perceiver.detect_objects(frame, rotation_deg=angle))
+            if turned > upright:
+                report.sideways = True
+                report.notes.append(
+                    f"frame {frame.seq} looks sideways: {turned} person(s) when turned {angle:+g} deg, "
+                    f"{upright} upright; pass --camera (e.g. frontleft_fisheye_image, "
+                    "frontright_fisheye_image) or name the files after the camera"
+                )
+                return
 
 
 def _print_summary(console: Console, reports: list[InputReport], out: Path, model_name: str, decoder: str) -> None:

@@ -17,6 +17,12 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "nanodet_g_coco_int8.tflite"
 DEFAULT_LABELS = MODELS_DIR / "coco_labels.txt"
 DEFAULT_MODEL_SHA256 = "e168a412f014152cd503e90b0eb10f6895c5216c04c7ebefd49305f14e7eac59"
+# The person model: MoveNet MultiPose Lightning converted to TFLite (perception/models/README.md).
+PERSON_MODEL = MODELS_DIR / "movenet_multipose_lightning.tflite"
+PERSON_MODEL_SHA256 = "0" * 64
+PERSON_LABELS = MODELS_DIR / "movenet_labels.txt"
+# Measured score curves of the shipped models (perception/calibration.py says what they mean).
+SHIPPED_CALIBRATION = MODELS_DIR / "calibration.yaml"
 
 SPOT_BODY_CAMERAS: tuple[str, ...] = (
     "frontleft_fisheye_image",
@@ -26,6 +32,24 @@ SPOT_BODY_CAMERAS: tuple[str, ...] = (
     "back_fisheye_image",
 )
 """Image sources of Spot's five body cameras (grey fisheye), the names cue rules may watch."""
+
+
+def camera_in_name(name: str) -> str | None:
+    """The Spot body camera a file name names (`frontleft_fisheye_image_0042.jpg`, as the SDK's
+    image examples name their files), or None. Longest name first, so
+    "frontleft" is never taken for "left"."""
+    lowered = name.lower()
+    for camera in sorted(SPOT_BODY_CAMERAS, key=len, reverse=True):
+        short = camera.removesuffix("_fisheye_image")
+        # Bare "left" / "right" / "back" are ordinary words ("right_turn.jpg"); only the
+        # front pair's short names are unambiguous.
+        candidates = (camera, short + "_fisheye", *((short,) if short.startswith("front") else ()))
+        for candidate in candidates:
+            at = lowered.find(candidate)
+            end = at + len(candidate)
+            if at >= 0 and not lowered[at - 1 : at].isalpha() and not lowered[end : end + 1].isalpha():
+                return camera
+    return None
 
 # Counter-clockwise degrees that turn each camera's image upright (scipy.ndimage.rotate /
 # cv2.getRotationMatrix2D convention), as the Spot SDK examples rotate before showing or
@@ -40,6 +64,33 @@ DEFAULT_CAMERA_ROTATION_DEG: dict[str, float] = {
 
 
 _Triple = Annotated[tuple[float, float, float], Strict(False)]  # a YAML list of three numbers
+_Knot = Annotated[tuple[float, float], Strict(False)]  # a YAML [raw, calibrated] pair
+Calibration = dict[str, list[_Knot]]
+_CALIBRATION_HELP = (
+    "Per-class score curves, label -> [[raw, calibrated], ...] (perception/calibration.py); "
+    "unset = the measured curves for a shipped model, none for others; {} = raw scores."
+)
+
+
+class PersonModelConfig(StrictModel):
+    """The person model run beside the COCO detector (`detector.person_model`; null = none)."""
+
+    model: ConfigPath | None = Field(
+        None, description="TFLite person model; unset = the shipped MoveNet MultiPose Lightning."
+    )
+    labels: ConfigPath | None = Field(None, description="Labels file; unset = 'person' for the shipped model.")
+    model_sha256: str | None = Field(None, description="Expected sha256 of the model file, checked on load.")
+    decoder: Literal["auto", "movenet", "nanodet", "ssd", "yolo"] = Field(
+        "auto", description="Output format; 'auto' picks it from the model's signature."
+    )
+    cameras: list[str] | None = Field(
+        None, description="Cameras the person model runs on; unset = every camera."
+    )
+    calibration: Calibration | None = Field(None, description=_CALIBRATION_HELP)
+
+    @property
+    def model_path(self) -> Path:
+        return self.model if self.model is not None else PERSON_MODEL
 
 
 class DetectorConfig(StrictModel):
@@ -87,6 +138,17 @@ class DetectorConfig(StrictModel):
         default_factory=lambda: dict(DEFAULT_CAMERA_ROTATION_DEG),
         description="Counter-clockwise degrees turning each camera's image upright before the "
         "detector runs (cameras not listed: 0).",
+    )
+    calibration: Calibration | None = Field(None, description=_CALIBRATION_HELP)
+    person_model: PersonModelConfig | None = Field(
+        default_factory=PersonModelConfig,
+        description="A person model run beside the COCO detector, merged into one set of detections "
+        "(one NMS on calibrated scores); null = the COCO detector alone.",
+    )
+    max_box_fraction: float = Field(
+        0.6, gt=0.0, le=1.0,
+        description="Boxes covering more than this share of the (upright) image are dropped: on real "
+        "frames such boxes are walls, floors and photos, not objects.",
     )
     fiducials: bool = Field(True, description="Look for AprilTag 36h11 fiducials.")
     tag_size_m: float = Field(

@@ -15,6 +15,10 @@ class Detection:
     class_id: int
     score: float
     box: tuple[float, float, float, float]  # x1, y1, x2, y2
+    # A person model's 17 COCO keypoints (nose, eyes, ears, shoulders, elbows, wrists, hips,
+    # knees, ankles) as (x, y, score), in the same pixels as the box; None for other models.
+    keypoints: tuple[tuple[float, float, float], ...] | None = None
+    model: str = ""  # which model found it (its file's stem), after the perceiver merged them
 
     @property
     def center(self) -> tuple[float, float]:
@@ -83,6 +87,7 @@ class Sighting:
     distance_m: float | None = None
     bearing_rad: float | None = None
     yaw_odom: float | None = None  # tags: direction the tag's face points, in odom
+    keypoints: tuple[tuple[float, float, float], ...] | None = None  # as Detection.keypoints
 
 
 @dataclass

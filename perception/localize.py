@@ -16,6 +16,7 @@ ahead, positive to the left). Anything the geometry cannot give stays None.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -152,7 +153,8 @@ def sightings_for(
         position = None
         if geometry is not None and k is not None:
             position = _object_position(frame, geometry, k, det.box, size)
-        out.append(_sighting(frame, det.label, det.score, det.box, size, geometry, position, None))
+        sighting = _sighting(frame, det.label, det.score, det.box, size, geometry, position, None)
+        out.append(dataclasses.replace(sighting, keypoints=det.keypoints) if det.keypoints else sighting)
     for tag in fiducials:
         position, yaw = None, None
         if geometry is not None and tag.has_pose:

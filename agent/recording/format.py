@@ -344,6 +344,8 @@ def result_from_dict(data: dict[str, Any]) -> FrameResult:
         s["box"] = tuple(s["box"])
         s["image_size"] = tuple(s["image_size"])
         s["position_odom"] = _tuple_or_none(s.get("position_odom"))
+        if s.get("keypoints") is not None:
+            s["keypoints"] = tuple(tuple(k) for k in s["keypoints"])
         sightings.append(Sighting(**s))
     fields = {f.name for f in dataclasses.fields(FrameResult)}
     kwargs = {k: v for k, v in data.items() if k in fields and k != "sightings"}

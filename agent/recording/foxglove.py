@@ -23,7 +23,7 @@ import numpy as np
 from foxglove import messages as fm
 
 from agent.recording import format as fmt
-from perception.annotate import label_rgb
+from perception.annotate import KEYPOINT_MIN_SCORE, SKELETON, label_rgb
 from perception.detection import FrameResult
 from perception.frame import Frame
 
@@ -185,7 +185,26 @@ def annotations_message(result: FrameResult) -> fm.ImageAnnotations:
                 background_color=color_for(s.label, 0.7),
             )
         )
+        if s.keypoints:
+            points.append(_keypoints_annotation(s.keypoints, when))
     return fm.ImageAnnotations(timestamp=when, points=points, texts=texts)
+
+
+def _keypoints_annotation(keypoints: tuple[tuple[float, float, float], ...], when: fm.Timestamp) -> Any:
+    """A person's skeleton (the keypoints scoring >= KEYPOINT_MIN_SCORE) as line segments."""
+    seen = [k[2] >= KEYPOINT_MIN_SCORE for k in keypoints]
+    segment_points = [
+        fm.Point2(x=float(keypoints[i][0]), y=float(keypoints[i][1]))
+        for a, b in SKELETON if a < len(keypoints) and b < len(keypoints) and seen[a] and seen[b]
+        for i in (a, b)
+    ]
+    return fm.PointsAnnotation(
+        timestamp=when,
+        type=fm.PointsAnnotationType.LineList,
+        points=segment_points,
+        outline_color=fm.Color(r=1.0, g=1.0, b=1.0, a=0.9),
+        thickness=1.5,
+    )
 
 
 def sightings_message(result: FrameResult) -> fm.SceneUpdate | None:

@@ -1,0 +1,69 @@
+"""Several detectors, one set of detections: calibrated scores, one NMS, keypoints kept.
+
+The COCO detector and the person model both report people. Their boxes are put on one score
+scale (`perception.calibration`), boxes that cover most of the frame are dropped (on real frames
+a whole-frame "person" at 0.5-0.6 came from a cat photo, a star field, a close wall: no object
+a cue should react to fills the frame), and one per-class NMS keeps the best box of each object,
+so one person never raises two cues. A kept box that has no keypoints takes those of the best
+box it suppressed (the person model's skeleton survives even when the COCO box wins).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from perception.calibration import ScoreCalibration
+from perception.decoders.base import nms_keep
+from perception.detection import Detection
+
+
+def calibrated(found: Sequence[Detection], calibration: ScoreCalibration, model: str) -> list[Detection]:
+    """`found` with scores on the shared scale, each marked with the model that found it."""
+    return [
+        dataclasses.replace(d, score=calibration(d.label, d.score), model=model)
+        for d in found
+    ]
+
+
+def covers_frame(box: tuple[float, float, float, float], width: int, height: int, max_fraction: float) -> bool:
+    """True when `box` covers more than `max_fraction` of a `width` x `height` image."""
+    x1, y1, x2, y2 = box
+    return (x2 - x1) * (y2 - y1) > max_fraction * width * height
+
+
+def merge(found: Sequence[Detection], score_threshold: float, iou_threshold: float, max_detections: int) -> list[Detection]:
+    """One detection per object: the calibrated boxes of every model at or above
+    `score_threshold`, through one per-class NMS (best score first)."""
+    kept = [d for d in found if d.score >= score_threshold]
+    if len(kept) < 2:
+        return kept
+    labels = sorted({d.label for d in kept})
+    class_ids = np.array([labels.index(d.label) for d in kept], np.int32)
+    boxes = np.array([d.box for d in kept], np.float32)
+    scores = np.array([d.score for d in kept], np.float32)
+    winners = nms_keep(boxes, scores, class_ids, iou_threshold, max_detections)
+    return [_with_keypoints(kept[int(i)], kept, iou_threshold) for i in winners]
+
+
+def _with_keypoints(winner: Detection, found: Sequence[Detection], iou_threshold: float) -> Detection:
+    if winner.keypoints is not None:
+        return winner
+    donors = [
+        d for d in found
+        if d.keypoints is not None and d.label == winner.label and iou(d.box, winner.box) >= iou_threshold
+    ]
+    if not donors:
+        return winner
+    best = max(donors, key=lambda d: d.score)
+    return dataclasses.replace(winner, keypoints=best.keypoints)
+
+
+def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

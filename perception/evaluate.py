@@ -1,0 +1,156 @@
+"""Detections against labelled boxes: matches, recall, false-positive images, score curves.
+
+The measuring half of calibration (`perception.calibration`) and of the person dev-set benchmark
+(`bench/bench_person_devset.py`). Labels are COCO JSON, as CVAT, Label Studio and Roboflow export
+them: boxes `[x, y, w, h]` in image pixels; `iscrowd: 1` marks an ignore region (a person too
+small or too hidden to expect), whose detections count neither as hits nor as false positives.
+
+Matching is the usual greedy one: detections in descending score take the unmatched labelled box
+of their class with the highest IoU >= 0.5.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    file: Path
+    boxes: dict[str, list[Box]]  # label -> boxes to find
+    ignore: dict[str, list[Box]]  # label -> regions where detections do not count
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One detection's score and whether it matched a labelled box (None: in an ignore region)."""
+
+    score: float
+    hit: bool | None
+
+
+@dataclass
+class ImageOutcome:
+    """One image, one class: its detections' outcomes and how many boxes it had to find."""
+
+    scored: list[Scored] = field(default_factory=list)
+    positives: int = 0
+
+
+def load_coco(path: Path) -> list[LabelledImage]:
+    """The images of a COCO JSON file (relative file names resolve against the file's folder)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    images = {im["id"]: LabelledImage(Path(path).parent / im["file_name"], {}, {}) for im in data["images"]}
+    for ann in data["annotations"]:
+        x, y, w, h = (float(v) for v in ann["bbox"])
+        image = images[ann["image_id"]]
+        target = image.ignore if ann.get("iscrowd") or ann.get("ignore") else image.boxes
+        target.setdefault(names[ann["category_id"]], []).append((x, y, x + w, y + h))
+    return list(images.values())
+
+
+def iou_matrix(a: Sequence[Box], b: Sequence[Box]) -> np.ndarray:
+    if not a or not b:
+        return np.zeros((len(a), len(b)))
+    A, B = np.asarray(a, np.float64)[:, None, :], np.asarray(b, np.float64)[None, :, :]
+    iw = np.clip(np.minimum(A[..., 2], B[..., 2]) - np.maximum(A[..., 0], B[..., 0]), 0, None)
+    ih = np.clip(np.minimum(A[..., 3], B[..., 3]) - np.maximum(A[..., 1], B[..., 1]), 0, None)
+    inter = iw * ih
+    area_a = (A[..., 2] - A[..., 0]) * (A[..., 3] - A[..., 1])
+    area_b = (B[..., 2] - B[..., 0]) * (B[..., 3] - B[..., 1])
+    return np.asarray(inter / np.maximum(area_a + area_b - inter, 1e-9))
+
+
+def match(
+    detections: Iterable[tuple[float, Box]], truth: Sequence[Box], ignore: Sequence[Box] = (), min_iou: float = 0.5
+) -> ImageOutcome:
+    """Greedy matching of (score, box) detections to `truth`; a detection that matches nothing
+    but overlaps an ignore region by `min_iou` (or lies mostly inside one) is not counted."""
+    dets = sorted(detections, key=lambda d: -d[0])
+    ious = iou_matrix([b for _, b in dets], truth)
+    taken = np.zeros(len(truth), bool)
+    outcome = ImageOutcome(positives=len(truth))
+    for i, (score, box) in enumerate(dets):
+        if len(truth):
+            candidates = np.where(taken, -1.0, ious[i])
+            j = int(np.argmax(candidates))
+            if candidates[j] >= min_iou:
+                taken[j] = True
+                outcome.scored.append(Scored(score, True))
+                continue
+        outcome.scored.append(Scored(score, None if _in_ignore(box, ignore, min_iou) else False))
+    return outcome
+
+
+def _in_ignore(box: Box, ignore: Sequence[Box], min_iou: float) -> bool:
+    if not ignore:
+        return False
+    x1, y1, x2, y2 = box
+    area = max((x2 - x1) * (y2 - y1), 1e-9)
+    for g in ignore:
+        ix = max(0.0, min(x2, g[2]) - max(x1, g[0]))
+        iy = max(0.0, min(y2, g[3]) - max(y1, g[1]))
+        if ix * iy / area >= 0.5:  # mostly inside an ignore region
+            return True
+    return bool(iou_matrix([box], list(ignore)).max() >= min_iou)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    threshold: float
+    recall: float
+    hits: int
+    positives: int
+    false_positives: int
+    images_with_false: int
+    images: int
+    negative_images_with_false: int
+    negative_images: int
+
+    @property
+    def false_image_rate(self) -> float:
+        return self.images_with_false / self.images if self.images else 0.0
+
+
+def operating_point(outcomes: Sequence[ImageOutcome], threshold: float) -> OperatingPoint:
+    """Recall and false-positive images when boxes scoring >= `threshold` are kept."""
+    hits = sum(1 for o in outcomes for s in o.scored if s.hit and s.score >= threshold)
+    positives = sum(o.positives for o in outcomes)
+    false_per_image = [sum(1 for s in o.scored if s.hit is False and s.score >= threshold) for o in outcomes]
+    negatives = [f for o, f in zip(outcomes, false_per_image) if o.positives == 0]
+    return OperatingPoint(
+        threshold=threshold,
+        recall=hits / positives if positives else 1.0,
+        hits=hits,
+        positives=positives,
+        false_positives=sum(false_per_image),
+        images_with_false=sum(1 for f in false_per_image if f),
+        images=len(outcomes),
+        negative_images_with_false=sum(1 for f in negatives if f),
+        negative_images=len(negatives),
+    )
+
+
+def precision_curve(outcomes: Sequence[ImageOutcome], raw_grid: Sequence[float]) -> list[tuple[float, float]]:
+    """(raw threshold, precision of the boxes scoring >= it) on `raw_grid`, made non-decreasing
+    (a higher threshold never calibrates lower) and ending where detections run out."""
+    scored = [s for o in outcomes for s in o.scored if s.hit is not None]
+    # Below the lowest measured threshold the score falls to 0: a box scoring less than anything
+    # measured is not vouched for (and a model asked for calibrated 0.3 keeps no junk at raw 0).
+    knots: list[tuple[float, float]] = [(0.0, 0.0)]
+    best = 0.0
+    for t in sorted(raw_grid):
+        kept = [s.hit for s in scored if s.score >= t]
+        if len(kept) < 5:  # too few boxes left to say anything
+            break
+        best = max(best, sum(kept) / len(kept))
+        knots.append((round(float(t), 4), round(best, 4)))
+    return knots

@@ -1,0 +1,106 @@
+"""The detectors a `DetectorConfig` names, each with its score calibration and its cameras.
+
+The COCO detector runs on every camera; the person model (if configured) on its cameras. Each
+model is told to keep boxes down to the raw score that calibrates to the config's threshold, so
+the merge (`perception.combine`) sees every box that could pass on the shared scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from configs.loading import StrictModel, read_yaml, validate_config
+from perception.calibration import ScoreCalibration
+from perception.config import (
+    DEFAULT_MODEL,
+    PERSON_LABELS,
+    PERSON_MODEL,
+    PERSON_MODEL_SHA256,
+    SHIPPED_CALIBRATION,
+    Calibration,
+    DetectorConfig,
+    PersonModelConfig,
+)
+from perception.detector import Detector, TFLiteDetector
+
+
+@dataclass(frozen=True)
+class DetectorModel:
+    """One detector with what the perceiver needs to combine it with the others."""
+
+    name: str
+    detector: Detector
+    calibration: ScoreCalibration = field(default_factory=ScoreCalibration)
+    cameras: frozenset[str] | None = None  # None: every camera
+
+    def watches(self, camera: str) -> bool:
+        return self.cameras is None or camera in self.cameras
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        size: tuple[int, int] | None = getattr(self.detector, "input_size", None)
+        return size
+
+
+def load_model_set(config: DetectorConfig) -> list[DetectorModel]:
+    """The COCO detector (every camera) and, if configured, the person model (its cameras)."""
+    main_calibration = calibration_for(config.model_path, DEFAULT_MODEL, config.calibration)
+    coco = TFLiteDetector.from_config(
+        config.model_copy(update={"score_threshold": main_calibration.raw_threshold(config.score_threshold)})
+    )
+    models = [DetectorModel(config.model_path.stem, coco, main_calibration)]
+    person = config.person_model
+    if person is not None:
+        models.append(_person_model(config, person))
+    return models
+
+
+def _person_model(config: DetectorConfig, person: PersonModelConfig) -> DetectorModel:
+    shipped = _same_file(person.model_path, PERSON_MODEL)
+    calibration = calibration_for(person.model_path, PERSON_MODEL, person.calibration)
+    detector = TFLiteDetector(
+        person.model_path,
+        labels=person.labels if person.labels is not None or not shipped else PERSON_LABELS,
+        score_threshold=calibration.raw_threshold(config.score_threshold),
+        iou_threshold=config.iou_threshold,
+        num_threads=config.num_threads,
+        decoder=person.decoder,
+        max_detections=config.max_detections,
+        expected_sha256=PERSON_MODEL_SHA256 if shipped else person.model_sha256,
+    )
+    cameras = frozenset(person.cameras) if person.cameras is not None else None
+    return DetectorModel(person.model_path.stem, detector, calibration, cameras)
+
+
+def calibration_for(model: Path, shipped_model: Path, configured: Calibration | None) -> ScoreCalibration:
+    """The configured curves, else the measured ones of a shipped model, else none (raw)."""
+    if configured is not None:
+        return ScoreCalibration.from_knots(configured)
+    if _same_file(model, shipped_model):
+        return ScoreCalibration.from_knots(shipped_curves().get(shipped_model.name, {}))
+    return ScoreCalibration()
+
+
+class _MeasuredCurves(StrictModel):
+    sha256: str
+    measured_on: str
+    curves: Calibration
+
+
+class _ShippedCalibration(StrictModel):
+    models: dict[str, _MeasuredCurves]
+
+
+def shipped_curves() -> dict[str, Calibration]:
+    """model file name -> label -> knots, as `bench/bench_person_devset.py --write` measured
+    them (perception/models/calibration.yaml)."""
+    if not SHIPPED_CALIBRATION.is_file():
+        return {}
+    data = validate_config(SHIPPED_CALIBRATION, read_yaml(SHIPPED_CALIBRATION), _ShippedCalibration)
+    return {name: entry.curves for name, entry in data.models.items()}
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
+
