@@ -28,16 +28,22 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from configs.loading import read_yaml  # noqa: E402
-from perception.calibration import ScoreCalibration  # noqa: E402
-from perception.combine import calibrated, merge  # noqa: E402
-from perception.config import SHIPPED_CALIBRATION, DetectorConfig  # noqa: E402
-from perception.detection import Detection  # noqa: E402
-from perception.detector import TFLiteDetector  # noqa: E402
-from perception.evaluate import ImageOutcome, LabelledImage, load_coco, match, operating_point, precision_curve  # noqa: E402
-from perception.frame import Frame  # noqa: E402
-from perception.model_set import DetectorModel  # noqa: E402
-from perception.perceiver import Perceiver  # noqa: E402
+from configs.loading import read_yaml
+from perception.calibration import ScoreCalibration
+from perception.config import SHIPPED_CALIBRATION, DetectorConfig
+from perception.detection import Detection
+from perception.detector import TFLiteDetector
+from perception.evaluate import (
+    ImageOutcome,
+    LabelledImage,
+    load_coco,
+    match,
+    operating_point,
+    precision_curve,
+)
+from perception.frame import Frame
+from perception.model_set import DetectorModel
+from perception.perceiver import Perceiver
 
 LABELS = ROOT / "tests" / "fixtures" / "devset" / "labels.json"
 RULES = ROOT / "configs" / "rules" / "default.yaml"
