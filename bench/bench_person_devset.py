@@ -108,7 +108,6 @@ def main() -> None:
     args = ap.parse_args()
     images = sorted(load_coco(args.labels), key=lambda im: im.file.name)
     calib = images[0::2]
-    held_out = images[1::2]
     config = DetectorConfig(num_threads=2, fiducials=False)
     models = raw_models(config)
     raw_found = {m.name: detect_all(Perceiver(config, models=[m]), images) for m in models}
