@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from configs.loading import read_yaml
 from perception.calibration import ScoreCalibration
-from perception.config import SHIPPED_CALIBRATION, DetectorConfig
+from perception.config import SHIPPED_CALIBRATION, SPOT_BODY_CAMERAS, DetectorConfig
 from perception.detection import Detection
 from perception.detector import TFLiteDetector
 from perception.evaluate import (
@@ -65,7 +65,7 @@ def raw_models(config: DetectorConfig) -> list[DetectorModel]:
         assert isinstance(det, TFLiteDetector)
         raw = TFLiteDetector(det.model_path, labels=det.labels, score_threshold=0.05, num_threads=2,
                              decoder=det.decoder_name, expected_sha256=None)  # type: ignore[arg-type]
-        out.append(DetectorModel(model.name, raw, ScoreCalibration(), model.cameras))
+        out.append(DetectorModel(model.name, raw, ScoreCalibration()))
     return out
 
 
@@ -73,7 +73,8 @@ def detect_all(perceiver: Perceiver, images: list[LabelledImage]) -> list[list[D
     out = []
     for im in images:
         grey = cv2.imread(str(im.file), cv2.IMREAD_GRAYSCALE)
-        out.append(perceiver.detect_objects(Frame("", grey, 0.0, 0.0)))
+        # As a front camera sees it once upright: where the agent runs both models.
+        out.append(perceiver.detect_objects(Frame(SPOT_BODY_CAMERAS[0], grey, 0.0, 0.0), rotation_deg=0.0))
     return out
 
 

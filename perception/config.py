@@ -84,9 +84,20 @@ class PersonModelConfig(StrictModel):
         "auto", description="Output format; 'auto' picks it from the model's signature."
     )
     cameras: list[str] | None = Field(
-        None, description="Cameras the person model runs on; unset = every camera."
+        default_factory=lambda: list(SPOT_BODY_CAMERAS[:2]),
+        description="Spot body cameras the person model runs on (default: the front pair, which "
+        "the shipped person rules watch; all five with both models cost more than 2 cores "
+        "give); null = all. Other sources (files, videos, other cameras) always get it.",
     )
     calibration: Calibration | None = Field(None, description=_CALIBRATION_HELP)
+
+    @field_validator("cameras")
+    @classmethod
+    def _body_cameras(cls, v: list[str] | None) -> list[str] | None:
+        unknown = sorted(set(v or ()) - set(SPOT_BODY_CAMERAS))
+        if unknown:
+            raise ValueError(f"not Spot body cameras: {unknown}; choose from {list(SPOT_BODY_CAMERAS)}")
+        return v
 
     @property
     def model_path(self) -> Path:

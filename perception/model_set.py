@@ -18,6 +18,7 @@ from perception.config import (
     PERSON_MODEL,
     PERSON_MODEL_SHA256,
     SHIPPED_CALIBRATION,
+    SPOT_BODY_CAMERAS,
     Calibration,
     DetectorConfig,
     PersonModelConfig,
@@ -32,10 +33,10 @@ class DetectorModel:
     name: str
     detector: Detector
     calibration: ScoreCalibration = field(default_factory=ScoreCalibration)
-    cameras: frozenset[str] | None = None  # None: every camera
+    skip_cameras: frozenset[str] = frozenset()  # cameras it does not run on
 
     def watches(self, camera: str) -> bool:
-        return self.cameras is None or camera in self.cameras
+        return camera not in self.skip_cameras
 
     @property
     def input_size(self) -> tuple[int, int] | None:
@@ -69,8 +70,10 @@ def _person_model(config: DetectorConfig, person: PersonModelConfig) -> Detector
         max_detections=config.max_detections,
         expected_sha256=PERSON_MODEL_SHA256 if shipped else person.model_sha256,
     )
-    cameras = frozenset(person.cameras) if person.cameras is not None else None
-    return DetectorModel(person.model_path.stem, detector, calibration, cameras)
+    # Only Spot's body cameras can be left out (the cost of a second model on five streams);
+    # files, videos and other sources always get every model.
+    skip = frozenset(SPOT_BODY_CAMERAS) - frozenset(person.cameras) if person.cameras is not None else frozenset()
+    return DetectorModel(person.model_path.stem, detector, calibration, skip)
 
 
 def calibration_for(model: Path, shipped_model: Path, configured: Calibration | None) -> ScoreCalibration:
