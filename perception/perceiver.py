@@ -16,7 +16,7 @@ from perception.detector import Detector, TFLiteDetector
 from perception.fiducials import FiducialFinder
 from perception.frame import Frame
 from perception.localize import sightings_for
-from perception.rotation import upright_rotation
+from perception.rotation import UprightRotation, upright_rotation
 
 
 class Perceiver:
@@ -56,7 +56,13 @@ class Perceiver:
         boxes = rotation.boxes_to_source(np.array([d.box for d in found], dtype=np.float64))
         boxes /= frame.image_scale
         return [
-            Detection(d.label, d.class_id, d.score, (float(b[0]), float(b[1]), float(b[2]), float(b[3])))
+            Detection(
+                d.label,
+                d.class_id,
+                d.score,
+                (float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+                _keypoints_to_source(d.keypoints, rotation, frame.image_scale),
+            )
             for d, b in zip(found, boxes)
         ]
 
@@ -82,3 +88,14 @@ class Perceiver:
             detect_ms=(time.perf_counter() - start) * 1000.0,
             age_at_detection_s=age,
         )
+
+
+def _keypoints_to_source(
+    keypoints: tuple[tuple[float, float, float], ...] | None, rotation: UprightRotation, image_scale: float
+) -> tuple[tuple[float, float, float], ...] | None:
+    """A detection's keypoints, found in the upright image, in original-image pixels (scores kept)."""
+    if keypoints is None:
+        return None
+    points = np.array(keypoints, dtype=np.float64).reshape(-1, 3)
+    xy = rotation.coords_to_source(points[:, :2]) / image_scale
+    return tuple((float(x), float(y), float(s)) for (x, y), s in zip(xy, points[:, 2]))

@@ -28,11 +28,16 @@ class DecodeParams:
 
 @dataclass(frozen=True)
 class RawDetections:
-    """Decoded detections in model-input pixels (x1, y1, x2, y2), best score first."""
+    """Decoded detections in model-input pixels (x1, y1, x2, y2), best score first.
+
+    Pose models add `keypoints`: [K, P, 3] float32 (x, y, score) per detection, in the same
+    pixels as the boxes (continuous coordinates: pixel i spans [i, i + 1)).
+    """
 
     boxes: np.ndarray  # [K, 4] float32
     scores: np.ndarray  # [K] float32
     class_ids: np.ndarray  # [K] int32
+    keypoints: np.ndarray | None = None  # [K, P, 3] float32, or None for box-only models
 
     @classmethod
     def empty(cls) -> RawDetections:
@@ -69,6 +74,24 @@ def batched_nms(
     """Per-class non-maximum suppression (OpenCV's NMSBoxesBatched), best score first."""
     if scores.size == 0:
         return RawDetections.empty()
+    keep = nms_keep(boxes_xyxy, scores, class_ids, iou_threshold, max_detections)
+    return RawDetections(
+        boxes=boxes_xyxy[keep].astype(np.float32),
+        scores=scores[keep].astype(np.float32),
+        class_ids=class_ids[keep].astype(np.int32),
+    )
+
+
+def nms_keep(
+    boxes_xyxy: np.ndarray,
+    scores: np.ndarray,
+    class_ids: np.ndarray,
+    iou_threshold: float,
+    max_detections: int,
+) -> np.ndarray:
+    """Indices `batched_nms` keeps, best score first (for decoders with more per detection)."""
+    if scores.size == 0:
+        return np.zeros(0, np.int64)
     xywh = np.empty((boxes_xyxy.shape[0], 4), np.float64)
     xywh[:, :2] = boxes_xyxy[:, :2]
     xywh[:, 2:] = boxes_xyxy[:, 2:] - boxes_xyxy[:, :2]
@@ -76,12 +99,7 @@ def batched_nms(
         xywh, scores.astype(np.float32), class_ids.astype(np.int32), 0.0, float(iou_threshold)
     )
     keep = np.asarray(keep, dtype=np.int64).reshape(-1)
-    keep = keep[np.argsort(-scores[keep], kind="stable")][:max_detections]
-    return RawDetections(
-        boxes=boxes_xyxy[keep].astype(np.float32),
-        scores=scores[keep].astype(np.float32),
-        class_ids=class_ids[keep].astype(np.int32),
-    )
+    return keep[np.argsort(-scores[keep], kind="stable")][:max_detections]
 
 
 def top_candidates(scores: np.ndarray, limit: int) -> np.ndarray:
