@@ -17,10 +17,15 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "nanodet_g_coco_int8.tflite"
 DEFAULT_LABELS = MODELS_DIR / "coco_labels.txt"
 DEFAULT_MODEL_SHA256 = "e168a412f014152cd503e90b0eb10f6895c5216c04c7ebefd49305f14e7eac59"
-# The person model: MoveNet MultiPose Lightning converted to TFLite (perception/models/README.md).
-PERSON_MODEL = MODELS_DIR / "movenet_multipose_lightning.tflite"
-PERSON_MODEL_SHA256 = "0" * 64
+# MoveNet MultiPose Lightning: people with 17 keypoints (decoder "movenet"); see models/README.md.
+PERSON_MODEL = MODELS_DIR / "movenet_multipose_256_f16.tflite"
 PERSON_LABELS = MODELS_DIR / "movenet_labels.txt"
+PERSON_MODEL_SHA256 = "424d2e42fb7869bdafec12732531481b3cec164f2c9be833c03e145ebffd745b"
+# Shipped models: the detector always checks their digest and knows their labels.
+SHIPPED_MODELS: dict[str, tuple[str, Path]] = {
+    DEFAULT_MODEL.name: (DEFAULT_MODEL_SHA256, DEFAULT_LABELS),
+    PERSON_MODEL.name: (PERSON_MODEL_SHA256, PERSON_LABELS),
+}
 # Measured score curves of the shipped models (perception/calibration.py says what they mean).
 SHIPPED_CALIBRATION = MODELS_DIR / "calibration.yaml"
 
@@ -121,7 +126,7 @@ class DetectorConfig(StrictModel):
         description="Expected sha256 of the model file, checked on load. The shipped model is "
         "always checked against its known digest.",
     )
-    decoder: Literal["auto", "nanodet", "ssd", "yolo"] = Field(
+    decoder: Literal["auto", "nanodet", "ssd", "yolo", "movenet"] = Field(
         "auto", description="Output format; 'auto' picks it from the model's signature."
     )
     score_threshold: float = Field(0.35, ge=0.0, le=1.0, description="Minimum detection score.")

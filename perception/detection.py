@@ -9,7 +9,12 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Detection:
-    """An object found by the detector, in pixels of the original (unrotated) image."""
+    """An object found by the detector, in pixels of the original (unrotated) image.
+
+    Pose models (MoveNet) add `keypoints`: (x, y, score) per body point, in COCO keypoint order
+    (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles; left before right), in the
+    same pixels as the box. A point the model could not see has a low score, not a missing entry.
+    """
 
     label: str
     class_id: int

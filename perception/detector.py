@@ -16,13 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from perception.config import (
-    DEFAULT_LABELS,
-    DEFAULT_MODEL,
-    DEFAULT_MODEL_SHA256,
-    DetectorConfig,
-    read_labels,
-)
+from perception.config import DEFAULT_MODEL, SHIPPED_MODELS, DetectorConfig, read_labels
 from perception.decoders import DecodeParams, DecoderName, OutputDecoder, RawDetections, select_decoder
 from perception.decoders.yolo import BoxFormat
 from perception.detection import Detection
@@ -78,6 +72,19 @@ def load_interpreter(model: Path | str | bytes, num_threads: int = 2) -> Any:
     return interpreter
 
 
+def _shipped(path: Path) -> tuple[str, Path] | None:
+    """(sha256, labels) when `path` is one of the models shipped in perception/models/."""
+    entry = SHIPPED_MODELS.get(path.name)
+    if entry is None or path.resolve() != (DEFAULT_MODEL.parent / path.name).resolve():
+        return None
+    return entry
+
+
+def keypoint_tuples(points: np.ndarray) -> tuple[tuple[float, float, float], ...]:
+    """[P, 3] (x, y, score) -> the plain tuples a `Detection` carries."""
+    return tuple((float(x), float(y), float(s)) for x, y, s in points)
+
+
 def _read_verified(path: Path, expected_sha256: str | None) -> bytes:
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
@@ -113,9 +120,9 @@ class TFLiteDetector:
         expected_sha256: str | None = None,
     ) -> None:
         path = Path(model_path)
-        is_default = path.resolve() == DEFAULT_MODEL.resolve()
-        if is_default:
-            expected_sha256 = DEFAULT_MODEL_SHA256
+        shipped = _shipped(path)
+        if shipped is not None:
+            expected_sha256 = shipped[0]
         self.model_path = path
         self.interpreter = load_interpreter(_read_verified(path, expected_sha256), num_threads)
         self.num_threads = num_threads
@@ -130,8 +137,8 @@ class TFLiteDetector:
             std=input_std or fmt.std,
         )
         self.preprocessor = InputPreprocessor(self.signature.inputs[0], self.normalization)
-        if labels is None and is_default:
-            labels = DEFAULT_LABELS
+        if labels is None and shipped is not None:
+            labels = shipped[1]
         if isinstance(labels, (str, Path)):
             labels = read_labels(Path(labels))
         self.labels: list[str] = list(labels) if labels is not None else []
@@ -199,7 +206,10 @@ class TFLiteDetector:
         boxes = raw.boxes * np.array([sx, sy, sx, sy], np.float32)
         np.clip(boxes[:, 0::2], 0, w, out=boxes[:, 0::2])
         np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
-        return RawDetections(boxes, raw.scores, raw.class_ids)
+        keypoints = None
+        if raw.keypoints is not None:
+            keypoints = raw.keypoints * np.array([sx, sy, 1.0], np.float32)  # x, y scaled; score kept
+        return RawDetections(boxes, raw.scores, raw.class_ids, keypoints)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         raw = self.run(image)
@@ -209,8 +219,9 @@ class TFLiteDetector:
                 class_id=int(c),
                 score=float(s),
                 box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+                keypoints=None if raw.keypoints is None else keypoint_tuples(raw.keypoints[i]),
             )
-            for b, s, c in zip(raw.boxes, raw.scores, raw.class_ids)
+            for i, (b, s, c) in enumerate(zip(raw.boxes, raw.scores, raw.class_ids))
         ]
 
     def read_output(self, index: int) -> np.ndarray:

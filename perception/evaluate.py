@@ -148,7 +148,7 @@ def precision_curve(outcomes: Sequence[ImageOutcome], raw_grid: Sequence[float])
     knots: list[tuple[float, float]] = [(0.0, 0.0)]
     best = 0.0
     for t in sorted(raw_grid):
-        kept = [s.hit for s in scored if s.score >= t]
+        kept = [bool(s.hit) for s in scored if s.score >= t]
         if len(kept) < 5:  # too few boxes left to say anything
             break
         best = max(best, sum(kept) / len(kept))

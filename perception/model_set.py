@@ -14,9 +14,7 @@ from configs.loading import StrictModel, read_yaml, validate_config
 from perception.calibration import ScoreCalibration
 from perception.config import (
     DEFAULT_MODEL,
-    PERSON_LABELS,
     PERSON_MODEL,
-    PERSON_MODEL_SHA256,
     SHIPPED_CALIBRATION,
     SPOT_BODY_CAMERAS,
     Calibration,
@@ -58,17 +56,16 @@ def load_model_set(config: DetectorConfig) -> list[DetectorModel]:
 
 
 def _person_model(config: DetectorConfig, person: PersonModelConfig) -> DetectorModel:
-    shipped = _same_file(person.model_path, PERSON_MODEL)
     calibration = calibration_for(person.model_path, PERSON_MODEL, person.calibration)
-    detector = TFLiteDetector(
+    detector = TFLiteDetector(  # a shipped model's labels and digest are the detector's own
         person.model_path,
-        labels=person.labels if person.labels is not None or not shipped else PERSON_LABELS,
+        labels=person.labels,
         score_threshold=calibration.raw_threshold(config.score_threshold),
         iou_threshold=config.iou_threshold,
         num_threads=config.num_threads,
         decoder=person.decoder,
         max_detections=config.max_detections,
-        expected_sha256=PERSON_MODEL_SHA256 if shipped else person.model_sha256,
+        expected_sha256=person.model_sha256,
     )
     # Only Spot's body cameras can be left out (the cost of a second model on five streams);
     # files, videos and other sources always get every model.

@@ -119,13 +119,17 @@ def _to_source(found: Sequence[Detection], rotation: UprightRotation, image_scal
     boxes = rotation.boxes_to_source(np.array([d.box for d in found], dtype=np.float64)) / image_scale
     out = []
     for d, b in zip(found, boxes):
-        keypoints = d.keypoints
-        if keypoints is not None:
-            xy = np.array([(k[0], k[1]) for k in keypoints], dtype=np.float64)
-            # Keypoints are pixel positions, not edges: shift to pixel centres and back as boxes do.
-            xy = (xy if rotation.is_identity else rotation.points_to_source(xy - 0.5) + 0.5) / image_scale
-            keypoints = tuple((float(x), float(y), float(k[2])) for (x, y), k in zip(xy, keypoints))
+        keypoints = _keypoints_to_source(d.keypoints, rotation, image_scale)
         out.append(Detection(d.label, d.class_id, d.score, (float(b[0]), float(b[1]), float(b[2]), float(b[3])),
                              keypoints=keypoints, model=d.model))
     return out
 
+def _keypoints_to_source(
+    keypoints: tuple[tuple[float, float, float], ...] | None, rotation: UprightRotation, image_scale: float
+) -> tuple[tuple[float, float, float], ...] | None:
+    """A detection's keypoints, found in the upright image, in original-image pixels (scores kept)."""
+    if keypoints is None:
+        return None
+    points = np.array(keypoints, dtype=np.float64).reshape(-1, 3)
+    xy = rotation.coords_to_source(points[:, :2]) / image_scale
+    return tuple((float(x), float(y), float(s)) for (x, y), s in zip(xy, points[:, 2]))

@@ -62,6 +62,18 @@ class UprightRotation:
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         return pts @ self.inverse[:, :2].T + self.inverse[:, 2]
 
+    def coords_to_source(self, points: np.ndarray) -> np.ndarray:
+        """[N, 2] continuous coordinates in the rotated image -> the original image's.
+
+        Continuous coordinates are what boxes and keypoints use: pixel i spans [i, i + 1), so
+        its centre is i + 0.5; `points_to_source` takes pixel indices (centre = i). Not clipped:
+        a point may fall outside the original image (e.g. in the rotated canvas's corners).
+        """
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        if self.is_identity:
+            return pts.copy()
+        return self.points_to_source(pts - 0.5) + 0.5
+
     def boxes_to_source(self, boxes: np.ndarray) -> np.ndarray:
         """[K, 4] x1 y1 x2 y2 boxes in the rotated image -> their bounding boxes in the original.
 
@@ -70,10 +82,9 @@ class UprightRotation:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         if self.is_identity or boxes.shape[0] == 0:
             return boxes.copy()
-        # Box edges (pixel i spans [i, i + 1)) -> pixel-centre coordinates the affine uses, and back.
-        x1, y1, x2, y2 = boxes.T - 0.5
+        x1, y1, x2, y2 = boxes.T
         corners = np.stack([x1, y1, x2, y1, x2, y2, x1, y2], axis=1).reshape(-1, 2)
-        back = self.points_to_source(corners).reshape(-1, 4, 2) + 0.5
+        back = self.coords_to_source(corners).reshape(-1, 4, 2)
         w, h = self.source_size
         out = np.concatenate([back.min(axis=1), back.max(axis=1)], axis=1)
         np.clip(out[:, 0::2], 0, w, out=out[:, 0::2])

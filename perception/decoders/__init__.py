@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Literal
 
 from perception.decoders.base import DecodeParams, OutputDecoder, RawDetections, batched_nms
+from perception.decoders.movenet import MoveNetDecoder
 from perception.decoders.nanodet import NanoDetDecoder
 from perception.decoders.ssd import SSDPostProcessDecoder
 from perception.decoders.yolo import BoxFormat, YoloDecoder
 from perception.signature import ModelSignature
 
-DecoderName = Literal["auto", "nanodet", "ssd", "yolo"]
+DecoderName = Literal["auto", "nanodet", "ssd", "yolo", "movenet"]
 
-# Checked in this order by "auto": the SSD op is unambiguous, NanoDet needs paired outputs, and
-# YOLO's single 3-D output is the loosest match.
-DECODERS = {d.name: d for d in (SSDPostProcessDecoder, NanoDetDecoder, YoloDecoder)}
+# Checked in this order by "auto": the SSD op is unambiguous, NanoDet needs paired outputs,
+# MoveNet's [1, N, 56] output is one exact width, and YOLO's single 3-D output is the loosest
+# match (it would take MoveNet's [1, 6, 56] for 2 classes over 56 anchors).
+DECODERS = {d.name: d for d in (SSDPostProcessDecoder, NanoDetDecoder, MoveNetDecoder, YoloDecoder)}
 
 
 class UnsupportedModelError(ValueError):
@@ -41,6 +43,7 @@ __all__ = [
     "DECODERS",
     "DecodeParams",
     "DecoderName",
+    "MoveNetDecoder",
     "NanoDetDecoder",
     "OutputDecoder",
     "RawDetections",

@@ -28,11 +28,16 @@ class DecodeParams:
 
 @dataclass(frozen=True)
 class RawDetections:
-    """Decoded detections in model-input pixels (x1, y1, x2, y2), best score first."""
+    """Decoded detections in model-input pixels (x1, y1, x2, y2), best score first.
+
+    Pose models add `keypoints`: [K, P, 3] float32 (x, y, score) per detection, in the same
+    pixels as the boxes (continuous coordinates: pixel i spans [i, i + 1)).
+    """
 
     boxes: np.ndarray  # [K, 4] float32
     scores: np.ndarray  # [K] float32
     class_ids: np.ndarray  # [K] int32
+    keypoints: np.ndarray | None = None  # [K, P, 3] float32, or None for box-only models
 
     @classmethod
     def empty(cls) -> RawDetections:
