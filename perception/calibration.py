@@ -1,15 +1,17 @@
 """Score calibration: one score scale for every model, so a rule's `min_score` means one thing.
 
 Two detectors score the same person very differently: NanoDet-g's true people score 0.35-0.6,
-MoveNet's 0.1-0.5. A calibration maps one model's raw score for one class onto a shared scale:
-the *precision* that model reaches on real grey body-camera frames when it keeps boxes scoring
-at least that raw score (measured on the labelled dev set, `bench/bench_person_devset.py`). So a
-calibrated 0.8 means "of the boxes this model reports at this score or above, about 8 in 10 are
-real", whichever model found the box, and `min_score: 0.6` in a rule asks the same of both.
+MoveNet's 0.1-0.3. A calibration maps one model's raw score for one class onto a shared scale
+that says how rarely that model false-alarms: calibrated = 1 - the share of real grey frames on
+which the model reports a false box of that class at that raw score or above (measured on the
+labelled dev set, `bench/bench_person_devset.py`). So `min_score: 0.97` on a person cue means
+"each model puts a false person on at most ~3% of frames", whichever model found the box.
+Recall is what it is at that point; the bench prints both.
 
 A calibration is a monotone piecewise-linear curve through measured (raw, calibrated) knots;
-scores outside the knots are clamped to the end values. A class without a curve keeps its raw
-score (the other COCO classes of the COCO detector, until someone measures them).
+scores outside the knots are clamped to the end values, and below the lowest measured raw score
+the curve drops to 0 (nothing is vouched for there). A class without a curve keeps its raw score
+(the other COCO classes of the COCO detector, until someone measures them).
 """
 
 from __future__ import annotations

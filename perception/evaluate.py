@@ -139,18 +139,21 @@ def operating_point(outcomes: Sequence[ImageOutcome], threshold: float) -> Opera
     )
 
 
-def precision_curve(outcomes: Sequence[ImageOutcome], raw_grid: Sequence[float]) -> list[tuple[float, float]]:
-    """(raw threshold, precision of the boxes scoring >= it) on `raw_grid`, made non-decreasing
-    (a higher threshold never calibrates lower) and ending where detections run out."""
-    scored = [s for o in outcomes for s in o.scored if s.hit is not None]
-    # Below the lowest measured threshold the score falls to 0: a box scoring less than anything
-    # measured is not vouched for (and a model asked for calibrated 0.3 keeps no junk at raw 0).
-    knots: list[tuple[float, float]] = [(0.0, 0.0)]
-    best = 0.0
+def false_image_curve(outcomes: Sequence[ImageOutcome], raw_grid: Sequence[float]) -> list[tuple[float, float]]:
+    """(raw threshold, 1 - share of images with a false box at raw >= it) on `raw_grid`: the
+    calibrated scale (`perception.calibration`). It stops at the first threshold with no false
+    image left; below the lowest grid point the score drops to 0 (nothing measured there)."""
+    knots: list[tuple[float, float]] = []
     for t in sorted(raw_grid):
-        kept = [bool(s.hit) for s in scored if s.score >= t]
-        if len(kept) < 5:  # too few boxes left to say anything
+        rate = operating_point(outcomes, t).false_image_rate
+        if knots and round(1.0 - rate, 4) == knots[-1][1] and rate > 0.0:
+            continue  # no change: keep the knot where this level starts
+        knots.append((round(float(t), 4), round(1.0 - rate, 4)))
+        if rate == 0.0:
             break
-        best = max(best, sum(kept) / len(kept))
-        knots.append((round(float(t), 4), round(best, 4)))
+    if knots and knots[0][0] > 0.0:
+        # Below the lowest measured threshold nothing is vouched for: the score drops to 0 there
+        # (else a model asked for calibrated 0.35 would keep unmeasured boxes at raw 0.02).
+        step = min(0.005, knots[0][0] / 2)
+        knots[:0] = [(0.0, 0.0), (round(knots[0][0] - step, 4), 0.0)]
     return knots

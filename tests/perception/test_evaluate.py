@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from perception.evaluate import load_coco, match, operating_point, precision_curve
+from perception.evaluate import false_image_curve, load_coco, match, operating_point
 
 PERSON_A = (10.0, 10.0, 60.0, 160.0)
 PERSON_B = (200.0, 20.0, 250.0, 170.0)
@@ -33,10 +33,11 @@ def test_operating_point_and_curve() -> None:
     assert (p.images_with_false, p.images, p.negative_images_with_false, p.negative_images) == (2, 10, 2, 9)
     low = operating_point([positives, *empty], 0.1)
     assert low.recall == 1.0
-    many = [match([(0.9, PERSON_A), (0.3, (300.0, 0.0, 340.0, 90.0))], [PERSON_A]) for _ in range(5)]
-    curve = precision_curve(many, [0.1, 0.5, 0.95])
-    assert curve == [(0.0, 0.0), (0.1, 0.5), (0.5, 1.0)]  # 0.95: too few boxes left to measure
-
+    # 10 images: a false box at 0.3 in 4 of them, at 0.6 in 1; the curve says 1 - false-image share.
+    images = [match([(0.9, PERSON_A), (0.3, (300.0, 0.0, 340.0, 90.0))], [PERSON_A]) for _ in range(3)]
+    images += [match([(0.6, (0.0, 0.0, 40.0, 40.0))], [])] + [match([], []) for _ in range(6)]
+    curve = false_image_curve(images, [0.1, 0.2, 0.5, 0.7, 0.9])
+    assert curve == [(0.0, 0.0), (0.095, 0.0), (0.1, 0.6), (0.5, 0.9), (0.7, 1.0)]
 
 def test_coco_loading(tmp_path: Path) -> None:
     labels = {
