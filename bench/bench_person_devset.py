@@ -37,10 +37,10 @@ from perception.detector import TFLiteDetector
 from perception.evaluate import (
     ImageOutcome,
     LabelledImage,
+    false_image_curve,
     load_coco,
     match,
     operating_point,
-    false_image_curve,
 )
 from perception.frame import Frame
 from perception.model_set import DetectorModel
