@@ -1,17 +1,17 @@
 """Score calibration: one score scale for every model, so a rule's `min_score` means one thing.
 
 Two detectors score the same person very differently: NanoDet-g's true people score 0.35-0.6,
-MoveNet's 0.1-0.3. A calibration maps one model's raw score for one class onto a shared scale
-that says how rarely that model false-alarms: calibrated = 1 - the share of real grey frames on
-which the model reports a false box of that class at that raw score or above (measured on the
-labelled dev set, `bench/bench_person_devset.py`). So `min_score: 0.97` on a person cue means
-"each model puts a false person on at most ~3% of frames", whichever model found the box.
-Recall is what it is at that point; the bench prints both.
+MoveNet's 0.1-0.3. The shared scale is the COCO detector's own (the one every rule and threshold
+was written in): a person model's raw score is mapped to the COCO detector's score that
+false-alarms as often, measured on real grey frames (the labelled dev set,
+`bench/bench_person_devset.py`: at each raw threshold, the share of images with a false person
+box). So `min_score: 0.5` on a person cue asks the same of both models: no more false-person
+frames than NanoDet-g gives at 0.5.
 
-A calibration is a monotone piecewise-linear curve through measured (raw, calibrated) knots;
-scores outside the knots are clamped to the end values, and below the lowest measured raw score
-the curve drops to 0 (nothing is vouched for there). A class without a curve keeps its raw score
-(the other COCO classes of the COCO detector, until someone measures them).
+A calibration is a monotone piecewise-linear curve through measured (raw, calibrated) knots.
+Below the lowest measured raw score the curve drops to 0 (nothing is vouched for there); above
+the highest it rises linearly to (1, 1). A class without a curve keeps its raw score (the COCO
+detector, the reference, has none).
 """
 
 from __future__ import annotations
@@ -45,6 +45,16 @@ class ScoreCurve:
     def __call__(self, raw: float) -> float:
         xs, ys = zip(*self.knots)
         return float(np.interp(raw, xs, ys))
+
+    def onto(self, reference: ScoreCurve) -> ScoreCurve:
+        """This model's raw score -> the reference model's raw score with the same calibrated
+        value (both curves map raw score to the same measured quantity), rising to (1, 1)."""
+        knots = [(raw, reference.raw_for(value)) for raw, value in self.knots]
+        knots = [(r, min(v, 1.0)) for r, v in knots]
+        if knots[-1][0] < 1.0:
+            knots.append((1.0, 1.0))
+        # Equal reference scores for neighbouring knots are fine; raw must still increase.
+        return ScoreCurve(tuple(knots))
 
     def raw_for(self, calibrated: float) -> float:
         """The lowest raw score that calibrates to at least `calibrated` (1.01 if none does):
