@@ -4,8 +4,9 @@ The COCO detector and the person model both report people. Their boxes are put o
 scale (`perception.calibration`), boxes that cover most of the frame are dropped (on real frames
 a whole-frame "person" at 0.5-0.6 came from a cat photo, a star field, a close wall: no object
 a cue should react to fills the frame), and one per-class NMS keeps the best box of each object,
-so one person never raises two cues. A kept box that has no keypoints takes those of the best
-box it suppressed (the person model's skeleton survives even when the COCO box wins).
+so one person never raises two cues. The kept detection has the best score of its object, the
+COCO detector's box when it saw the object (its boxes reach the feet, which placing a person on
+the floor needs) and the person model's keypoints when that saw it.
 """
 
 from __future__ import annotations
@@ -49,16 +50,15 @@ def merge(found: Sequence[Detection], score_threshold: float, iou_threshold: flo
 
 
 def _with_keypoints(winner: Detection, found: Sequence[Detection], iou_threshold: float) -> Detection:
-    if winner.keypoints is not None:
-        return winner
-    donors = [
-        d for d in found
-        if d.keypoints is not None and d.label == winner.label and iou(d.box, winner.box) >= iou_threshold
-    ]
-    if not donors:
-        return winner
-    best = max(donors, key=lambda d: d.score)
-    return dataclasses.replace(winner, keypoints=best.keypoints)
+    """The winner, with the box of the best box-model detection of the same object (pose models'
+    boxes are drawn around keypoints, ending at the ankles: a box that stops short of the feet
+    puts the person too close when it is placed on the floor) and the best pose's keypoints."""
+    same = [d for d in found if d.label == winner.label and iou(d.box, winner.box) >= iou_threshold]
+    boxes = [d for d in same if d.keypoints is None]
+    poses = [d for d in same if d.keypoints is not None]
+    box = max(boxes, key=lambda d: d.score).box if boxes else winner.box
+    keypoints = max(poses, key=lambda d: d.score).keypoints if poses else None
+    return dataclasses.replace(winner, box=box, keypoints=keypoints)
 
 
 def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
