@@ -118,8 +118,8 @@ class DetectorConfig(StrictModel):
     )
     labels: ConfigPath | None = Field(
         None,
-        description="Labels file, one label a line (line index = class id); unset = COCO labels "
-        "for the shipped model, 'class_<id>' for others.",
+        description="Labels file, one label a line (line index = class id); unset = a shipped "
+        "model's own labels (COCO for NanoDet-g, 'person' for MoveNet), 'class_<id>' for others.",
     )
     model_sha256: str | None = Field(
         None,
