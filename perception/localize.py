@@ -78,18 +78,20 @@ class FrameGeometry:
     def direction_to_odom(self, d_camera: np.ndarray) -> np.ndarray:
         return self.odom_T_camera[:3, :3] @ d_camera
 
-    def ground_hit(self, ray_camera: np.ndarray) -> np.ndarray | None:
-        """Where a ray from the camera meets the floor, in odom (None: it does not, or too far)."""
+    def ground_hit(self, ray_camera: np.ndarray, height_m: float = 0.0) -> np.ndarray | None:
+        """Where a ray from the camera meets the floor (or the plane `height_m` above it), in
+        odom, projected onto the floor (None: it does not, or too far)."""
         origin = self.odom_T_camera[:3, 3]
         direction = self.direction_to_odom(ray_camera)
         direction = direction / np.linalg.norm(direction)
         denom = float(self.ground_normal_odom @ direction)
         if denom >= -1e-6:  # parallel to or rising away from the floor
             return None
-        t = float(self.ground_normal_odom @ (self.ground_point_odom - origin)) / denom
+        plane_point = self.ground_point_odom + height_m * self.ground_normal_odom
+        t = float(self.ground_normal_odom @ (plane_point - origin)) / denom
         if t <= 0 or t > MAX_GROUND_RANGE_M:
             return None
-        return origin + t * direction
+        return origin + t * direction - height_m * self.ground_normal_odom
 
     def foot_point(self, k: PinholeIntrinsics, box: tuple[float, float, float, float]) -> tuple[float, float]:
         """Where an upright object in `box` touches the floor, in pixels.
@@ -152,7 +154,7 @@ def sightings_for(
     for det in detections:
         position = None
         if geometry is not None and k is not None:
-            position = _object_position(frame, geometry, k, det.box, size)
+            position = _object_position(frame, geometry, k, det.box, size, det.keypoints)
         sighting = _sighting(frame, det.label, det.score, det.box, size, geometry, position, None)
         out.append(dataclasses.replace(sighting, keypoints=det.keypoints) if det.keypoints else sighting)
     for tag in fiducials:
@@ -173,13 +175,34 @@ def _object_position(
     k: PinholeIntrinsics,
     box: tuple[float, float, float, float],
     size: tuple[int, int],
+    keypoints: tuple[tuple[float, float, float], ...] | None = None,
 ) -> np.ndarray | None:
     x1, y1, x2, y2 = box
     if frame.depth_m is not None:
         depth = _box_depth(frame.depth_m, box, size)
         if depth is not None:
             return geometry.camera_to_odom(pixel_ray(k, (x1 + x2) / 2, (y1 + y2) / 2) * depth)
+    ankles = _ankles(keypoints)
+    if ankles is not None:
+        # The ankles are where the person stands, whatever the camera's roll; a box mapped back
+        # from a rotated (sideways) camera only bounds the person, so its "bottom" is approximate.
+        return geometry.ground_hit(pixel_ray(k, *ankles), height_m=ANKLE_HEIGHT_M)
     return geometry.ground_hit(pixel_ray(k, *geometry.foot_point(k, box)))
+
+
+ANKLE_HEIGHT_M = 0.08  # a standing adult's ankle joint above the floor
+_ANKLES = (15, 16)  # COCO keypoint indices: left and right ankle
+_ANKLE_MIN_SCORE = 0.3
+
+
+def _ankles(keypoints: tuple[tuple[float, float, float], ...] | None) -> tuple[float, float] | None:
+    """The mean of the visible ankles (pixels), or None."""
+    if not keypoints or len(keypoints) <= max(_ANKLES):
+        return None
+    seen = [keypoints[i] for i in _ANKLES if keypoints[i][2] >= _ANKLE_MIN_SCORE]
+    if not seen:
+        return None
+    return sum(p[0] for p in seen) / len(seen), sum(p[1] for p in seen) / len(seen)
 
 
 def _sighting(
