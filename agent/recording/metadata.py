@@ -25,6 +25,7 @@ KEY_RULES_NAME = "rules_name"
 KEY_MODEL_NAME = "detector_model"
 KEY_MODEL_SHA256 = "detector_model_sha256"
 KEY_LABELS_TEXT = "detector_labels_text"  # a custom labels file's text (absent: the model's own)
+KEY_PERSON_MODEL_SHA256 = "person_model_sha256"  # absent: no person model (or before there was one)
 
 # Fields that never go into a recording (the robot's login; replay has no robot).
 _SECRET_FIELDS = {"username", "password", "secret", "token"}
@@ -60,12 +61,17 @@ def embedded_config(config: Any) -> dict[str, str]:
     """The metadata entries that let a replay run with `config` (an `AgentConfig`) anywhere:
     no paths, no secrets."""
     detector = config.detector
+    data = _portable(config, config.model_dump(mode="json"))
     entries = {
-        KEY_CONFIG: json.dumps(_portable(config, config.model_dump(mode="json")), sort_keys=True),
         KEY_RULES_NAME: config.rules.name,
         KEY_MODEL_NAME: detector.model_path.name,
         KEY_MODEL_SHA256: file_sha256(detector.model_path) or "unreadable",
     }
+    if detector.person_model is not None:
+        entries[KEY_PERSON_MODEL_SHA256] = file_sha256(detector.person_model.model_path) or "unreadable"
+        # The score curves in force, not "the shipped ones": a later release may measure new ones.
+        data["detector"]["person_model"]["calibration"] = _curves_in_force(detector)
+    entries[KEY_CONFIG] = json.dumps(data, sort_keys=True)
     try:
         entries[KEY_RULES_YAML] = config.rules.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
@@ -76,6 +82,15 @@ def embedded_config(config: Any) -> dict[str, str]:
         except (OSError, UnicodeDecodeError):
             pass
     return entries
+
+
+def _curves_in_force(detector: Any) -> dict[str, list[list[float]]]:
+    from perception.config import PERSON_MODEL
+    from perception.model_set import calibration_for
+
+    person = detector.person_model
+    calibration = calibration_for(person.model_path, PERSON_MODEL, person.calibration)
+    return {label: [list(k) for k in curve.knots] for label, curve in calibration.curves.items()}
 
 
 def _portable(model: BaseModel, data: dict[str, Any]) -> dict[str, Any]:

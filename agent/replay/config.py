@@ -28,6 +28,7 @@ from agent.recording.metadata import (
     KEY_LABELS_TEXT,
     KEY_MODEL_NAME,
     KEY_MODEL_SHA256,
+    KEY_PERSON_MODEL_SHA256,
     KEY_RULES_NAME,
     KEY_RULES_YAML,
     file_sha256,
@@ -86,6 +87,7 @@ def _recorded_config(
             f"{header.get(KEY_MODEL_SHA256)}), not the shipped one: pass --config with a config "
             "whose detector.model is that file"
         )
+    _recorded_person_model(detector, header, source)
     labels = header.get(KEY_LABELS_TEXT)
     detector["labels"] = str(_materialise(files, "labels.txt", labels)) if labels is not None else None
     data["detector"] = detector
@@ -93,6 +95,23 @@ def _recorded_config(
         return AgentConfig.model_validate_json(json.dumps(data))
     except ValidationError as exc:
         raise ConfigError(format_validation_error(f"{source} (recorded configuration)", exc)) from exc
+
+
+def _recorded_person_model(detector: dict[str, Any], header: dict[str, str], source: str) -> None:
+    """The recorded person model, as the shipped one; a recording made before there was one ran
+    the COCO detector alone, and so does its replay."""
+    from perception.config import PERSON_MODEL_SHA256
+
+    if "person_model" not in detector:
+        detector["person_model"] = None
+    elif detector["person_model"] is not None:
+        if header.get(KEY_PERSON_MODEL_SHA256) != PERSON_MODEL_SHA256:
+            raise ConfigError(
+                f"{source}: recorded with a person model (sha256 {header.get(KEY_PERSON_MODEL_SHA256)}) "
+                "that is not the shipped one: pass --config with a config whose "
+                "detector.person_model.model is that file"
+            )
+        detector["person_model"] = {**detector["person_model"], "model": None}
 
 
 def _check_model(
@@ -103,10 +122,17 @@ def _check_model(
     if not recorded:
         return
     actual = file_sha256(config.detector.model_path)
-    if actual == recorded:
+    person = config.detector.person_model
+    person_actual = file_sha256(person.model_path) if person is not None else None
+    what = None
+    if actual != recorded:
+        what = (f"the model {config.detector.model_path.name} (sha256 {actual}) is not the one "
+                f"{source} was recorded with ({header.get(KEY_MODEL_NAME)}, sha256 {recorded})")
+    elif person_actual != header.get(KEY_PERSON_MODEL_SHA256):
+        what = (f"the person model (sha256 {person_actual}) is not the one {source} was recorded "
+                f"with (sha256 {header.get(KEY_PERSON_MODEL_SHA256)})")
+    if what is None:
         return
-    what = (f"the model {config.detector.model_path.name} (sha256 {actual}) is not the one "
-            f"{source} was recorded with ({header.get(KEY_MODEL_NAME)}, sha256 {recorded})")
     if not chosen:
         raise ConfigError(f"{what}; pass --config to replay with another model anyway")
     warnings.append(f"{what}: detections and commands will differ")

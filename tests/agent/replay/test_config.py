@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from agent.config import config_overrides, load_agent_config
-from agent.recording.metadata import KEY_CONFIG, KEY_MODEL_SHA256, recording_metadata
+from agent.recording.metadata import KEY_CONFIG, KEY_MODEL_SHA256, KEY_PERSON_MODEL_SHA256, recording_metadata
 from agent.replay.config import load_replay_rules, resolve_replay_config
 from configs import SHIPPED_DIR
 from configs.loading import ConfigError
+from perception.config import PERSON_MODEL
+from perception.model_set import calibration_for
 
 
 @pytest.fixture
@@ -39,8 +41,17 @@ def test_replay_uses_the_embedded_config(sim_config: object) -> None:
     chosen = resolve_replay_config("run.mcap", header)
     try:
         assert chosen.warnings == [] and chosen.origin == "recorded in the file (rules my_rules.yaml)"
-        for section in ("cameras", "detector", "safety"):
+        for section in ("cameras", "safety"):
             assert getattr(chosen.config, section) == getattr(sim_config, section)
+        # The detector as it ran: with the person model's score curves written out (the shipped
+        # ones may be re-measured by a later release; the replay keeps the recorded ones).
+        live = sim_config.detector  # type: ignore[attr-defined]
+        replayed = chosen.config.detector
+        assert replayed.person_model is not None and replayed.person_model.calibration
+        assert replayed.model_copy(update={"person_model": live.person_model}) == live
+        curves = calibration_for(live.person_model.model_path, PERSON_MODEL, None).curves
+        assert {k: tuple(map(tuple, v)) for k, v in replayed.person_model.calibration.items()} == {
+            k: c.knots for k, c in curves.items()}
         assert chosen.config.detector.tag_size_m == 0.2  # the sim's, not the shipped agent's 0.146
         rules = load_replay_rules(chosen, "run.mcap")
         assert [r.name for r in rules.rules] == [r.name for r in load_replay_rules(
@@ -82,3 +93,23 @@ def test_bad_embedded_rules_name_the_recording(sim_config: object) -> None:
             load_replay_rules(chosen, "run.mcap")
     finally:
         chosen.close()
+
+
+def test_a_recording_from_before_the_person_model_replays_without_it(sim_config: object) -> None:
+    header = recording_metadata(sim_config, started_local=12.5)
+    recorded = json.loads(header[KEY_CONFIG])
+    del recorded["detector"]["person_model"]  # as every recording made before it existed
+    header[KEY_CONFIG] = json.dumps(recorded)
+    del header[KEY_PERSON_MODEL_SHA256]
+    chosen = resolve_replay_config("old.mcap", header)
+    try:
+        assert chosen.config.detector.person_model is None
+    finally:
+        chosen.close()
+
+
+def test_a_recording_with_another_person_model_needs_a_config(sim_config: object) -> None:
+    header = recording_metadata(sim_config, started_local=12.5)
+    header[KEY_PERSON_MODEL_SHA256] = "f" * 64
+    with pytest.raises(ConfigError, match="person model"):
+        resolve_replay_config("run.mcap", header)
