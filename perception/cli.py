@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,29 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 import typer
 
 from perception.image_size import MAX_IMAGE_PIXELS
+
+_CAMERA_HINT = ("pass --camera (e.g. frontleft_fisheye_image, frontright_fisheye_image) "
+                "or name the files after the camera")
+
+
+def body_tilt_deg(keypoints: tuple[tuple[float, float, float], ...] | None) -> float | None:
+    """How far a person's body axis leans from the image's up (degrees, + = head to the right),
+    from COCO keypoints: shoulders to nose, else hips to shoulders; None without confident ones."""
+    if not keypoints or len(keypoints) < 13:
+        return None
+
+    def mid(*idx: int) -> tuple[float, float] | None:
+        points = [keypoints[i] for i in idx]
+        if min(p[2] for p in points) < 0.3:
+            return None
+        return sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points)
+
+    shoulders = mid(5, 6)
+    lower, upper = (shoulders, mid(0)) if mid(0) is not None else (mid(11, 12), shoulders)
+    if lower is None or upper is None:
+        return None
+    return math.degrees(math.atan2(upper[0] - lower[0], lower[1] - upper[1]))
+
 
 # Frames of an input (with no camera) checked for looking sideways: each check costs two more
 # detector runs, and a video's camera does not turn.
@@ -352,18 +376,21 @@ class _DetectRun:
 
     def _check_sideways(self, frame: Frame, found: list[Detection], report: InputReport) -> None:
         """A frame with no camera is taken as upright. Spot's front cameras are mounted sideways,
-        and sideways people are not found (0 of 15 on real frames), so when turning the frame a
-        quarter finds people that the upright frame does not, say so."""
+        and sideways people are mostly missed (0 of 15 on real frames), so say so when a person's
+        skeleton lies on its side, or when turning the frame a quarter finds more people."""
+        tilt = next((t for d in found if (t := body_tilt_deg(d.keypoints)) is not None and abs(t) > 45.0), None)
+        if tilt is not None:
+            report.sideways = True
+            report.notes.append(f"frame {frame.seq} looks sideways: a person lies at {tilt:+.0f} deg; "
+                                f"{_CAMERA_HINT}")
+            return
         upright = sum(d.label == "person" for d in found)
         for angle in (-90.0, 90.0):
             turned = sum(d.label == "person" for d in self.perceiver.detect_objects(frame, rotation_deg=angle))
             if turned > upright:
                 report.sideways = True
-                report.notes.append(
-                    f"frame {frame.seq} looks sideways: {turned} person(s) when turned {angle:+g} deg, "
-                    f"{upright} upright; pass --camera (e.g. frontleft_fisheye_image, "
-                    "frontright_fisheye_image) or name the files after the camera"
-                )
+                report.notes.append(f"frame {frame.seq} looks sideways: {turned} person(s) when turned "
+                                    f"{angle:+g} deg, {upright} upright; {_CAMERA_HINT}")
                 return
 
 

@@ -186,3 +186,38 @@ def test_images_too_large_are_skipped_before_decoding(
     assert f"skipped {tmp_path / name}: too large: {size} pixels > the limit of 50000000 (50 MP)" in output
     assert "Traceback" not in output
     assert peak_mb < 1024, f"peak RSS {peak_mb:.0f} MB"  # the CORE I/O container's limit is 1 GB
+
+
+def _sideways_astronaut() -> np.ndarray:
+    """A 640 x 480 frame holding the grey astronaut turned +78 degrees: what the frontleft
+    camera (mounted sideways; the agent turns its frames by -78) sees of a person."""
+    grey = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+    affine = cv2.getRotationMatrix2D((255.5, 255.5), 78.0, 0.75)
+    affine[:, 2] += (319.5 - 255.5, 239.5 - 255.5)
+    return cv2.warpAffine(grey, affine, (640, 480))
+
+
+def test_camera_from_the_file_name_turns_a_sideways_frame_upright(app: typer.Typer, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "frontleft_fisheye_image_0001.jpg"), _sideways_astronaut())
+    result = CliRunner(env={"COLUMNS": "300"}).invoke(
+        app, ["detect", str(folder), "--out", str(tmp_path / "out"), "--no-fiducials"])
+    assert result.exit_code == 0, result.output
+    assert "camera frontleft_fisheye_image (from the file name)" in result.output
+    assert "looks sideways" not in result.output
+    assert [r["label"] for r in _records(tmp_path / "out")] == ["person"]
+
+
+def test_a_sideways_frame_without_a_camera_is_reported(app: typer.Typer, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "frame.jpg"), _sideways_astronaut())
+    cv2.imwrite(str(folder / "upright.jpg"), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY))
+    result = CliRunner(env={"COLUMNS": "300"}).invoke(
+        app, ["detect", str(folder), "--out", str(tmp_path / "out"), "--no-fiducials"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    frame_line = next(line for line in lines if "frame.jpg" in line)
+    assert "looks sideways" in frame_line and "--camera" in frame_line
+    assert "looks sideways" not in next(line for line in lines if "upright.jpg" in line)
