@@ -218,7 +218,11 @@ def _pose_json(tag: FiducialDetection) -> dict[str, Any] | None:
 def _lines(file: str, frame: int, dets: list[Detection], tags: list[FiducialDetection]) -> Iterator[str]:
     for d in dets:
         box = [round(v, 2) for v in d.box]
-        yield json.dumps({"file": file, "frame": frame, "label": d.label, "score": round(d.score, 4), "box": box})
+        record: dict[str, Any] = {"file": file, "frame": frame, "label": d.label, "score": round(d.score, 4),
+                                  "box": box, "model": d.model}
+        if d.keypoints is not None:
+            record["keypoints"] = [[round(x, 1), round(y, 1), round(k, 3)] for x, y, k in d.keypoints]
+        yield json.dumps(record)
     for t in tags:
         box = [round(v, 2) for v in t.box]
         record = {"file": file, "frame": frame, "label": t.label, "score": 1.0, "box": box}
