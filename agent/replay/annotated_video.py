@@ -72,4 +72,7 @@ def _on_image(sighting: Sighting, image_scale: float) -> Detection:
     image, coloured by its label (sightings carry labels, not class ids)."""
     x1, y1, x2, y2 = (v * image_scale for v in sighting.box)
     colour_key = zlib.crc32(sighting.label.encode())
-    return Detection(sighting.label, colour_key, sighting.score, (x1, y1, x2, y2))
+    keypoints = None
+    if sighting.keypoints is not None:
+        keypoints = tuple((x * image_scale, y * image_scale, k) for x, y, k in sighting.keypoints)
+    return Detection(sighting.label, colour_key, sighting.score, (x1, y1, x2, y2), keypoints=keypoints)
