@@ -5,15 +5,20 @@ pose needs the original image's intrinsics. The tag frame is OpenCV's IPPE_SQUAR
 the tag's centre, x to the tag's right, y up, z out of the printed face (towards a camera that
 sees it), so `camera_R_tag[:, 2]` is the direction the tag faces.
 
-Speed and accuracy, both measured on the sim's rendered front-camera frames (0.146 and 0.2 m tags
-at 0.5-4 m, several yaws):
-- One adaptive-threshold pass (window 7) instead of aruco's default three (3, 13, 23) finds the
-  same tags at a quarter of the cost; contours too short to hold a decodable tag are dropped early.
+Detection and accuracy, measured by `bench/bench_fiducials.py` on the sim's rendered front-camera
+frames (0.146 and 0.2 m tags at 0.8-4 m, several yaws) and on tags warped into real photographs
+(dim, low contrast, blurred, noisy, JPEG; 10-300 px, some at the frame edge):
+- Thresholds: aruco's own three adaptive-threshold windows (3, 13, 23 px), so every tag OpenCV's
+  default `ArucoDetector` finds is found. One 7-px window (cheaper) missed big low-contrast tags
+  (a blurred 165 px tag needs ~13 px) and tiny ones (window 3). Contours too short to hold a
+  decodable tag are dropped early. pupil-apriltags (AprilTag 3) was compared too: several times
+  slower at full resolution, loses tiny tags when decimated, and has no arm64 wheels.
 - Corners: at 3-4 m a tag is 10-15 px wide and its black border one or two pixels, so aruco's
   corner refinements either move corners onto the data bits (SUBPIX: rotations off by up to
-  ~80 degrees) or lose far tags (APRILTAG). Instead each side's black-to-white edge is located to
-  a fraction of a pixel along its normal and the corners are intersections of the fitted lines
-  (as the AprilTag library's own edge refinement does): rotations within ~10 degrees, ~1 on average.
+  ~80 degrees; CONTOUR: ~15 at the 95th percentile) or lose far tags and cost 10x (APRILTAG).
+  Instead each side's black-to-white edge is located to a fraction of a pixel along its normal
+  and the corners are intersections of the fitted lines (as the AprilTag library's own edge
+  refinement does): rotations ~0.3 degrees median, ~3 at the 95th percentile.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from perception.frame import PinholeIntrinsics
 _NO_POSE_R = np.full((3, 3), np.nan)
 _NO_POSE_T = np.full(3, np.nan)
 
-# One threshold pass, window 7 px: finds tags from ~10 px (4 m) to the near field.
-_THRESHOLD_WINDOW_PX = 7
+# OpenCV's default adaptive-threshold windows (px): 3 for tags ~10 px wide, 13 and 23 for big,
+# blurred or low-contrast ones, whose dark border is wider than a small window.
+_THRESHOLD_WINDOWS_PX = (3, 23, 10)  # min, max, step
 # Perimeter / image side below which a quad cannot hold a decodable 36h11 tag (8 px sides).
 _MIN_PERIMETER_RATE = 0.05
 # Edge refinement: how far (px) each side's edge is searched for along its normal, in steps of
@@ -49,8 +55,8 @@ def tag_object_points(size_m: float) -> np.ndarray:
 def detector_parameters() -> cv2.aruco.DetectorParameters:
     """aruco settings for finding tags fast; corners are refined by `refine_tag_corners`."""
     params = cv2.aruco.DetectorParameters()
-    params.adaptiveThreshWinSizeMin = _THRESHOLD_WINDOW_PX
-    params.adaptiveThreshWinSizeMax = _THRESHOLD_WINDOW_PX
+    (params.adaptiveThreshWinSizeMin, params.adaptiveThreshWinSizeMax,
+     params.adaptiveThreshWinSizeStep) = _THRESHOLD_WINDOWS_PX
     params.minMarkerPerimeterRate = _MIN_PERIMETER_RATE
     params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_NONE
     return params
