@@ -70,6 +70,7 @@ DEFAULT_CAMERA_ROTATION_DEG: dict[str, float] = {
 
 _Triple = Annotated[tuple[float, float, float], Strict(False)]  # a YAML list of three numbers
 _Knot = Annotated[tuple[float, float], Strict(False)]  # a YAML [raw, calibrated] pair
+_Pair = Annotated[tuple[float, float], Strict(False)]  # a YAML [low, high] pair
 Calibration = dict[str, list[_Knot]]
 _CALIBRATION_HELP = (
     "Per-class score curves, label -> [[raw, calibrated], ...] (perception/calibration.py); "
@@ -95,6 +96,20 @@ class PersonModelConfig(StrictModel):
         "give); null = all. Other sources (files, videos, other cameras) always get it.",
     )
     calibration: Calibration | None = Field(None, description=_CALIBRATION_HELP)
+    second_stage: _Pair | None = Field(
+        (0.1, 0.5),
+        description="[low, high]: run only on frames where the COCO detector has a person scoring in "
+        "[low, high) that no person scoring >= high already covers (the band where real frames' true "
+        "and false people mix); null = on every frame of its cameras. On the dev set it loses no hit "
+        "and the person model runs on half the frames.",
+    )
+
+    @field_validator("second_stage")
+    @classmethod
+    def _band(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not 0.0 <= v[0] < v[1] <= 1.0:
+            raise ValueError(f"second_stage must be [low, high] with 0 <= low < high <= 1, got {list(v)}")
+        return v
 
     @field_validator("cameras")
     @classmethod

@@ -7,6 +7,7 @@ the merge (`perception.combine`) sees every box that could pass on the shared sc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from perception.config import (
     DetectorConfig,
     PersonModelConfig,
 )
+from perception.detection import Detection
 from perception.detector import Detector, TFLiteDetector
 
 
@@ -32,9 +34,20 @@ class DetectorModel:
     detector: Detector
     calibration: ScoreCalibration = field(default_factory=ScoreCalibration)
     skip_cameras: frozenset[str] = frozenset()  # cameras it does not run on
+    # A second stage runs only when an earlier model left a person in this score band unresolved.
+    second_stage: tuple[float, float] | None = None
 
     def watches(self, camera: str) -> bool:
         return camera not in self.skip_cameras
+
+    def wanted(self, found: Sequence[Detection]) -> bool:
+        """Whether to run on a frame in which the earlier models found `found` (calibrated)."""
+        if self.second_stage is None:
+            return True
+        low, high = self.second_stage
+        people = [d for d in found if d.label == "person"]
+        certain = [d.box for d in people if d.score >= high]
+        return any(low <= d.score < high and not _mostly_inside(d.box, certain) for d in people)
 
     @property
     def input_size(self) -> tuple[int, int] | None:
@@ -45,11 +58,13 @@ class DetectorModel:
 def load_model_set(config: DetectorConfig) -> list[DetectorModel]:
     """The COCO detector (every camera) and, if configured, the person model (its cameras)."""
     main_calibration = calibration_for(config.model_path, DEFAULT_MODEL, config.calibration)
-    coco = TFLiteDetector.from_config(
-        config.model_copy(update={"score_threshold": main_calibration.raw_threshold(config.score_threshold)})
-    )
-    models = [DetectorModel(config.model_path.stem, coco, main_calibration)]
+    keep = main_calibration.raw_threshold(config.score_threshold)
     person = config.person_model
+    if person is not None and person.second_stage is not None:
+        # The COCO detector must report the candidates that decide the second stage.
+        keep = min(keep, main_calibration.raw_threshold(person.second_stage[0]))
+    coco = TFLiteDetector.from_config(config.model_copy(update={"score_threshold": keep}))
+    models = [DetectorModel(config.model_path.stem, coco, main_calibration)]
     if person is not None:
         models.append(_person_model(config, person))
     return models
@@ -70,7 +85,7 @@ def _person_model(config: DetectorConfig, person: PersonModelConfig) -> Detector
     # Only Spot's body cameras can be left out (the cost of a second model on five streams);
     # files, videos and other sources always get every model.
     skip = frozenset(SPOT_BODY_CAMERAS) - frozenset(person.cameras) if person.cameras is not None else frozenset()
-    return DetectorModel(person.model_path.stem, detector, calibration, skip)
+    return DetectorModel(person.model_path.stem, detector, calibration, skip, person.second_stage)
 
 
 def calibration_for(model: Path, shipped_model: Path, configured: Calibration | None) -> ScoreCalibration:
@@ -99,6 +114,18 @@ def shipped_curves() -> dict[str, Calibration]:
         return {}
     data = validate_config(SHIPPED_CALIBRATION, read_yaml(SHIPPED_CALIBRATION), _ShippedCalibration)
     return {name: entry.curves for name, entry in data.models.items()}
+
+
+def _mostly_inside(box: tuple[float, float, float, float], others: Sequence[tuple[float, float, float, float]]) -> bool:
+    """True when at least half of `box` lies inside one of `others`."""
+    x1, y1, x2, y2 = box
+    area = max((x2 - x1) * (y2 - y1), 1e-9)
+    for o in others:
+        ix = max(0.0, min(x2, o[2]) - max(x1, o[0]))
+        iy = max(0.0, min(y2, o[3]) - max(y1, o[1]))
+        if ix * iy >= 0.5 * area:
+            return True
+    return False
 
 
 def _same_file(a: Path, b: Path) -> bool:

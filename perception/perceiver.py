@@ -70,8 +70,8 @@ class Perceiver:
         rotation, or `rotation_deg`), merged; boxes and keypoints in original-image pixels."""
         angle = self.config.rotation_for(frame.camera) if rotation_deg is None else rotation_deg
         found: list[Detection] = []
-        for model in self.models:
-            if model.watches(frame.camera):
+        for model in self.models:  # in order: a second stage sees what the models before it found
+            if model.watches(frame.camera) and model.wanted(found):
                 found.extend(self._run(model, frame, angle))
         return merge(found, self.config.score_threshold, self.config.iou_threshold, self.config.max_detections)
 

@@ -74,3 +74,17 @@ def test_merge_keeps_separate_people_and_other_classes_and_applies_the_threshold
 def test_frame_covering_boxes() -> None:
     assert covers_frame((0, 0, 620, 470), 640, 480, 0.6)
     assert not covers_frame((200, 0, 400, 480), 640, 480, 0.6)  # a person close by: tall, not wide
+
+
+def test_second_stage_runs_only_on_unresolved_people() -> None:
+    from perception.model_set import DetectorModel
+
+    stage = DetectorModel("person", detector=None, second_stage=(0.1, 0.5))  # type: ignore[arg-type]
+    sure = _det("person", 0.8, (100, 50, 200, 400))
+    part_of_sure = _det("person", 0.3, (110, 60, 190, 200))  # a partial box of the same person
+    unsure_elsewhere = _det("person", 0.3, (400, 50, 450, 200))
+    assert not stage.wanted([])  # an empty frame: nothing to confirm
+    assert not stage.wanted([sure, part_of_sure, _det("chair", 0.3, (0, 0, 50, 50))])
+    assert stage.wanted([sure, unsure_elsewhere])
+    assert not stage.wanted([_det("person", 0.05, (400, 50, 450, 200))])  # below the band
+    assert DetectorModel("every frame", detector=None).wanted([])  # type: ignore[arg-type]
