@@ -304,7 +304,8 @@ def detect_command(
     with (out / "detections.jsonl").open("w", encoding="utf-8") as jsonl:
         run = _DetectRun(perceiver, out, jsonl, camera or "", k, every, max_pixels)
         reports.extend(run.process(path) for path in files)
-    _print_summary(console, reports, out, cfg.model_path.name, getattr(perceiver.detector, "decoder_name", "?"))
+    models = " + ".join(f"{m.name} ({getattr(m.detector, 'decoder_name', '?')})" for m in perceiver.models)
+    _print_summary(console, reports, out, models)
     if fiducials and k is None and any(r.tags for r in reports):
         console.print("tag poses need the camera: pass --intrinsics fx,fy,cx,cy")
     if not any(r.frames for r in reports):
@@ -398,7 +399,7 @@ class _DetectRun:
                 return
 
 
-def _print_summary(console: Console, reports: list[InputReport], out: Path, model_name: str, decoder: str) -> None:
+def _print_summary(console: Console, reports: list[InputReport], out: Path, models: str) -> None:
     """A table of the inputs, each skipped input on one copyable line, and the totals."""
     from rich.table import Table
 
@@ -417,7 +418,7 @@ def _print_summary(console: Console, reports: list[InputReport], out: Path, mode
     console.print(
         f"{len(read_ok)}/{len(reports)} inputs read, {sum(r.frames for r in reports)} frames, "
         f"{sum(r.objects for r in reports)} objects, {sum(r.tags for r in reports)} tags "
-        f"(model {model_name}, decoder {decoder}); "
+        f"(models: {models}); "
         f"detections in {out_text}/detections.jsonl"
     )
 
