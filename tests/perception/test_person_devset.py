@@ -30,9 +30,8 @@ def _person_rule_min_score() -> float:
     return float(rules["cues"]["person_close"]["min_score"])
 
 
-@pytest.fixture(scope="module")
-def outcomes() -> list[ImageOutcome]:
-    perceiver = Perceiver(DetectorConfig(num_threads=2, fiducials=False))
+def _outcomes(config: DetectorConfig) -> list[ImageOutcome]:
+    perceiver = Perceiver(config)
     out = []
     for image in load_coco(LABELS):
         grey = cv2.imread(str(image.file), cv2.IMREAD_GRAYSCALE)
@@ -40,6 +39,11 @@ def outcomes() -> list[ImageOutcome]:
         people = [(d.score, d.box) for d in found if d.label == "person"]
         out.append(match(people, image.boxes.get("person", []), image.ignore.get("person", [])))
     return out
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> list[ImageOutcome]:
+    return _outcomes(DetectorConfig(num_threads=2, fiducials=False))
 
 
 def test_people_are_found_with_few_false_frames_at_the_agents_settings(outcomes: list[ImageOutcome]) -> None:
@@ -51,13 +55,7 @@ def test_people_are_found_with_few_false_frames_at_the_agents_settings(outcomes:
 
 def test_the_coco_detector_alone_at_the_same_settings_is_no_better(outcomes: list[ImageOutcome]) -> None:
     """Guards the merge: the person model must add hits, not only false frames."""
-    perceiver = Perceiver(DetectorConfig(num_threads=2, fiducials=False, person_model=None))
-    alone = []
-    for image in load_coco(LABELS):
-        grey = cv2.imread(str(image.file), cv2.IMREAD_GRAYSCALE)
-        found = perceiver.detect_objects(Frame(SPOT_BODY_CAMERAS[0], grey, 0.0, 0.0), rotation_deg=0.0)
-        alone.append(match([(d.score, d.box) for d in found if d.label == "person"],
-                           image.boxes.get("person", []), image.ignore.get("person", [])))
+    alone = _outcomes(DetectorConfig(num_threads=2, fiducials=False, person_model=None))
     threshold = _person_rule_min_score()
     both, coco = operating_point(outcomes, threshold), operating_point(alone, threshold)
     assert both.hits > coco.hits, (both, coco)
