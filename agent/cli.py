@@ -46,6 +46,9 @@ def _register() -> None:
     from agent.replay.command import replay_command
 
     app.command("replay")(replay_command)  # help: replay_command's docstring
+    from agent.replay.export_command import export_frames_command
+
+    app.command("export-frames")(export_frames_command)  # help: its docstring
     from agent.control.op_cli import keys_command, op_app
 
     app.add_typer(op_app, name="op", help="Control a running agent: launch, stop, watch, snapshot.")
