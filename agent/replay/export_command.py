@@ -79,21 +79,30 @@ def _check_config(config: str) -> None:
         raise typer.Exit(EXIT_NOTHING) from None
 
 
-def _render(result: Any, console: Any) -> None:
+def _render(result: Any, console: Any, shown: int = 5) -> None:
+    """The table of inputs, then what each lost (the first `shown` problems) or why it was skipped."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="export-frames")
     for column in ("input", "kind", "frames read", "exported", "boxes", "problems"):
-        table.add_column(column, justify="left" if column in ("input", "kind", "problems") else "right")
+        table.add_column(column, justify="left" if column in ("input", "kind") else "right")
     for one in result.inputs:
-        problems = f"[red]skipped: {one.error}[/red]" if one.error else (
-            f"[yellow]{len(one.problems)}: {one.problems[0]}[/yellow]" if one.problems else "")
-        table.add_row(one.source, one.kind or "-", str(one.frames_read), str(one.exported),
+        problems = "[red]skipped[/red]" if one.error else str(len(one.problems) or "")
+        table.add_row(escape(one.source), one.kind or "-", str(one.frames_read), str(one.exported),
                       str(one.boxes), problems)
     console.print(table)
+    for one in result.inputs:
+        if one.error:
+            console.print(f"[red]{escape(one.source)}: skipped:[/red] {escape(one.error)}", soft_wrap=True)
+            continue
+        for problem in one.problems[:shown]:
+            console.print(f"[yellow]{escape(one.source)}:[/yellow] {escape(problem)}", soft_wrap=True)
+        if len(one.problems) > shown:
+            console.print(f"[yellow]{escape(one.source)}:[/yellow] and {len(one.problems) - shown} more")
     rate = result.exported / result.seconds if result.seconds > 0 else 0.0
     if result.exported:
-        console.print(f"{result.exported} frames, {result.boxes} boxes -> {result.out}/ "
-                      f"(labels.json: COCO; {rate:.1f} frames/s)")
+        console.print(f"{result.exported} frames, {result.boxes} boxes -> {escape(str(result.out))}/ "
+                      f"(labels.json: COCO; {rate:.1f} frames/s)", soft_wrap=True)
     else:
         console.print("[red]nothing exported[/red]: no input had a readable frame to export")

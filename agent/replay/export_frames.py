@@ -86,7 +86,9 @@ class Sampler:
 
     def due(self, camera: str, t: float) -> bool:
         last = self._last.get(camera)
-        if last is not None and last <= t < last + self.every_s - 1e-9:
+        # 0.1 ms of slack: frame times are ~1.8e9 s, where a float's step is ~2e-7 s, so
+        # `start + 5 / 10` may land a hair before `start + 0.5`.
+        if last is not None and last <= t < last + self.every_s - 1e-4:
             return False
         self._last[camera] = t
         return True
@@ -185,6 +187,8 @@ async def _export_input(path: Path, exporter: _Exporter, result: InputExport) ->
         await source.close()
     result.frames_read = source.report.frames
     result.problems = [f"{p.where}: {p.what}" for p in source.report.problems]
+    if not source.report.readable:
+        result.error = source.report.nothing_readable()
 
 
 def _check_out(out: Path) -> None:
