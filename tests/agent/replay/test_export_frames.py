@@ -110,9 +110,9 @@ def test_sampling_holds_per_camera_on_recording_time(recording: Path, exported: 
         assert chosen == sorted(chosen) and chosen[0] == pytest.approx(recorded[0], abs=1e-5)
         assert len(chosen) >= (recorded[-1] - recorded[0]) / 0.5 * 0.6  # ~8 over a ~4 s run
         for before, after in zip(chosen, chosen[1:]):
-            assert after - before >= 0.5 - 1e-3
+            assert after - before >= 0.5 - 1e-4  # the sampler's slack for float times
             # ...and it is the first frame due: none was skipped that was already 0.5 s on.
-            assert not [t for t in recorded if before + 0.5 - 1e-3 <= t < after - 1e-5]
+            assert not [t for t in recorded if before + 0.5 <= t < after - 1e-6]
 
 
 @pytest.mark.slow
