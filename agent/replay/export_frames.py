@@ -187,7 +187,7 @@ async def _export_input(path: Path, exporter: _Exporter, result: InputExport) ->
         await source.close()
     result.frames_read = source.report.frames
     result.problems = [f"{p.where}: {p.what}" for p in source.report.problems]
-    if not source.report.readable:
+    if not source.report.readable and not source.report.complete:  # a segment without frames is fine
         result.error = source.report.nothing_readable()
 
 
