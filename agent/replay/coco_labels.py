@@ -121,8 +121,9 @@ class CocoLabels:
         many boxes were added."""
         for d in detections:
             annotation = self.add_box(image_id, d.label, category_id(d.label, d.class_id), d.box, d.score)
-            if d.keypoints is not None and d.label == "person":
-                annotation["keypoints"], annotation["num_keypoints"] = coco_keypoints(d.keypoints)
+            if d.label == "person":  # as COCO's person files: every person, zeros when unseen
+                annotation["keypoints"], annotation["num_keypoints"] = coco_keypoints(
+                    d.keypoints or ((0.0, 0.0, 0.0),) * len(COCO_KEYPOINTS))
         for tag in fiducials:
             self.add_box(image_id, tag.label, category_id(tag.label), tag.box, 1.0)
         return len(detections) + len(fiducials)

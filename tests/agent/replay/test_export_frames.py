@@ -134,8 +134,9 @@ def test_prelabels_load_in_pycocotools_and_lie_inside_their_images(exported: Pat
     assert coco.cats[1]["name"] == "person" and len(coco.cats[1]["keypoints"]) == 17
     names = {coco.cats[a["category_id"]]["name"] for a in coco.anns.values()}
     assert {"person", "tag:1"} <= names  # the demo world's pacer and dock tag
-    people = [a for a in coco.anns.values() if a["category_id"] == 1 and "keypoints" in a]
-    assert people and all(len(a["keypoints"]) == 51 for a in people)
+    people = [a for a in coco.anns.values() if a["category_id"] == 1]
+    assert all(len(a["keypoints"]) == 51 for a in people)  # every person, as COCO's files
+    assert any(a["num_keypoints"] > 0 for a in people)  # the person model saw the pacer
     for a in coco.anns.values():
         image = coco.imgs[a["image_id"]]
         x, y, w, h = a["bbox"]
@@ -163,6 +164,17 @@ def test_prelabels_scored_against_themselves_give_ap_one(exported: Path) -> None
         scored.summarize()
     assert scored.stats[0] == pytest.approx(1.0)  # AP @ IoU 0.5:0.95
     assert scored.stats[1] == pytest.approx(1.0)  # AP @ IoU 0.5
+    # The skeletons too, as COCO scores keypoints (people only: their category has them).
+    people = [{k: a[k] for k in ("image_id", "category_id", "keypoints", "score")}
+              for a in truth.anns.values() if a.get("num_keypoints")]
+    assert people
+    with contextlib.redirect_stdout(io.StringIO()):
+        scored = COCOeval(truth, truth.loadRes(people), "keypoints")
+        scored.params.catIds = [1]
+        scored.evaluate()
+        scored.accumulate()
+        scored.summarize()
+    assert scored.stats[0] == pytest.approx(1.0)  # OKS AP @ 0.5:0.95
 
 
 @pytest.mark.slow
