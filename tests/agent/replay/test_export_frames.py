@@ -269,3 +269,15 @@ def test_an_existing_output_is_never_touched(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not an empty folder" in result.output
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "photos"]
+
+
+def test_a_bad_config_is_one_line_naming_the_field(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), _astronaut())
+    config = tmp_path / "agent.yaml"
+    config.write_text("detector:\n  score_threshold: 2.0\n")
+    result = _cli(str(folder), "--config", str(config), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert "agent.yaml" in result.output and "detector.score_threshold" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
