@@ -59,7 +59,7 @@ def export_frames_command(
     )
     try:
         result = asyncio.run(export_frames(paths, out, options))
-    except (FileExistsError, OSError) as exc:
+    except OSError as exc:  # --out in the way (FileExistsError), or the disk
         typer.echo(f"spot-agent export-frames: {exc}", err=True)
         raise typer.Exit(EXIT_NOTHING) from None
     _render(result, Console())
