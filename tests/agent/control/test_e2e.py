@@ -186,6 +186,16 @@ def test_status_reads_like_a_person_wrote_it(agent: Agent) -> None:
 
 
 def test_bad_requests_change_nothing_and_agent_keeps_running(agent: Agent) -> None:
+    # Cue rules paused: what the cameras see (tag 1 ahead) must not change the behavior between
+    # the two status calls, only a bad request could.
+    assert agent.op("pause-cues").returncode == 0
+    try:
+        _bad_requests_change_nothing(agent)
+    finally:
+        assert agent.op("resume-cues").returncode == 0
+
+
+def _bad_requests_change_nothing(agent: Agent) -> None:
     before = agent.status()
     with ControlClient(agent.endpoint, timeout_s=3.0) as client:
         for payload in (b"\x00garbage", b'{"v":1,"id":"x","cmd":"launch","args":{"name":"fly"}}',
