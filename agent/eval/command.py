@@ -43,7 +43,8 @@ def eval_command(
     agent's thresholds (by size and distance), PR curves, worst misses; --compare-* adds side B."""
     from rich.console import Console
 
-    from agent.eval.dataset import DatasetError, load_dataset
+    from agent.eval.dataset import DatasetError
+    from agent.eval.loading import load_dataset
     from agent.eval.subject import load_subject
     from configs.loading import ConfigError
 
@@ -55,15 +56,22 @@ def eval_command(
             subjects.append(load_subject("B", compare_config or config, compare_model, compare_labels))
         _check_out(out)
     except (DatasetError, ConfigError) as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        _error(err, exc)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     try:
         runs = _measure(dataset, subjects, workers or os.cpu_count() or 1)
         _write(out, dataset, runs)
     except DatasetError as exc:  # an image that passed its header check but cannot be decoded
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        _error(err, exc)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     _print_summary(Console(), runs, out)
+
+
+def _error(console: Console, exc: Exception) -> None:
+    from rich.markup import escape
+
+    # escape: messages quote the user's labels ("[x, y, width, height]"), not rich markup.
+    console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
 
 
 def _check_out(out: Path) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,32 +66,6 @@ class Dataset:
     @property
     def ignored_count(self) -> int:
         return sum(1 for im in self.images for a in im.annotations if a.ignore)
-
-
-def load_dataset(paths: Sequence[Path], images_dir: Path | None = None) -> Dataset:
-    """Every DATA argument (COCO JSON files, YOLO folders) as one set, image ids renumbered."""
-    from agent.eval.yolo import load_yolo
-
-    images: list[EvalImage] = []
-    classes: list[str] = []
-    for path in paths:
-        if path.is_dir():
-            part, names = load_yolo(path)
-        elif path.is_file():
-            part, names = load_coco_set(path, images_dir)
-        else:
-            raise DatasetError(f"{path}: no such file or folder")
-        classes += [n for n in names if n not in classes]
-        images += [_renumbered(im, len(images) + i + 1) for i, im in enumerate(part)]
-    if not images:
-        raise DatasetError(f"{', '.join(map(str, paths))}: no images")
-    present = {a.label for im in images for a in im.annotations if not a.ignore}
-    return Dataset([str(p) for p in paths], images, [c for c in classes if c in present])
-
-
-def _renumbered(image: EvalImage, new_id: int) -> EvalImage:
-    return EvalImage(new_id, image.file, image.width, image.height, image.camera, image.upright,
-                     image.annotations)
 
 
 def load_coco_set(path: Path, images_dir: Path | None = None) -> tuple[list[EvalImage], list[str]]:

@@ -120,6 +120,8 @@ def _mark(image: Any, ex: Example) -> None:
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
+    if isinstance(v, int):  # counts
+        return str(v)
     return "-" if v is None else f"{v:.{digits}f}"
 
 
