@@ -162,10 +162,12 @@ def _annotation(
     if distance is not None and (not _is_number(distance) or distance < 0):
         raise DatasetError(f"{where}.distance_m: must be a number of metres >= 0, got {distance!r}")
     flags = {}
+    attributes: dict[str, Any] = e["attributes"] if isinstance(e.get("attributes"), dict) else {}
     for key in ("truncated", "occluded"):
-        if e.get(key) is not None and not isinstance(e[key], bool):
-            raise DatasetError(f"{where}.{key}: must be true or false, got {e[key]!r}")
-        flags[key] = e.get(key)
+        value = e.get(key, attributes.get(key))  # CVAT keeps `occluded` under `attributes`
+        if value is not None and not isinstance(value, bool):
+            raise DatasetError(f"{where}.{key}: must be true or false, got {value!r}")
+        flags[key] = value
     for key in ("iscrowd", "ignore"):
         if e.get(key, 0) not in (0, 1):  # True/False compare equal to 1/0
             raise DatasetError(f"{where}.{key}: must be 0 or 1, got {e[key]!r}")

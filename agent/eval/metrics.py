@@ -71,6 +71,7 @@ class ClassResult:
     at_threshold: dict[str, Any]
     by_size: dict[str, Counts]
     by_distance: dict[str, Counts]
+    by_visibility: dict[str, Counts]  # occluded / truncated boxes, where the labels say so
     pr_points: list[dict[str, Any]]
     curve: list[tuple[float, float, float]]  # (threshold, recall, precision) at every score
     misses: list[Example] = field(default_factory=list)
@@ -99,6 +100,7 @@ def evaluate_class(
         by_size={s: _counts(outcomes, truths, t, lambda a, s=s: size_of(a.area) == s,  # type: ignore[misc]
                             lambda b, s=s: size_of(_area(b)) == s) for s in SIZES},  # type: ignore[misc]
         by_distance=_by_distance(outcomes, truths, t),
+        by_visibility=_by_visibility(outcomes, truths, t),
         pr_points=[_pr_point(outcomes, truths, x) for x in sorted({*PR_GRID, t})],
         curve=_curve(outcomes, truths),
         misses=_misses(dataset, outcomes, truths, t),
@@ -137,6 +139,17 @@ def _by_distance(outcomes: Sequence[ImageOutcome], truths: Sequence[list[Annotat
         out[name] = _counts(outcomes, truths, t,
                             lambda a, lo=lo, hi=hi: a.distance_m is not None and lo <= a.distance_m < hi,  # type: ignore[misc]
                             None)  # a false box has no labelled distance: recall only
+    return out
+
+
+def _by_visibility(outcomes: Sequence[ImageOutcome], truths: Sequence[list[Annotation]], t: float) -> dict[str, Counts]:
+    """Recall of the boxes labelled occluded / truncated and of those labelled not."""
+    out = {}
+    for flag in ("occluded", "truncated"):
+        values = {getattr(a, flag) for boxes in truths for a in boxes} - {None}
+        for value in sorted(values, reverse=True):
+            name = flag if value else f"not {flag}"
+            out[name] = _counts(outcomes, truths, t, lambda a, f=flag, v=value: getattr(a, f) is v, None)  # type: ignore[misc]
     return out
 
 

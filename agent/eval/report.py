@@ -43,6 +43,7 @@ def _run_json(run: Run) -> dict[str, Any]:
             "at_threshold": c.at_threshold,
             "by_size": {k: v.as_dict() for k, v in c.by_size.items()},
             "by_distance": {k: v.as_dict() for k, v in c.by_distance.items()},
+            "by_visibility": {k: v.as_dict() for k, v in c.by_visibility.items()},
             "pr_points": c.pr_points,
         } for label, c in run.classes.items()},
     }
@@ -132,7 +133,7 @@ def _rows(runs: list[Run], label: str) -> list[tuple[str, list[float | None]]]:
     rows.append(("threshold", [c.threshold for c in cs]))
     for key in ("recall", "precision", "false_image_rate", "false_positives"):
         rows.append((f"{key} at threshold", [c.at_threshold[key] for c in cs]))
-    for group in ("by_size", "by_distance"):
+    for group in ("by_size", "by_distance", "by_visibility"):
         for bucket in getattr(cs[0], group):
             counts: list[Counts | None] = [getattr(c, group).get(bucket) for c in cs]
             rows.append((f"recall, {bucket}", [x.recall if x else None for x in counts]))

@@ -39,6 +39,8 @@ def load_subject(name: str, config: str, model: Path | None, labels: Path | None
                                                "labels": labels.resolve() if labels else None})
     elif labels is not None:
         raise ConfigError("--labels needs --model: a labels file belongs to a model")
+    if labels is not None and not labels.is_file():
+        raise ConfigError(f"--labels {labels}: no such file")
     known = _model_labels(detector)
     rules = load_rules(agent.rules, known_labels=known, cameras=agent.cameras.sources)
     thresholds: dict[str, tuple[float, str]] = {}
@@ -52,15 +54,19 @@ def load_subject(name: str, config: str, model: Path | None, labels: Path | None
 
 
 def _model_labels(detector: DetectorConfig) -> list[str]:
-    """Labels of the configured models, read without building interpreters."""
-    from behaviors.config import coco_labels
+    """The labels of the models the config names, loaded once here so a bad model is a setup
+    error (exit 2) before any worker starts. `ConfigError` with the reason otherwise."""
+    from agent.eval.inference import eval_config
+    from configs.loading import ConfigError
+    from perception.decoders import UnsupportedModelError
+    from perception.detector import ModelIntegrityError, NoInterpreterError
+    from perception.perceiver import Perceiver
 
-    if detector.labels is not None:
-        text = Path(detector.labels).read_text(encoding="utf-8")
-        labels = [line.strip() for line in text.splitlines() if line.strip()]
-    else:
-        labels = coco_labels()
-    return labels + (["person"] if detector.person_model is not None else [])
+    try:
+        perceiver = Perceiver(eval_config(detector))
+    except (UnsupportedModelError, ModelIntegrityError, NoInterpreterError, OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load the model {detector.model_path}: {exc}") from exc
+    return [label for m in perceiver.models for label in getattr(m.detector, "labels", [])]
 
 
 def _files(config_path: Path, rules: Path, detector: DetectorConfig) -> dict[str, Any]:

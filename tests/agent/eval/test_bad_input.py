@@ -134,4 +134,12 @@ def test_unknown_config_and_missing_model(eval_app: typer.Typer, tmp_path: Path)
     assert result.exit_code == 2 and "nope" in result.output
     result = CliRunner().invoke(eval_app, ["eval", str(labels), "--out", str(tmp_path / "o"), "--model", "x.tflite"])
     assert result.exit_code == 2 and "--model x.tflite: no such file" in result.output
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a model" * 100)
+    result = CliRunner().invoke(eval_app, ["eval", str(labels), "--out", str(tmp_path / "o"), "--model", str(junk)])
+    assert result.exit_code == 2 and "cannot load the model" in result.output, result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(eval_app, ["eval", str(labels), "--out", str(tmp_path / "o"), "--model", str(junk),
+                                           "--labels", "gone.txt"])
+    assert result.exit_code == 2 and "--labels gone.txt: no such file" in result.output
     assert not (tmp_path / "o").exists()

@@ -33,8 +33,8 @@ def _det(label: str, score: float, box: tuple[float, float, float, float]) -> De
 @pytest.fixture()
 def tiny(tmp_path: Path) -> tuple[Dataset, dict[int, list[Detection]]]:
     """Three images, counted by hand in test_recall_precision_at_threshold_by_hand."""
-    a = Annotation("person", (10, 10, 40, 50), distance_m=3.0)  # 30 x 40 = 1200 px: medium
-    b = Annotation("person", (60, 60, 70, 70), distance_m=9.0)  # 100 px: small
+    a = Annotation("person", (10, 10, 40, 50), distance_m=3.0, occluded=False)  # 30 x 40 = 1200 px: medium
+    b = Annotation("person", (60, 60, 70, 70), distance_m=9.0, occluded=True)  # 100 px: small
     c = Annotation("person", (0, 0, 100, 100))  # large, no distance
     ignore = Annotation("person", (0, 0, 50, 50), ignore=True)
     images = [_image(tmp_path, 1, [a, b]), _image(tmp_path, 2, [ignore]), _image(tmp_path, 3, [c])]
@@ -64,6 +64,7 @@ def test_recall_precision_at_threshold_by_hand(tiny: tuple[Dataset, dict[int, li
     assert c.by_size["small"].precision == 0.0 and c.by_size["medium"].recall == 1.0
     distances = {k: (v.positives, v.hits) for k, v in c.by_distance.items()}
     assert distances == {"0-2 m": (0, 0), "2-4 m": (1, 1), "4-6 m": (0, 0), "6-8 m": (0, 0), "8+ m": (1, 0)}
+    assert {k: (v.positives, v.hits) for k, v in c.by_visibility.items()} == {"occluded": (1, 0), "not occluded": (1, 1)}
     low = next(p for p in c.pr_points if p["threshold"] == 0.25)  # B's 0.3 counts too
     assert (low["hits"], low["false_positives"]) == (3, 2) and low["precision"] == pytest.approx(0.6)
     assert [m.box for m in c.misses] == [(60, 60, 70, 70)]
