@@ -64,7 +64,7 @@ def eval_command(
     except DatasetError as exc:  # an image that passed its header check but cannot be decoded
         _error(err, exc)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    _print_summary(Console(), runs, out)
+    _print_summary(Console(), runs, dataset.notes, out)
 
 
 def _error(console: Console, exc: Exception) -> None:
@@ -89,6 +89,9 @@ def _measure(dataset: Dataset, subjects: list[Subject], workers: int) -> list[Ru
 
     runs = []
     for subject in subjects:
+        for label in dataset.classes:
+            if label not in subject.model_labels:
+                dataset.notes.append(f"{subject.name}: no model outputs '{label}': every such box is a miss")
         inference = run_perception(subject.detector, dataset.images, workers, f"{subject.name}: detecting")
         ap = coco_ap(dataset, inference.detections)
         classes = {label: evaluate_class(dataset, inference.detections, label, subject.threshold_for(label), ap[label])
@@ -116,7 +119,8 @@ def _write(out: Path, dataset: Dataset, runs: list[Run]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _print_summary(console: Console, runs: list[Run], out: Path) -> None:
+def _print_summary(console: Console, runs: list[Run], notes: list[str], out: Path) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="perception on labelled footage (IoU 0.5)")
@@ -128,6 +132,8 @@ def _print_summary(console: Console, runs: list[Run], out: Path) -> None:
             table.add_row(run.subject.name, label, _f(c.ap["AP"]), _f(c.ap["AP50"]), f"{c.threshold:g}",
                           _f(a["recall"]), _f(a["precision"]), f"{a['images_with_false']}/{a['images']}")
     console.print(table)
+    for note in notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
     console.print(f"report: {out / 'report.html'}  ({', '.join(f'{r.subject.name} {r.inference.seconds:.1f} s' for r in runs)})")
 
 

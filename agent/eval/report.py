@@ -79,7 +79,10 @@ def plot_curves(out: Path, label: str, runs: list[Run]) -> str:
             ax.plot([r], [p], "o", color=colour, label=f"{run.subject.name} at {c.threshold:g}")
     ax.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=f"{label} (IoU 0.5)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower left", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no detection of this class", ha="center", va="center")
     name = f"pr_{slug(label)}.png"
     fig.savefig(out / name)
     plt.close(fig)
@@ -170,6 +173,7 @@ def _html(dataset: Dataset, runs: list[Run], curves: dict[str, str],
              f"{dataset.ignored_count} ignore regions: {html.escape(', '.join(dataset.sources))}. "
              "A hit is IoU &ge; 0.5 with a labelled box; ignore regions count neither way. AP is COCO's "
              "(pycocotools) on the boxes the agent's perception keeps (its score_threshold).</p>"]
+    parts += [f"<p><b>note:</b> {html.escape(note)}</p>" for note in dataset.notes]
     for run in runs:
         models = ", ".join(f"{m['role']} <code>{html.escape(Path(m['path']).name)}</code> "
                            f"({(m['sha256'] or '?')[:12]})" for m in run.subject.files["models"])

@@ -16,6 +16,7 @@ class Subject:
     detector: DetectorConfig
     thresholds: dict[str, tuple[float, str]]  # label -> (threshold, where it comes from)
     files: dict[str, Any]  # what the report.json records about the config, rules and models
+    model_labels: list[str]  # every label its models can output
 
     def threshold_for(self, label: str) -> tuple[float, str]:
         return self.thresholds.get(label, (self.detector.score_threshold, "detector.score_threshold"))
@@ -50,7 +51,7 @@ def load_subject(name: str, config: str, model: Path | None, labels: Path | None
         old = thresholds.get(cue.label)
         if old is None or cue.min_score < old[0]:
             thresholds[cue.label] = (cue.min_score, f"rules: {cue_name}.min_score")
-    return Subject(name, detector, thresholds, _files(config_path, agent.rules, detector))
+    return Subject(name, detector, thresholds, _files(config_path, agent.rules, detector), known)
 
 
 def _model_labels(detector: DetectorConfig) -> list[str]:

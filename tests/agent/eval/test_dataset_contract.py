@@ -69,3 +69,18 @@ def test_images_load_grey_when_grey_else_as_stored(tmp_path: Path) -> None:
     assert np.array_equal(load_image(tmp_path / "colour.png"), colour)
     loaded = load_image(tmp_path / "grey_as_bgr.jpg")
     assert loaded.ndim == 2 or np.array_equal(loaded[..., 0], loaded[..., 1])  # JPEG may keep 3 equal channels
+
+
+def test_a_class_no_model_outputs_is_scored_as_misses_and_said(eval_app: typer.Typer, tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((48, 64), 90, np.uint8))
+    (tmp_path / "labels.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 48}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [4, 4, 20, 30]}],
+        "categories": [{"id": 3, "name": "forklift"}]}))
+    result = CliRunner().invoke(eval_app, ["eval", str(tmp_path / "labels.json"), "--out", str(tmp_path / "o"), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "A: no model outputs 'forklift'" in " ".join(result.output.split())
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    forklift = report["runs"][0]["classes"]["forklift"]
+    assert forklift["at_threshold"]["recall"] == 0.0 and forklift["coco"]["AP"] == 0.0
+    assert "no model outputs" in (tmp_path / "o" / "report.html").read_text()
