@@ -50,6 +50,13 @@ def eval_command(
 
     err = Console(stderr=True)
     try:
+        import matplotlib  # noqa: F401
+        import pycocotools  # noqa: F401
+    except ImportError as exc:
+        err.print(f"spot-agent eval needs the eval extra: pip install 'spot-cue-agent[eval]' ({exc})",
+                  highlight=False, markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    try:
         dataset = load_dataset(data, images)
         subjects = [load_subject("A", config, model, labels)]
         if compare_config is not None or compare_model is not None:
