@@ -59,6 +59,9 @@ def _register() -> None:
     from perception.cli import detect_command
 
     app.command("detect", help="Run the detector (and fiducials) on images, folders or videos.")(detect_command)
+    from agent.eval.command import eval_command
+
+    app.command("eval", help="Measure perception on labelled images (COCO/YOLO): AP, recall, PR curves.")(eval_command)
 
 
 def main() -> None:

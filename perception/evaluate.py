@@ -30,10 +30,13 @@ class LabelledImage:
 
 @dataclass(frozen=True)
 class Scored:
-    """One detection's score and whether it matched a labelled box (None: in an ignore region)."""
+    """One detection's score and whether it matched a labelled box (None: in an ignore region);
+    `truth` is the index of the box it matched, `box` the detection's own box."""
 
     score: float
     hit: bool | None
+    truth: int | None = None
+    box: Box | None = None
 
 
 @dataclass
@@ -84,9 +87,9 @@ def match(
             j = int(np.argmax(candidates))
             if candidates[j] >= min_iou:
                 taken[j] = True
-                outcome.scored.append(Scored(score, True))
+                outcome.scored.append(Scored(score, True, j, box))
                 continue
-        outcome.scored.append(Scored(score, None if _in_ignore(box, ignore, min_iou) else False))
+        outcome.scored.append(Scored(score, None if _in_ignore(box, ignore, min_iou) else False, None, box))
     return outcome
 
 
