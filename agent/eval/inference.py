@@ -61,12 +61,17 @@ def detect_image(image: EvalImage) -> tuple[int, list[Detection]]:
 
     assert _perceiver is not None, "worker not initialised"
     frame = Frame(image.camera, load_image(image.file), 0.0, 0.0)
-    return image.id, _perceiver.detect_objects(frame, rotation_deg=0.0 if image.upright else None)
+    found = _perceiver.detect_objects(frame, rotation_deg=0.0 if image.upright else None)
+    # AprilTags as the agent sees them, labelled `tag:<id>` as export-frames and the rules name
+    # them; found in the image as given, so their boxes are in its pixels like the labels.
+    tags = [Detection(t.label, t.tag_id, 1.0, t.box) for t in _perceiver.find_fiducials(frame)]
+    return image.id, found + tags
 
 
 def eval_config(config: DetectorConfig) -> DetectorConfig:
-    """The config the workers run: the agent's, interpreters single-threaded, no fiducials."""
-    return config.model_copy(update={"num_threads": 1, "fiducials": False})
+    """The config the workers run: the agent's, interpreters single-threaded (results must not
+    depend on the worker count)."""
+    return config.model_copy(update={"num_threads": 1})
 
 
 def run_perception(

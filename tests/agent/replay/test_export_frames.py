@@ -281,3 +281,25 @@ def test_a_bad_config_is_one_line_naming_the_field(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "agent.yaml" in result.output and "detector.score_threshold" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+
+
+def test_prelabels_round_trip_through_spot_agent_eval(exported: Path, tmp_path: Path) -> None:
+    """export-frames -> `spot-agent eval` with the same config: the agent's perception scored
+    against its own pre-labels finds every box again (AP 1.0 for every labelled class, tags too)."""
+    from agent.eval.command import eval_command
+
+    app = typer.Typer()
+    app.command("eval")(eval_command)
+    app.command("noop")(lambda: None)
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(app, ["eval", str(exported / "labels.json"), "--config", "sim",
+                                      "--out", str(out), "--workers", "1"], terminal_width=250)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    classes = report["runs"][0]["classes"]
+    labelled = {c["name"] for c in _labels(exported)["categories"]
+                if any(a["category_id"] == c["id"] for a in _labels(exported)["annotations"])}
+    assert {"person", "tag:1"} <= labelled <= set(classes)
+    for label in labelled:
+        assert classes[label]["coco"]["AP50"] == pytest.approx(1.0), label
+        assert classes[label]["coco"]["AP"] == pytest.approx(1.0, abs=0.02), label
