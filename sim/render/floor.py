@@ -53,7 +53,7 @@ class _DepthBands:
         return poly
 
 
-def paint_floor(canvas: Canvas, rot: np.ndarray, origin: np.ndarray) -> None:
+def paint_floor(canvas: Canvas, rot: np.ndarray, origin: np.ndarray, kind: str = "concrete") -> None:
     """Paint the floor into the canvas's grey image and depth (camera pose `rot`, `origin` in odom)."""
     height = float(origin[2])
     if height <= 0.0:
@@ -61,7 +61,7 @@ def paint_floor(canvas: Canvas, rot: np.ndarray, origin: np.ndarray) -> None:
     up = rot[2, :]
     bands = _DepthBands(canvas.camera, up, height)
     if canvas.grey is not None:
-        _paint_floor_grey(canvas, canvas.grey, bands, rot, origin)
+        _paint_floor_grey(canvas, canvas.grey, bands, rot, origin, kind)
     if canvas.depth is not None:
         poly = bands.band(0.0, DEPTH_MAX_RANGE_M)
         box = roi(poly, canvas.camera) if len(poly) >= 3 else None
@@ -71,7 +71,9 @@ def paint_floor(canvas: Canvas, rot: np.ndarray, origin: np.ndarray) -> None:
             canvas.depth[y0:y1, x0:x1] = canvas.plane_depth(up, -height, box)
 
 
-def _paint_floor_grey(canvas: Canvas, grey: np.ndarray, bands: _DepthBands, rot: np.ndarray, origin: np.ndarray) -> None:
+def _paint_floor_grey(
+    canvas: Canvas, grey: np.ndarray, bands: _DepthBands, rot: np.ndarray, origin: np.ndarray, kind: str
+) -> None:
     # floor (X, Y, 1) -> image: K R^T [e1, e2, -origin].
     floor_to_img = canvas.k @ rot.T @ np.column_stack([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], -origin])
     img_to_floor_dir = rot @ np.linalg.inv(canvas.k)  # pixel (u, v, 1) -> ray direction in odom
@@ -87,15 +89,15 @@ def _paint_floor_grey(canvas: Canvas, grey: np.ndarray, bands: _DepthBands, rot:
         # Where on the floor this band is, to place the (periodic) texture over it.
         rays = np.column_stack([poly, np.ones(len(poly))]) @ img_to_floor_dir.T
         ground = origin[:2] + rays[:, :2] * (-bands.height / np.minimum(rays[:, 2:3], -1e-9))
-        _paint_band(grey, poly, box, level, ground, floor_to_img)
+        _paint_band(grey, poly, box, floor_pyramid(kind)[level], level, ground, floor_to_img)
     poly = bands.band(near, None)
     if len(poly) >= 3:
-        fill(grey, poly, (0, 0), floor_mean_grey())
+        fill(grey, poly, (0, 0), floor_mean_grey(kind))
 
 
 def _paint_band(
-    grey: np.ndarray, poly: np.ndarray, box: tuple[int, int, int, int], level: int, ground: np.ndarray,
-    floor_to_img: np.ndarray,
+    grey: np.ndarray, poly: np.ndarray, box: tuple[int, int, int, int], texture: np.ndarray, level: int,
+    ground: np.ndarray, floor_to_img: np.ndarray,
 ) -> None:
     """Warp floor mip `level` into the band `poly` whose corners lie at `ground` (odom x, y)."""
     x0, y0, x1, y1 = box
@@ -109,7 +111,7 @@ def _paint_band(
     )
     fits = bool(np.all(ground.max(axis=0) - corner < FLOOR_LEVEL_EXTENT_M[level]))
     warped = cv2.warpPerspective(
-        floor_pyramid()[level],
+        texture,
         shift(x0, y0) @ floor_to_img @ texel_to_floor,
         (x1 - x0, y1 - y0),
         flags=cv2.INTER_LINEAR,

@@ -134,8 +134,19 @@ def shadow_texture() -> Texture:
 # --- Floor ---------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def floor_texture() -> np.ndarray:
+@lru_cache(maxsize=8)
+def floor_texture(kind: str = "concrete") -> np.ndarray:
+    """The seamless 4 m x 4 m floor patch of `kind` (concrete, or a `sim.render.surfaces` pattern)."""
+    if kind != "concrete":
+        from sim.render.surfaces import surface_patch  # it builds on this module
+
+        tiles = np.tile(surface_patch(kind), (int(FLOOR_TILE_M), int(FLOOR_TILE_M)))
+        px = int(FLOOR_TILE_M * FLOOR_PX_PER_M)
+        return _frozen(cv2.resize(tiles, (px, px), interpolation=cv2.INTER_AREA))
+    return _concrete()
+
+
+def _concrete() -> np.ndarray:
     """A seamless 4 m x 4 m patch of weathered concrete: blotches at several scales, fine grain,
     and faint expansion joints every 2 m.
 
@@ -163,10 +174,10 @@ def floor_texture() -> np.ndarray:
 FLOOR_LEVEL_EXTENT_M = (12.0, 16.0, 24.0, 32.0, 48.0)
 
 
-@lru_cache(maxsize=1)
-def floor_pyramid() -> tuple[np.ndarray, ...]:
+@lru_cache(maxsize=8)
+def floor_pyramid(kind: str = "concrete") -> tuple[np.ndarray, ...]:
     """Mip levels of the floor, level L at FLOOR_PX_PER_M / 2**L, tiled to FLOOR_LEVEL_EXTENT_M[L]."""
-    pattern = floor_texture()
+    pattern = floor_texture(kind)
     pad = 8
     levels = []
     for extent in FLOOR_LEVEL_EXTENT_M:
@@ -177,7 +188,7 @@ def floor_pyramid() -> tuple[np.ndarray, ...]:
     return tuple(levels)
 
 
-@lru_cache(maxsize=1)
-def floor_mean_grey() -> int:
+@lru_cache(maxsize=8)
+def floor_mean_grey(kind: str = "concrete") -> int:
     """What the floor looks like from far away."""
-    return int(round(float(floor_texture().mean())))
+    return int(round(float(floor_texture(kind).mean())))
