@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -36,7 +36,7 @@ class DatasetRequest:
     frames: int
     seed: int
     rotation_for: Callable[[str], float]  # camera name -> upright rotation, degrees
-    options: VariationOptions = VariationOptions()
+    options: VariationOptions = field(default_factory=VariationOptions)
 
 
 def frame_at(request: DatasetRequest, index: int) -> FrameSpec:
@@ -71,7 +71,7 @@ def _annotation(ann_id: int, image_id: int, category_id: int, box: Sequence[floa
 
 
 def frame_annotations(image_id: int, first_id: int, truths: list[ObjectTruth], tags: list[dict]) -> list[dict]:
-    anns = []
+    anns: list[dict] = []
     for truth in truths:
         anns.append(
             _annotation(

@@ -9,19 +9,50 @@ pixel: no per-pixel ray casting, one warp of the periodic texture per band.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
 from sim.cameras import CameraSpec
 from sim.render.canvas import DEPTH_MAX_RANGE_M, Canvas
 from sim.render.projection import clip_polygon, fill, image_rect, roi, shift
-from sim.render.textures import (
-    FLOOR_LEVEL_EXTENT_M,
-    FLOOR_PX_PER_M,
-    FLOOR_TILE_M,
-    floor_mean_grey,
-    floor_pyramid,
-)
+from sim.render.surfaces import surface_patch
+from sim.render.textures import FLOOR_PX_PER_M, FLOOR_TILE_M, floor_texture, frozen
+
+# Extent (metres) each floor mip level is pre-tiled to, so the floor seen in that level's distance
+# band maps inside the image and warpPerspective never needs its (slow) wrap-around path.
+FLOOR_LEVEL_EXTENT_M = (12.0, 16.0, 24.0, 32.0, 48.0)
+
+
+@lru_cache(maxsize=8)
+def floor_pyramid(kind: str = "concrete") -> tuple[np.ndarray, ...]:
+    """Mip levels of the floor, level L at FLOOR_PX_PER_M / 2**L, tiled to FLOOR_LEVEL_EXTENT_M[L]."""
+    pattern = floor_pattern(kind)
+    pad = 8
+    levels = []
+    for extent in FLOOR_LEVEL_EXTENT_M:
+        repeats = int(round(extent / FLOOR_TILE_M))
+        levels.append(frozen(np.ascontiguousarray(np.tile(pattern, (repeats, repeats)))))
+        padded = np.pad(pattern, pad, mode="wrap")  # blur with wrap-around: each level stays seamless
+        pattern = cv2.pyrDown(padded)[pad // 2 : -pad // 2, pad // 2 : -pad // 2].copy()
+    return tuple(levels)
+
+
+@lru_cache(maxsize=8)
+def floor_mean_grey(kind: str = "concrete") -> int:
+    """What the floor looks like from far away."""
+    return int(round(float(floor_pattern(kind).mean())))
+
+@lru_cache(maxsize=8)
+def floor_pattern(kind: str) -> np.ndarray:
+    """The seamless 4 m x 4 m floor patch of `kind`: concrete, or a `sim.render.surfaces` pattern."""
+    if kind == "concrete":
+        return floor_texture()
+    tiles = np.tile(surface_patch(kind), (int(FLOOR_TILE_M), int(FLOOR_TILE_M)))
+    px = int(FLOOR_TILE_M * FLOOR_PX_PER_M)
+    return frozen(cv2.resize(tiles, (px, px), interpolation=cv2.INTER_AREA))
+
 
 # Floor texture mip level by camera depth: (band's far edge in metres, pyramid level). Beyond the
 # last band the floor is its mean grey up to the horizon; the backdrop is above the horizon.
