@@ -31,8 +31,13 @@ BUCKETS = ((0.0, 2.0), (2.0, 4.0), (4.0, 6.0), (6.0, 8.0), (8.0, 99.0))
 MIN_SCORE = 0.5
 
 
-def evaluate(coco: dict, root: Path, perceiver: Perceiver) -> tuple[list[list[ImageOutcome]], list[ImageOutcome]]:
-    """(per bucket: one outcome per image, all persons: one outcome per image)."""
+FRONT = ("frontleft_fisheye_image", "frontright_fisheye_image")
+
+
+def evaluate(
+    coco: dict, root: Path, perceiver: Perceiver, cameras: tuple[str, ...]
+) -> tuple[list[list[ImageOutcome]], list[ImageOutcome]]:
+    """(per bucket: one outcome per image, all persons: one outcome per image), `cameras` only."""
     by_image: dict[int, list[dict]] = {}
     for ann in coco["annotations"]:
         if ann["category_id"] == 1:
@@ -40,6 +45,8 @@ def evaluate(coco: dict, root: Path, perceiver: Perceiver) -> tuple[list[list[Im
     buckets: list[list[ImageOutcome]] = [[] for _ in BUCKETS]
     overall: list[ImageOutcome] = []
     for image in coco["images"]:
+        if image["camera"] not in cameras:
+            continue
         grey = cv2.imread(str(root / image["file_name"]), cv2.IMREAD_GRAYSCALE)
         found = perceiver.detect_objects(Frame(image["camera"], grey, 0.0, 0.0), rotation_deg=0.0)
         dets = [(d.score, d.box) for d in found if d.label == "person"]
@@ -89,8 +96,9 @@ def main() -> None:
         out = args.out / name.split(",")[0].replace(" ", "_")
         request = DatasetRequest(scenarios, list(CAMERAS.values()), args.frames, args.seed, config.rotation_for, options)
         coco = write_dataset(request, out)
-        rows.append(report(name, *evaluate(coco, out, perceiver)))
-        print(json.dumps(rows[-1]), flush=True)
+        for group, cameras in (("front pair", FRONT), ("side + back", tuple(c for c in CAMERAS if c not in FRONT))):
+            rows.append(report(f"{name} / {group}", *evaluate(coco, out, perceiver, cameras)))
+            print(json.dumps(rows[-1]), flush=True)
 
 
 if __name__ == "__main__":

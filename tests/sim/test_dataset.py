@@ -248,3 +248,17 @@ def test_dim_lighting_darkens_and_is_the_same_every_render() -> None:
     assert a.mean() < 0.35 * render_grey(spec, BODY, bright, 1.0).mean()
     assert not np.array_equal(a, render_grey(spec, BODY, dim, 1.1))  # fresh noise each frame time
 
+
+
+def test_the_shipped_storeroom_is_cluttered_dim_and_still_shows_people() -> None:
+    scenario = load_scenario(scenario_dir() / "people_clutter.yaml")
+    assert {o.type for o in scenario.objects} >= {"wall", "box", "person", "stop_sign"}
+    assert all(o.appearance != "astronaut" for o in scenario.objects if o.type == "person")
+    spec = CAMERAS["frontright_fisheye_image"]
+    raw = render_grey(spec, BODY, scenario, 3.0)
+    assert raw.mean() < 90  # dim
+    truths = frame_truth(spec, BODY, scenario, 3.0, ROTATION(spec.name))
+    hidden = [t for t in truths if t.category == "person" and t.occluded > 0.3]
+    assert hidden  # the one behind the crate
+    people = [d for d in Perceiver(DetectorConfig()).detect_objects(Frame(spec.name, raw, 0.0, 0.0)) if d.label == "person"]
+    assert max(d.score for d in people) >= 0.5
