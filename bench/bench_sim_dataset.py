@@ -2,9 +2,9 @@
 
     python bench/bench_sim_dataset.py [--frames 300] [--seed 0] [--out /tmp/sim-ds]
 
-Builds two sets from the same seed, scenario and robot poses: the astronaut alone on the
-scenario's plain look (`--appearances astronaut --plain`, the sim as it was), and every
-appearance with clutter, walls, floors and dim frames. Runs `Perceiver(DetectorConfig())` on each
+Builds four sets from the same seed and scenario: the astronaut alone on the scenario's plain
+look (`--appearances astronaut --plain`, the sim as it was), the vtest walkers on the plain look,
+the astronaut with clutter, walls, floors and dim frames, and every appearance with them. Runs `Perceiver(DetectorConfig())` on each
 upright frame as its camera (the person model runs where the agent runs it), matches persons at
 IoU 0.5 (`perception.evaluate.match`, iscrowd boxes ignored) and prints recall at the person
 rules' min_score 0.5 by distance bucket, and the frames with a false person.
@@ -25,7 +25,7 @@ from perception.perceiver import Perceiver
 from sim.cameras import CAMERAS
 from sim.dataset.coco import DatasetRequest, write_dataset
 from sim.dataset.variations import VariationOptions
-from sim.scene import find_scenario, load_scenario
+from sim.scene import PERSON_APPEARANCES, find_scenario, load_scenario
 
 BUCKETS = ((0.0, 2.0), (2.0, 4.0), (4.0, 6.0), (6.0, 8.0), (8.0, 99.0))
 MIN_SCORE = 0.5
@@ -86,14 +86,17 @@ def main() -> None:
     args = parser.parse_args()
     config = DetectorConfig()
     scenarios = [load_scenario(find_scenario(args.scenario))]
+    walkers = tuple(a for a in PERSON_APPEARANCES if a != "astronaut")
     sets = {
         "astronaut, plain": VariationOptions(appearances=("astronaut",), clutter=False, dim_fraction=0.0),
-        "all appearances + clutter + dim": VariationOptions(),
+        "walkers, plain": VariationOptions(appearances=walkers, clutter=False, dim_fraction=0.0),
+        "astronaut, clutter + dim": VariationOptions(appearances=("astronaut",)),
+        "all appearances, clutter + dim": VariationOptions(),
     }
     perceiver = Perceiver(config)
     rows = []
     for name, options in sets.items():
-        out = args.out / name.split(",")[0].replace(" ", "_")
+        out = args.out / name.replace(", ", "-").replace(" + ", "_").replace(" ", "_")
         request = DatasetRequest(scenarios, list(CAMERAS.values()), args.frames, args.seed, config.rotation_for, options)
         coco = write_dataset(request, out)
         for group, cameras in (("front pair", FRONT), ("side + back", tuple(c for c in CAMERAS if c not in FRONT))):
