@@ -3,7 +3,8 @@
 From a base scenario and a seeded `numpy` generator, each frame gets: a camera, a time on the
 people's walks, the scenario's people in a random appearance and height, extra people, a robot
 pose that puts a person or sign 1-10 m in front of the camera at a random bearing (or anywhere,
-for frames without a target), and with `clutter` boxes, walls behind the target or around the
+for frames without a target), signs in random sizes and heights turned towards the camera within
+60 degrees, and with `clutter` boxes, walls behind the target or around the
 room, a random floor and backdrop, and lighting from dim (gain 0.2-0.5, gamma 1.2-1.7, sensor
 noise) to bright. The same seed gives the same frames.
 """
@@ -154,6 +155,16 @@ def _walls(rng: np.random.Generator, camera_xy: np.ndarray, heading: float) -> l
     return walls
 
 
+def _turned_sign(sign: StopSignObject, rng: np.random.Generator, camera_xy: np.ndarray, t: float) -> StopSignObject:
+    """The sign in another size and height, facing the camera within 60 degrees (drawn last, so
+    the people and poses of a seed do not depend on it)."""
+    x, y, _ = sign.pose_at(t)
+    size = float(rng.uniform(0.4, 0.75))
+    yaw = math.degrees(math.atan2(camera_xy[1] - y, camera_xy[0] - x)) + float(rng.uniform(-60.0, 60.0))
+    pose = {"x": x, "y": y, "z": float(rng.uniform(size / 2 + 0.2, 1.5)), "yaw_deg": yaw}
+    return StopSignObject(type="stop_sign", name=sign.name, size_m=size, pose=pose)  # type: ignore[arg-type]
+
+
 def _camera_xy_heading(camera: CameraSpec, odom_tform_body: SE3Pose) -> tuple[np.ndarray, float]:
     mat = (odom_tform_body * camera.body_tform_camera).to_matrix()
     return mat[:2, 3].copy(), math.atan2(mat[1, 2], mat[0, 2])
@@ -181,5 +192,7 @@ def frame_spec(base: Scenario, camera: CameraSpec, rng: np.random.Generator, opt
         if rng.random() < 0.6:
             objects += _walls(rng, camera_xy, heading)
         fields = {"floor": str(rng.choice(FLOORS)), "backdrop_grey": int(rng.integers(110, 221))}
-    scenario = Scenario(objects=objects, lighting=_lighting(rng, options), **fields)  # type: ignore[arg-type]
+    lighting = _lighting(rng, options)
+    objects = [_turned_sign(o, rng, camera_xy, t) if isinstance(o, StopSignObject) else o for o in objects]
+    scenario = Scenario(objects=objects, lighting=lighting, **fields)  # type: ignore[arg-type]
     return FrameSpec(scenario=scenario, camera=camera, odom_tform_body=body, t=t)

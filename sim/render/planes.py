@@ -2,7 +2,8 @@
 
 An AprilTag board or a stop sign is a board on a thin post (seen from behind: the board's
 outline in a plain grey, with the post in front of it); a person is an upright billboard turned
-to face the camera, with a soft contact shadow on the floor. Every part of one object shares the
+to face the camera, with a soft contact shadow on the floor; a box is its faces turned to the
+camera, shaded by a fixed light; a wall is one textured face. Every part of one object shares the
 object's distance, and the list comes sorted far to near: the painter's order the compositor
 uses, and the order the tag-occlusion test relies on.
 """
