@@ -34,9 +34,9 @@ def _options(
 
 def _register() -> None:
     # Imports are light: each command imports its heavy dependencies when it runs.
-    from sim.cli import sim_command
+    from sim.cli import sim_app
 
-    app.command("sim", help="Run the simulated Spot robot (TLS gRPC, Spot's protocol).")(sim_command)
+    app.add_typer(sim_app, name="sim")  # bare `sim` runs the sim; `sim dataset` writes labelled frames
     from agent.run import run_command
 
     app.command("run")(run_command)  # help: run_command's docstring

@@ -1,4 +1,4 @@
-"""`spot-agent sim`: run the simulated Spot until Ctrl-C."""
+"""`spot-agent sim`: run the simulated Spot until Ctrl-C; `spot-agent sim dataset`: labelled frames."""
 
 from __future__ import annotations
 
@@ -11,12 +11,17 @@ from typing import TYPE_CHECKING
 import typer
 
 import configs
+from sim.dataset.command import dataset_command
 
 if TYPE_CHECKING:
     from sim.server import SimServer
 
+sim_app = typer.Typer(help="Run the simulated Spot robot (TLS gRPC, Spot's protocol).", add_completion=False)
 
+
+@sim_app.callback(invoke_without_command=True)
 def sim_command(
+    ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for every interface)."),
     port: int = typer.Option(44443, "--port", help="TLS port (a real robot uses 443; 0 picks a free port)."),
     ca_out: Path | None = typer.Option(
@@ -37,6 +42,8 @@ def sim_command(
     ),
 ) -> None:
     """Run the simulated Spot robot: Spot's gRPC services over TLS, a small world, rendered cameras."""
+    if ctx.invoked_subcommand is not None:
+        return  # `sim dataset`: no server
     import logging
 
     from sim.certs import export_ca
@@ -71,6 +78,9 @@ def sim_command(
     finally:
         typer.echo("stopping the sim")
         sim.stop()
+
+
+sim_app.command("dataset")(dataset_command)
 
 
 def _banner(

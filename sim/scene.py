@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import numpy as np
 from bosdyn.client.math_helpers import Quat, SE3Pose
@@ -26,6 +26,16 @@ import configs
 from configs.loading import ConfigError, StrictModel, read_yaml, validate_config
 
 APRILTAG_36H11_IDS = 587  # tag36h11 has ids 0..586
+
+# How a person looks: the astronaut photo with drawn legs, or a pedestrian cut out of OpenCV's
+# vtest.avi (sim/assets/people/, see sim/assets/README.md).
+PersonAppearance = Literal[
+    "astronaut", "walker_jeans_front", "walker_jeans_side", "walker_dark_stride", "walker_dark_coat",
+    "walker_puffer", "walker_grey_coat",
+]  # fmt: skip
+PERSON_APPEARANCES: tuple[str, ...] = get_args(PersonAppearance)
+Surface = Literal["cardboard", "wood", "plain", "brick", "plaster", "panels"]
+FloorKind = Literal["concrete", "tiles", "carpet", "wood"]
 
 
 class ScenarioError(ConfigError):
@@ -118,6 +128,7 @@ class PersonObject(_SceneObject):
     type: Literal["person"]
     pose: Pose2D = Field(..., description="start position and heading")
     height_m: float = Field(1.75, gt=0.5, le=2.3, description="standing height")
+    appearance: PersonAppearance = Field("astronaut", description="which person texture (sim/assets)")
     path: PersonPath | None = Field(None, description="optional walk; without it the person stands still")
 
     # Legs of the walk: (start x, start y, end x, end y, start time, duration), filled after validation.
@@ -159,7 +170,58 @@ class PersonObject(_SceneObject):
         return x_end, y_end, yaw
 
 
-SceneObject = Annotated[AprilTagObject | StopSignObject | PersonObject, Field(discriminator="type")]
+class BoxObject(_SceneObject):
+    """A box standing on the floor (a crate, a cabinet, a table-sized block): clutter that hides
+    what is behind it and is not a person."""
+
+    type: Literal["box"]
+    pose: Pose2D = Field(..., description="centre of the footprint; yaw_deg turns the box")
+    length_m: float = Field(0.6, gt=0.05, le=5.0, description="along yaw_deg")
+    width_m: float = Field(0.4, gt=0.05, le=5.0, description="across yaw_deg")
+    height_m: float = Field(0.5, gt=0.05, le=3.0, description="top above the floor")
+    surface: Surface = Field("cardboard", description="texture of its faces")
+
+
+class Point2D(StrictModel):
+    x: float = Field(..., description="metres, odom x")
+    y: float = Field(..., description="metres, odom y")
+
+
+class WallObject(_SceneObject):
+    """A textured vertical wall from `start` to `end` on the floor: a background, painted behind
+    every nearer object (place walls beyond the objects, as a room's walls are)."""
+
+    type: Literal["wall"]
+    start: Point2D
+    end: Point2D
+    height_m: float = Field(2.5, gt=0.1, le=10.0, description="top above the floor")
+    surface: Surface = Field("plaster", description="texture of its face")
+
+    @model_validator(mode="after")
+    def _has_length(self) -> WallObject:
+        if math.hypot(self.end.x - self.start.x, self.end.y - self.start.y) < 0.05:
+            raise ValueError("start and end must be at least 0.05 m apart")
+        return self
+
+    def pose_at(self, t: float) -> tuple[float, float, float]:
+        """The wall's midpoint and the direction it runs."""
+        dx, dy = self.end.x - self.start.x, self.end.y - self.start.y
+        return (self.start.x + self.end.x) / 2.0, (self.start.y + self.end.y) / 2.0, math.atan2(dy, dx)
+
+
+class Lighting(StrictModel):
+    """How bright the scene is and how noisy the sensor: applied to every rendered grey frame as
+    `255 * gain * (grey / 255) ** gamma` plus Gaussian read noise (a dim room: gain 0.3, gamma 1.4,
+    noise 4)."""
+
+    gain: float = Field(1.0, gt=0.02, le=2.0, description="brightness multiplier")
+    gamma: float = Field(1.0, ge=0.3, le=3.0, description="> 1 darkens the mid-tones")
+    noise_sigma: float = Field(0.0, ge=0.0, le=40.0, description="sensor noise, grey levels (standard deviation)")
+
+
+SceneObject = Annotated[
+    AprilTagObject | StopSignObject | PersonObject | BoxObject | WallObject, Field(discriminator="type")
+]
 
 
 class Scenario(StrictModel):
@@ -168,6 +230,9 @@ class Scenario(StrictModel):
     description: str = Field("", description="what this scenario shows or tests")
     robot_start: Pose2D = Field(default_factory=Pose2D, description="robot body pose in odom at sim start")
     objects: list[SceneObject] = Field(default_factory=list, description="things the cameras can see")
+    floor: FloorKind = Field("concrete", description="floor texture")
+    backdrop_grey: int = Field(205, ge=0, le=255, description="grey above the horizon where no wall is")
+    lighting: Lighting = Field(default_factory=Lighting, description="brightness, contrast and sensor noise")
 
     @model_validator(mode="after")
     def _unique_tag_ids(self) -> Scenario:

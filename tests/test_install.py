@@ -64,7 +64,8 @@ def test_wheel_carries_everything_the_commands_need(wheel: Path) -> None:
         "perception/models/nanodet_g_coco_int8.tflite", "perception/models/coco_labels.txt",
         "perception/models/movenet_multipose_256_f16.tflite", "perception/models/movenet_labels.txt",
         "perception/models/LICENSE-movenet", "perception/models/calibration.yaml",
-        "sim/assets/astronaut_grey.png", "agent/py.typed", "perception/py.typed",
+        "sim/assets/astronaut_grey.png", "sim/assets/people/walker_puffer.png",
+        "agent/py.typed", "perception/py.typed",
     ]:
         assert needed in names, f"{needed} is not in the wheel"
     assert not any(n.startswith("tests/") for n in names)

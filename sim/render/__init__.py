@@ -9,11 +9,13 @@ image with an OpenCV homography restricted to its bounding box, and painted far 
 
 Where each part lives:
 - `projection`: camera pose, near-plane clipping, projection, pixel boxes, sub-pixel fill;
-- `textures`, `person`: the grey textures (tags, stop sign, floor, shadow; the person photo);
+- `textures`, `person`, `people`, `surfaces`: the grey textures (tags, stop sign, concrete,
+  shadow; the astronaut photo; the vtest pedestrians by appearance; walls, boxes, other floors);
 - `planes`: the scenario's objects as textured quads in the camera frame, far to near;
 - `floor`: the floor in depth bands (mip level by distance) and its depth;
-- `canvas`: the grey/depth buffers and how one plane is painted into them;
-- `compose`: backdrop, floor, objects: the three public render functions;
+- `canvas`: the grey/depth (and, for `sim.dataset`, plane-number) buffers and how one plane is
+  painted into them;
+- `compose`: backdrop, floor, objects, lighting: the three public render functions;
 - `tags`: which AprilTags a camera can see (`visible_tags`, `TagView`).
 """
 

@@ -27,11 +27,16 @@ MIP_BIAS = 1  # pick one mip level sharper than one texel per pixel (crisper, li
 class Canvas:
     """Grey image and/or depth being painted for one camera."""
 
-    def __init__(self, camera: CameraSpec, want_grey: bool, want_depth: bool) -> None:
+    def __init__(
+        self, camera: CameraSpec, want_grey: bool, want_depth: bool, backdrop: int = BACKDROP_GREY,
+        want_labels: bool = False,
+    ) -> None:
         self.camera = camera
         self.k = camera.camera_matrix()
-        self.grey = np.full((camera.height, camera.width), BACKDROP_GREY, np.uint8) if want_grey else None
+        self.grey = np.full((camera.height, camera.width), backdrop, np.uint8) if want_grey else None
         self.depth = np.zeros((camera.height, camera.width), np.float32) if want_depth else None
+        # Which painted plane each pixel shows (-1: none): the ground truth of `sim.dataset`.
+        self.labels = np.full((camera.height, camera.width), -1, np.int32) if want_labels else None
 
     def plane_depth(self, normal: np.ndarray, offset: float, box: tuple[int, int, int, int]) -> np.ndarray:
         """Camera z where each pixel ray in `box` meets the plane normal . p = offset (0: no return)."""
@@ -48,7 +53,8 @@ class Canvas:
         z[~((z > 0.0) & (z <= DEPTH_MAX_RANGE_M))] = 0.0
         return z
 
-    def paint_plane(self, plane: Plane) -> None:
+    def paint_plane(self, plane: Plane, label: int = -1) -> None:
+        """Paint one plane; with a labels buffer, `label` goes where it is opaque and solid."""
         poly = clip_polygon(plane.corners, NEAR_M - plane.corners[:, 2])
         if len(poly) < 3:
             return
@@ -65,6 +71,8 @@ class Canvas:
                 self.grey[y0:y1, x0:x1][mask > 0] = plane.grey
         elif tex.alpha is not None or self.grey is not None:
             mask = self._paint_texture(plane, tex, box, mask)
+        if self.labels is not None and plane.solid:
+            self.labels[y0:y1, x0:x1][mask > 0] = label
         if self.depth is not None and plane.solid:
             c = plane.corners
             normal = np.cross(c[1] - c[0], c[3] - c[0])

@@ -37,7 +37,7 @@ class Texture:
         return int(self.grey[0].shape[0])
 
 
-def _frozen(image: np.ndarray) -> np.ndarray:
+def frozen(image: np.ndarray) -> np.ndarray:
     """Shared by every render (and thread): make accidental writes fail loudly."""
     image.flags.writeable = False
     return image
@@ -47,7 +47,7 @@ def _pyramid(image: np.ndarray, min_side: int = 8) -> tuple[np.ndarray, ...]:
     levels = [np.ascontiguousarray(image)]
     while min(levels[-1].shape[:2]) >= 2 * min_side:
         levels.append(cv2.pyrDown(levels[-1]))
-    return tuple(_frozen(level) for level in levels)
+    return tuple(frozen(level) for level in levels)
 
 
 def make_texture(grey: np.ndarray, alpha: np.ndarray | None = None) -> Texture:
@@ -155,29 +155,4 @@ def floor_texture() -> np.ndarray:
     joints = (np.arange(px) % (2 * FLOOR_PX_PER_M)) < 2
     floor[joints, :] -= 18.0
     floor[:, joints] -= 18.0
-    return _frozen(np.clip(floor, 0, 255).astype(np.uint8))
-
-
-# Extent (metres) each floor mip level is pre-tiled to, so the floor seen in that level's distance
-# band maps inside the image and warpPerspective never needs its (slow) wrap-around path.
-FLOOR_LEVEL_EXTENT_M = (12.0, 16.0, 24.0, 32.0, 48.0)
-
-
-@lru_cache(maxsize=1)
-def floor_pyramid() -> tuple[np.ndarray, ...]:
-    """Mip levels of the floor, level L at FLOOR_PX_PER_M / 2**L, tiled to FLOOR_LEVEL_EXTENT_M[L]."""
-    pattern = floor_texture()
-    pad = 8
-    levels = []
-    for extent in FLOOR_LEVEL_EXTENT_M:
-        repeats = int(round(extent / FLOOR_TILE_M))
-        levels.append(_frozen(np.ascontiguousarray(np.tile(pattern, (repeats, repeats)))))
-        padded = np.pad(pattern, pad, mode="wrap")  # blur with wrap-around: each level stays seamless
-        pattern = cv2.pyrDown(padded)[pad // 2 : -pad // 2, pad // 2 : -pad // 2].copy()
-    return tuple(levels)
-
-
-@lru_cache(maxsize=1)
-def floor_mean_grey() -> int:
-    """What the floor looks like from far away."""
-    return int(round(float(floor_texture().mean())))
+    return frozen(np.clip(floor, 0, 255).astype(np.uint8))

@@ -77,6 +77,20 @@ def _write(tmp_path: Path, text: str) -> Path:
             "<top level>",
             "tag_id 4 is used by more than one apriltag",
         ),
+        (
+            "objects:\n  - {type: person, appearance: lena, pose: {x: 1, y: 0}}\n",
+            "objects[0] (person).appearance",
+            "'astronaut'",
+        ),
+        (
+            "objects:\n  - {type: wall, start: {x: 1, y: 0}, end: {x: 1, y: 0.01}}\n",
+            "objects[0] (wall)",
+            "at least 0.05 m apart",
+        ),
+        ("objects:\n  - {type: box, pose: {x: 1, y: 0}, height_m: 0}\n", "objects[0] (box).height_m", "greater than 0.05"),
+        ("lighting: {gain: 0.3, gamma: 9}\n", "lighting.gamma", "less than or equal to 3"),
+        ("floor: lava\n", "floor", "'concrete'"),
+        ("backdrop_grey: 300\n", "backdrop_grey", "less than or equal to 255"),
     ],
 )
 def test_validation_error_names_file_and_field(tmp_path: Path, text: str, field: str, reason: str) -> None:
