@@ -35,9 +35,14 @@ class Annotation:
     distance_m: float | None = None
     truncated: bool | None = None
     occluded: bool | None = None
+    labelled_area: float | None = None  # the file's `area` (e.g. a mask's pixels), if it gives one
 
     @property
     def area(self) -> float:
+        """The file's `area` when it has one (as pycocotools reads it: COCO's size ranges are by
+        area), else the box's."""
+        if self.labelled_area is not None:
+            return self.labelled_area
         return (self.box[2] - self.box[0]) * (self.box[3] - self.box[1])
 
 
@@ -165,16 +170,25 @@ def _annotation(
     attributes: dict[str, Any] = e["attributes"] if isinstance(e.get("attributes"), dict) else {}
     for key in ("truncated", "occluded"):
         value = e.get(key, attributes.get(key))  # CVAT keeps `occluded` under `attributes`
+        if _is_number(value) and 0.0 <= value <= 1.0:  # a hidden/cut fraction (the sim writes them)
+            value = value >= OCCLUDED_FRACTION
         if value is not None and not isinstance(value, bool):
-            raise DatasetError(f"{where}.{key}: must be true or false, got {value!r}")
+            raise DatasetError(f"{where}.{key}: must be true or false, or a fraction 0-1, got {value!r}")
         flags[key] = value
     for key in ("iscrowd", "ignore"):
         if e.get(key, 0) not in (0, 1):  # True/False compare equal to 1/0
             raise DatasetError(f"{where}.{key}: must be 0 or 1, got {e[key]!r}")
     ignore = bool(e.get("iscrowd", 0) or e.get("ignore", 0))
     label = categories[e["category_id"]]
+    area = e.get("area")
+    if area is not None and (not _is_number(area) or area < 0):
+        raise DatasetError(f"{where}.area: must be a number of pixels >= 0, got {area!r}")
     return image.id, Annotation(label, box, ignore, None if distance is None else float(distance),
-                                flags["truncated"], flags["occluded"])
+                                flags["truncated"], flags["occluded"], None if area is None else float(area))
+
+
+# A box with at least this fraction hidden (or cut by the frame) counts as occluded (truncated).
+OCCLUDED_FRACTION = 0.3
 
 
 def check_box(where: str, bbox: Any, image: EvalImage) -> tuple[float, float, float, float]:

@@ -219,7 +219,8 @@ def coco_ap(dataset: Dataset, detections: dict[int, list[Detection]]) -> dict[st
 
 
 def coco_ground_truth(dataset: Dataset, cat_ids: dict[str, int]) -> dict[str, Any]:
-    """The labels as COCO ground truth: area is the box's (COCO's size ranges are by box here);
+    """The labels as COCO ground truth: area as the file gives it (else the box's), as pycocotools
+    reads the file;
     `ignore: 1` becomes `iscrowd: 1`, the flag COCOeval reads for a region that counts neither way."""
     annotations: list[dict[str, Any]] = []
     for image in dataset.images:
