@@ -169,8 +169,8 @@ def _annotation(
     flags = {}
     attributes: dict[str, Any] = e["attributes"] if isinstance(e.get("attributes"), dict) else {}
     for key in ("truncated", "occluded"):
-        value = e.get(key, attributes.get(key))  # CVAT keeps `occluded` under `attributes`
-        if _is_number(value) and 0.0 <= value <= 1.0:  # a hidden/cut fraction (the sim writes them)
+        value: Any = e.get(key, attributes.get(key))  # CVAT keeps `occluded` under `attributes`
+        if _is_number(value) and 0.0 <= value <= 1.0:  # a hidden/cut fraction (the sim's)
             value = value >= OCCLUDED_FRACTION
         if value is not None and not isinstance(value, bool):
             raise DatasetError(f"{where}.{key}: must be true or false, or a fraction 0-1, got {value!r}")
