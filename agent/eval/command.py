@@ -97,7 +97,8 @@ def _measure(dataset: Dataset, subjects: list[Subject], workers: int) -> list[Ru
     runs = []
     for subject in subjects:
         for label in dataset.classes:
-            if label not in subject.model_labels:
+            found_by_fiducials = label.startswith("tag:") and subject.detector.fiducials
+            if label not in subject.model_labels and not found_by_fiducials:
                 dataset.notes.append(f"{subject.name}: no model outputs '{label}': every such box is a miss")
         inference = run_perception(subject.detector, dataset.images, workers, f"{subject.name}: detecting")
         ap = coco_ap(dataset, inference.detections)
