@@ -134,40 +134,34 @@ def test_unsupported_model_is_a_clear_setup_error(app: typer.Typer, tmp_path: Pa
 # --- bad input (issue 11): names that are not UTF-8, images too large to decode -------------
 
 
+# The child reports its own peak RSS (VmHWM: this process image's high-water mark, reset by
+# exec). A parent's rusage would not do: a forked child inherits the forking process's peak, and
+# this test process grows past 1 GB over the whole suite.
+_PEAK_REPORTER = """
+import atexit, sys
+report = sys.argv[1]
+def _peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            open(report, "w").write(line.split()[1])
+atexit.register(_peak)
+sys.argv = ["spot-agent", *sys.argv[2:]]
+from agent.cli import main
+main()
+"""
+
+
 def _detect_in_subprocess(args: list[str], tmp_path: Path) -> tuple[int, str, float]:
     """Run `spot-agent detect` in its own process: (exit status, output, peak RSS in MB). A crash
     (a signal) is a negative status here, not the end of the test run."""
-    log = tmp_path / "detect.log"
+    log, peak = tmp_path / "detect.log", tmp_path / "peak_kb"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "detect", *args, "--threads", "1"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "250"},
+        proc = subprocess.run(
+            [sys.executable, "-c", _PEAK_REPORTER, str(peak), "detect", *args, "--threads", "1"],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "250"}, check=False,
         )
-        _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, log.read_bytes().decode("utf-8"), usage.ru_maxrss / 1024
-
-
-def test_file_names_that_are_not_utf8_are_read_and_written(tmp_path: Path) -> None:
-    folder = tmp_path / "in"
-    folder.mkdir()
-    ok, jpeg = cv2.imencode(".jpg", _bgr(data.astronaut()))
-    assert ok
-    (folder / os.fsdecode(b"caf\xe9.jpg")).write_bytes(jpeg.tobytes())  # Latin-1 name
-    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (160, 120))
-    for _ in range(2):
-        writer.write(np.full((120, 160, 3), 90, np.uint8))
-    writer.release()
-    (tmp_path / "clip.avi").rename(folder / os.fsdecode(b"clip\xff\x1b.avi"))
-    out = tmp_path / "out"
-    status, output, _ = _detect_in_subprocess([str(folder), "--out", str(out)], tmp_path)
-    assert status == 0, output  # was SIGSEGV (-11) in cv2.imwrite
-    assert "caf%E9.jpg" in output and "clip%FF%1B.avi" in output and "2/2 inputs read" in output
-    assert sorted(p.name for p in out.iterdir()) == [
-        "caf%E9.jpg", "clip%FF%1B_000000.jpg", "clip%FF%1B_000001.jpg", "detections.jsonl"]
-    assert cv2.imdecode(np.fromfile(out / "caf%E9.jpg", np.uint8), cv2.IMREAD_COLOR).shape == (512, 512, 3)
-    files = {r["file"] for r in _records(out)}
-    assert files == {str(folder / "caf%E9.jpg")}  # the person in the astronaut photo
+    peak_mb = int(peak.read_text()) / 1024 if peak.exists() else float("nan")
+    return proc.returncode, log.read_bytes().decode("utf-8"), peak_mb
 
 
 @pytest.mark.parametrize(
@@ -186,7 +180,7 @@ def test_images_too_large_are_skipped_before_decoding(
     assert status == 1, output  # nothing readable: reported, no traceback
     assert f"skipped {tmp_path / name}: too large: {size} pixels > the limit of 50000000 (50 MP)" in output
     assert "Traceback" not in output
-    assert peak_mb < 1024, f"peak RSS {peak_mb:.0f} MB"  # the CORE I/O container's limit is 1 GB
+    assert 50 < peak_mb < 1024, f"peak RSS {peak_mb:.0f} MB"  # the CORE I/O container's limit is 1 GB
 
 
 def _sideways_astronaut() -> np.ndarray:
