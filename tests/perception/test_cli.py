@@ -16,6 +16,7 @@ import typer
 from fixtures.image_bombs import jpeg_header_claiming, zero_png
 from fixtures.perception_support import render_tag
 from skimage import data
+from support.cli import command_app
 from typer.testing import CliRunner
 
 from perception.cli import detect_command
@@ -23,9 +24,7 @@ from perception.cli import detect_command
 
 @pytest.fixture(scope="module")
 def app() -> typer.Typer:
-    app = typer.Typer()
-    app.command("detect")(detect_command)
-    app.command("noop")(lambda: None)  # two commands: typer then routes by name as spot-agent does
+    app = command_app("detect", detect_command)
     return app
 
 

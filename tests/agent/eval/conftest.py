@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from support.cli import command_app
 from support.devset import DEVSET_DIR, LABELS
 
 from agent.eval.command import eval_command
@@ -15,9 +16,7 @@ from agent.eval.command import eval_command
 
 @pytest.fixture(scope="session")
 def eval_app() -> typer.Typer:
-    app = typer.Typer()
-    app.command("eval")(eval_command)
-    app.command("noop")(lambda: None)  # two commands: typer routes by name as spot-agent does
+    app = command_app("eval", eval_command)
     return app
 
 

@@ -14,6 +14,7 @@ import pytest
 import typer
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from support.cli import command_app
 from support.devset import LABELS
 from typer.testing import CliRunner
 
@@ -80,9 +81,7 @@ def test_sim_dataset_ap_equals_pycocotools_and_is_reported_by_distance(
     distances) through eval: the same AP as pycocotools, recall by distance bucket."""
     from sim.dataset.command import dataset_command
 
-    sim_app = typer.Typer()
-    sim_app.command("dataset")(dataset_command)
-    sim_app.command("noop")(lambda: None)
+    sim_app = command_app("dataset", dataset_command)
     data = tmp_path / "simset"
     made = CliRunner().invoke(sim_app, ["dataset", "--out", str(data), "--frames", "24", "--seed", "7"])
     assert made.exit_code == 0, made.output

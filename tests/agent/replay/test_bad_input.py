@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcap.reader import make_reader
 from skimage import data as skdata
+from support.cli import command_app
 from typer.testing import CliRunner
 
 from agent.recording.metadata import recording_header
@@ -72,9 +73,7 @@ def _read_all(path: Path) -> McapRecording:
 
 @pytest.fixture(scope="module")
 def app() -> typer.Typer:
-    app = typer.Typer()
-    app.command("replay")(replay_command)
-    app.command("noop")(lambda: None)
+    app = command_app("replay", replay_command)
     return app
 
 

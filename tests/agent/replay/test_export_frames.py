@@ -18,10 +18,10 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-import typer
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from skimage import data as skdata
+from support.cli import command_app
 from typer.testing import CliRunner
 
 from agent.config import config_overrides
@@ -38,9 +38,7 @@ CAMERAS = {"frontleft_fisheye_image": -78.0, "frontright_fisheye_image": -102.0}
 
 
 def _cli(*args: str) -> Any:
-    app = typer.Typer()
-    app.command("export-frames")(export_frames_command)
-    app.command("noop")(lambda: None)  # two commands: typer routes by name as spot-agent does
+    app = command_app("export-frames", export_frames_command)
     return CliRunner().invoke(app, ["export-frames", *args], terminal_width=250)
 
 
@@ -288,9 +286,7 @@ def test_prelabels_round_trip_through_spot_agent_eval(exported: Path, tmp_path: 
     against its own pre-labels finds every box again (AP 1.0 for every labelled class, tags too)."""
     from agent.eval.command import eval_command
 
-    app = typer.Typer()
-    app.command("eval")(eval_command)
-    app.command("noop")(lambda: None)
+    app = command_app("eval", eval_command)
     out = tmp_path / "eval"
     result = CliRunner().invoke(app, ["eval", str(exported / "labels.json"), "--config", "sim",
                                       "--out", str(out), "--workers", "1"], terminal_width=250)

@@ -16,6 +16,7 @@ import pytest
 import typer
 from mcap.reader import make_reader
 from skimage import data
+from support.cli import command_app
 from typer.testing import CliRunner
 
 from agent.config import config_overrides, load_agent_config
@@ -40,9 +41,7 @@ rules:
 
 @pytest.fixture(scope="module")
 def app() -> typer.Typer:
-    app = typer.Typer()
-    app.command("replay")(replay_command)
-    app.command("noop")(lambda: None)  # two commands: typer routes by name as spot-agent does
+    app = command_app("replay", replay_command)
     return app
 
 

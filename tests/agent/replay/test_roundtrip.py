@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from mcap.reader import make_reader
+from support.cli import command_app
 
 from agent.demo import sim_agent_config
 from agent.replay.command import EXIT_COMMANDS_DIFFER
@@ -117,14 +118,11 @@ def test_frame_by_frame_replay_of_a_live_recording(live_run: tuple[Path, object,
 
 
 def _cli(*args: str) -> Any:
-    import typer
     from typer.testing import CliRunner
 
     from agent.replay.command import replay_command
 
-    app = typer.Typer()
-    app.command("replay")(replay_command)
-    app.command("noop")(lambda: None)  # two commands: typer routes by name as spot-agent does
+    app = command_app("replay", replay_command)
     return CliRunner().invoke(app, ["replay", *args], terminal_width=250)
 
 
