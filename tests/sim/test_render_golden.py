@@ -55,6 +55,21 @@ def _blocks(image: np.ndarray) -> np.ndarray:
     return image.reshape(h // BLOCK_PX, BLOCK_PX, w // BLOCK_PX, BLOCK_PX).astype(np.float64).mean(axis=(1, 3))
 
 
+DEPTH_CELL_PX = 20  # depth is compared on a 24 x 32 grid of cell medians
+# Another OpenCV rasterises polygon edges a pixel apart: where depth jumps by metres (a wall's
+# edge), the cells on that line differ (between OpenCV 4.8 and 5.1 on people_clutter: at most 4
+# of 768 cells, 0.5%). Everywhere else surfaces must agree; at most this share of cells may differ.
+DEPTH_CELLS_MAY_DIFFER = 0.03
+
+
+def _depth_cells(depth: np.ndarray) -> np.ndarray:
+    """Median depth (mm) of each DEPTH_CELL_PX square cell."""
+    h, w = depth.shape
+    c = DEPTH_CELL_PX
+    cells = depth.reshape(h // c, c, w // c, c).swapaxes(1, 2).reshape(h // c, w // c, -1)
+    return np.median(cells.astype(np.float64), axis=2) * 1000.0
+
+
 def _digest(image: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
 
@@ -72,6 +87,7 @@ def _frames() -> dict[str, dict[str, Any]]:
                     "depth_sha256": _digest(depth),
                     "grey_blocks": np.round(_blocks(grey), 2).tolist(),
                     "depth_blocks_mm": np.round(_blocks(depth) * 1000.0, 1).tolist(),
+                    "depth_cells_mm": np.round(_depth_cells(depth)).astype(int).tolist(),
                     "tags": [[v.tag_id, *np.round(v.corners_px.ravel(), 4).tolist()] for v in tags],
                 }
     return frames
@@ -104,12 +120,15 @@ def test_frames_match_the_recorded_ones(golden: dict[str, Any], rendered: dict[s
                     wrong.append(f"{key}: {field} differs")
         grey_diffs = np.abs(np.array(got["grey_blocks"]) - np.array(want["grey_blocks"]))
         grey_diff, grey_mean = grey_diffs.max(), grey_diffs.mean()
+        cells_off = np.abs(np.array(got["depth_cells_mm"]) - np.array(want["depth_cells_mm"])) > DEPTH_BLOCK_TOLERANCE_MM
         depth_diff = np.abs(np.array(got["depth_blocks_mm"]) - np.array(want["depth_blocks_mm"])).max()
         if grey_diff > GREY_BLOCK_TOLERANCE:
             wrong.append(f"{key}: a grey block mean moved by {grey_diff:.2f} levels")
         if grey_mean > GREY_MEAN_TOLERANCE:
             wrong.append(f"{key}: grey block means moved by {grey_mean:.2f} levels on average")
-        if depth_diff > DEPTH_BLOCK_TOLERANCE_MM:
+        if cells_off.mean() > DEPTH_CELLS_MAY_DIFFER:
+            wrong.append(f"{key}: {cells_off.mean():.1%} of depth cells moved by > {DEPTH_BLOCK_TOLERANCE_MM} mm")
+        if exact and depth_diff > DEPTH_BLOCK_TOLERANCE_MM:  # same OpenCV: the block means too
             wrong.append(f"{key}: a depth block mean moved by {depth_diff:.1f} mm")
         got_ids = [t[0] for t in got["tags"]]
         want_ids = [t[0] for t in want["tags"]]
