@@ -1,4 +1,4 @@
-"""Frames out for labelling: upright JPEGs plus the agent's own detections as COCO pre-labels.
+"""Frames out for labelling: upright PNGs plus the agent's own detections as COCO pre-labels.
 
 Every input is read by replay's own readers (`agent.replay.sources`: recordings, damaged or not,
 videos, image folders), so what replay can read can be exported, and what it loses is reported
@@ -33,7 +33,6 @@ from perception.perceiver import Perceiver
 from perception.rotation import upright_rotation
 
 LABELS_FILE = "labels.json"
-JPEG_QUALITY = 95  # labels are drawn on these pixels: keep JPEG's loss well below the sensor noise
 
 
 @dataclass
@@ -118,10 +117,10 @@ class _Exporter:
         return self._perceivers[key]
 
     def name_for(self, camera: str, seq: int) -> str:
-        name = f"{camera}_{seq:06d}.jpg"
+        name = f"{camera}_{seq:06d}.png"
         n = 1
         while name in self._names:  # two inputs with the same camera and numbers
-            name, n = f"{camera}_{seq:06d}_{n}.jpg", n + 1
+            name, n = f"{camera}_{seq:06d}_{n}.png", n + 1
         self._names.add(name)
         return name
 
@@ -138,8 +137,10 @@ class _Exporter:
         h, w = frame.image.shape[:2]
         upright = upright_rotation(perceiver.config.rotation_for(camera), w, h).apply(frame.image)
         name = self.name_for(camera, frame.seq)
-        if not cv2.imwrite(str(self.folder / name), upright, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-            raise OSError(f"{self.folder / name}: could not write the JPEG")
+        # Lossless: the labelled pixels are the ones the pre-labels were detected on, so `eval`
+        # on the export re-finds exactly those boxes (a JPEG re-encode moved a borderline one).
+        if not cv2.imwrite(str(self.folder / name), upright):
+            raise OSError(f"{self.folder / name}: could not write the PNG")
         uh, uw = upright.shape[:2]
         image_id = self.labels.add_image(name, (uw, uh), camera=camera,
                                          time=frame.acquisition_time_robot, source=source)

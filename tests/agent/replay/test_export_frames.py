@@ -91,7 +91,7 @@ def test_recorded_frames_come_out_upright_and_grey(recording: list[Path], export
     for camera, angle in CAMERAS.items():
         image = next(im for im in labels["images"] if im["camera"] == camera)
         assert image["upright"] is True
-        frame = recorded[(camera, int(image["file_name"].removesuffix(".jpg").rsplit("_", 1)[1]))]
+        frame = recorded[(camera, int(image["file_name"].removesuffix(".png").rsplit("_", 1)[1]))]
         assert image["time"] == pytest.approx(frame.acquisition_time_robot, abs=1e-5)
         written = cv2.imread(str(exported / image["file_name"]), cv2.IMREAD_UNCHANGED)
         assert written.ndim == 2  # grey stays grey
@@ -208,7 +208,7 @@ def test_video_named_after_a_camera_is_turned_upright(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     images = _labels(out)["images"]
     assert [im["file_name"] for im in images] == [
-        f"frontleft_fisheye_image_{i:06d}.jpg" for i in (0, 5, 10, 15)]
+        f"frontleft_fisheye_image_{i:06d}.png" for i in (0, 5, 10, 15)]
     assert {im["camera"] for im in images} == {"frontleft_fisheye_image"}
     assert images[0]["source"] == clip.name
     written = cv2.imread(str(out / images[0]["file_name"]), cv2.IMREAD_UNCHANGED)
