@@ -122,12 +122,17 @@ class CameraFeed:
         return robot_ns // self._period_ns
 
     def frame(self, world: SimWorld) -> Frame:
+        arrived = self._slot(world.clock.now_ns())
         frame = self._frame
-        if frame is not None and self._slot(frame.body.robot_ns) == self._slot(world.clock.now_ns()):
+        if frame is not None and self._slot(frame.body.robot_ns) >= arrived:
             return frame
-        with self._lock:  # one render per period even when many requests arrive at once
+        # One render per period even when many requests arrive at once. A request that waited
+        # here takes any frame started at or after its own arrival: on a loaded host a render
+        # can outlast the period, and re-rendering for every waiter would queue them behind
+        # each other (a real camera hands all of them its next frame).
+        with self._lock:
             frame = self._frame
-            if frame is not None and self._slot(frame.body.robot_ns) == self._slot(world.clock.now_ns()):
+            if frame is not None and self._slot(frame.body.robot_ns) >= arrived:
                 return frame
             body = world.snapshot()
             frame = Frame(body, self._renderer(self.camera, body))
