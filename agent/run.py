@@ -99,8 +99,11 @@ async def _run(
 
     # Everything that can be checked without the robot is checked first.
     rules = load_rules(config.rules, cameras=config.cameras.sources)
-    # The model loads and verifies now, not in the first detector thread.
-    decode_min_side = Perceiver.from_config(config.detector).decode_min_side
+    # The model loads and verifies now, not in the first detector thread (a remote detector has
+    # nothing here to load, and its frames go out whole).
+    decode_min_side = (
+        None if config.detector.type == "network_compute_bridge" else Perceiver.from_config(config.detector).decode_min_side
+    )
     shutdown.check()
     with contextlib.ExitStack() as stack:
         extras = _Extras(config, record, stack)
@@ -191,7 +194,8 @@ async def _drive(
         raise
     try:
         source = SpotCameraSource.for_robot(robot.sdk_robot, config.cameras, decode_min_side)
-        pipeline = build_pipeline(config, source, robot, rules=rules, observers=extras.observers)
+        pipeline = build_pipeline(config, source, robot, rules=rules, observers=extras.observers,
+                                  sdk_robot=robot.sdk_robot)
         if extras.control is not None:
             await extras.control.start(pipeline)
         if on_pipeline is not None:

@@ -124,10 +124,50 @@ class PersonModelConfig(StrictModel):
         return self.model if self.model is not None else PERSON_MODEL
 
 
+class NetworkComputeBridgeConfig(StrictModel):
+    """Where the detector runs when `type: network_compute_bridge` (perception/network_compute.py)."""
+
+    service: str = Field(
+        "spot-cue-agent-worker",
+        min_length=1,
+        description="The worker's name in the robot's directory (what `spot-agent worker --service-name` registered).",
+    )
+    model: str = Field(
+        "nanodet_g_coco_int8", min_length=1, description="A model the worker lists (`ListAvailableModels`)."
+    )
+    address: str | None = Field(
+        None,
+        description="host:port to call the worker directly; unset = through the robot's NetworkComputeBridge service.",
+    )
+    timeout_s: float = Field(
+        0.5, gt=0.0, le=10.0,
+        description="Per frame; a worker slower than this is a perception stall (the watchdog stops the robot).",
+    )
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="Sent to the worker; `score_threshold` still applies here.")
+
+    @field_validator("address")
+    @classmethod
+    def _host_port(cls, v: str | None) -> str | None:
+        if v is not None:
+            host, _, port = v.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"address must be host:port, got {v!r}")
+        return v
+
+
 class DetectorConfig(StrictModel):
     """The object detector and fiducial finder, as one config section (`detector:` in YAML)."""
 
 
+    type: Literal["tflite", "network_compute_bridge"] = Field(
+        "tflite",
+        description="Where detection runs: 'tflite' on this computer (model, person_model), or "
+        "'network_compute_bridge' on an NCB worker (the network_compute_bridge section).",
+    )
+    network_compute_bridge: NetworkComputeBridgeConfig = Field(
+        default_factory=NetworkComputeBridgeConfig,
+        description="The worker and model for type 'network_compute_bridge'.",
+    )
     model: ConfigPath | None = Field(
         None, description="TFLite model file; unset = the shipped NanoDet-g COCO model."
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from configs.loading import StrictModel, read_yaml, validate_config
 from perception.calibration import ScoreCalibration
 from perception.config import (
+    DEFAULT_LABELS,
     DEFAULT_MODEL,
     PERSON_MODEL,
     SHIPPED_CALIBRATION,
@@ -21,9 +22,11 @@ from perception.config import (
     Calibration,
     DetectorConfig,
     PersonModelConfig,
+    read_labels,
 )
 from perception.detection import Detection
 from perception.detector import Detector, TFLiteDetector
+from perception.network_compute import ComputeCall, NetworkComputeDetector, worker_call
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,12 @@ class DetectorModel:
         return size
 
 
-def load_model_set(config: DetectorConfig) -> list[DetectorModel]:
-    """The COCO detector (every camera) and, if configured, the person model (its cameras)."""
+def load_model_set(config: DetectorConfig, bridge: ComputeCall | None = None) -> list[DetectorModel]:
+    """The COCO detector (every camera) and, if configured, the person model (its cameras); or,
+    for `type: network_compute_bridge`, the remote model (through `bridge`, the robot's bridge,
+    unless the config gives the worker's address)."""
+    if config.type == "network_compute_bridge":
+        return [_remote_model(config, bridge)]
     main_calibration = calibration_for(config.model_path, DEFAULT_MODEL, config.calibration)
     keep = main_calibration.raw_threshold(config.score_threshold)
     person = config.person_model
@@ -68,6 +75,23 @@ def load_model_set(config: DetectorConfig) -> list[DetectorModel]:
     if person is not None:
         models.append(_person_model(config, person))
     return models
+
+
+def _remote_model(config: DetectorConfig, bridge: ComputeCall | None) -> DetectorModel:
+    remote = config.network_compute_bridge
+    if remote.address is not None:
+        call = worker_call(remote.address)
+    elif bridge is not None:
+        call = bridge
+    else:
+        raise ValueError(
+            "detector type network_compute_bridge: set network_compute_bridge.address (host:port of the "
+            "worker) or run on a robot, whose bridge forwards to the worker"
+        )
+    # Our own worker sends calibrated scores; another worker's can be calibrated here.
+    calibration = ScoreCalibration.from_knots(config.calibration) if config.calibration else ScoreCalibration()
+    detector = NetworkComputeDetector(remote, call, labels=read_labels(DEFAULT_LABELS))
+    return DetectorModel(f"ncb:{remote.model}", detector, calibration)
 
 
 def _person_model(config: DetectorConfig, person: PersonModelConfig) -> DetectorModel:

@@ -25,6 +25,7 @@ from perception.fiducials import FiducialFinder
 from perception.frame import Frame
 from perception.localize import sightings_for
 from perception.model_set import DetectorModel, load_model_set
+from perception.network_compute import ComputeCall
 from perception.rotation import UprightRotation, upright_rotation
 
 
@@ -36,23 +37,25 @@ class Perceiver:
         detector: Detector | None = None,
         models: Sequence[DetectorModel] | None = None,
         fiducials: FiducialFinder | None = None,
+        bridge: ComputeCall | None = None,
     ) -> None:
         """The models the config names; or only `detector`, or only `models`, when given (tests,
-        tools, the calibration benchmark)."""
+        tools, the calibration benchmark). `bridge`: the robot's NetworkComputeBridge, for a
+        config whose detector runs on a worker reached through the robot."""
         self.config = config or DetectorConfig()
         if detector is not None:
             self.models: list[DetectorModel] = [DetectorModel("detector", detector)]
         elif models is not None:
             self.models = list(models)
         else:
-            self.models = load_model_set(self.config)
+            self.models = load_model_set(self.config, bridge)
         if fiducials is None and self.config.fiducials:
             fiducials = FiducialFinder(self.config.tag_size_m, self.config.tag_sizes_m)
         self.fiducials = fiducials
 
     @classmethod
-    def from_config(cls, config: DetectorConfig | None = None) -> Perceiver:
-        return cls(config)
+    def from_config(cls, config: DetectorConfig | None = None, bridge: ComputeCall | None = None) -> Perceiver:
+        return cls(config, bridge=bridge)
 
     @property
     def detector(self) -> Detector:

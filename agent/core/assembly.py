@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent.core.clock import Clock
 from agent.core.config import SafetyConfig
@@ -36,12 +36,17 @@ class PipelineSettings(Protocol):
     def safety(self) -> SafetyConfig: ...
 
 
-def detector_threads(detector: DetectorConfig) -> PerceiverFactory:
-    """One `Perceiver` per detector thread (each its own interpreter), from the config."""
+def detector_threads(detector: DetectorConfig, sdk_robot: Any = None) -> PerceiverFactory:
+    """One `Perceiver` per detector thread (each its own interpreter), from the config.
+    `sdk_robot`: the robot whose NetworkComputeBridge reaches a remote detector's worker."""
+    from perception.network_compute import bridge_call
     from perception.perceiver import Perceiver
 
+    remote = detector.type == "network_compute_bridge" and detector.network_compute_bridge.address is None
+
     def make() -> PerceiveFrame:
-        return Perceiver.from_config(detector).process
+        bridge = bridge_call(sdk_robot) if remote and sdk_robot is not None else None
+        return Perceiver.from_config(detector, bridge).process
 
     return make
 
@@ -56,6 +61,7 @@ def build_pipeline(
     perceiver_factory: PerceiverFactory | None = None,
     observers: Sequence[PipelineObserver] = (),
     events: EventLog | None = None,
+    sdk_robot: Any = None,
 ) -> Pipeline:
     """The pipeline for `config` on these seams.
 
@@ -67,7 +73,7 @@ def build_pipeline(
     engine = CueEngine(rules, stop=config.safety.stop_budget())
     return Pipeline(
         source,
-        perceiver_factory or detector_threads(config.detector),
+        perceiver_factory or detector_threads(config.detector, sdk_robot),
         engine,
         robot,
         config.safety,

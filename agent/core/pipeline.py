@@ -53,6 +53,7 @@ from behaviors.commands import MotionCommand, Stop
 from behaviors.results import EngineEvent
 from perception.detection import FrameResult
 from perception.frame import Frame
+from perception.network_compute import NetworkComputeError
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ class Pipeline:
         self._inflight: set[asyncio.Task[None]] = set()
         self._done = asyncio.Event()
         self._end_reason = "stopped"
+        self._unavailable_said = float("-inf")  # when a down remote detector was last logged
         self._watchdog: PerceptionWatchdog | None = None
         # (capture time, result time) of the frame that raised a cue, until a rule acts on it.
         self._cue_times: tuple[float, float] | None = None
@@ -214,6 +216,14 @@ class Pipeline:
     async def _run_detection(self, frame: Frame) -> None:
         try:
             await self._detect_and_observe(frame)
+        except NetworkComputeError as exc:
+            # The remote detector is down or slow: expected, said once a while, no traceback;
+            # without results the watchdog stops the robot, and the next frame retries.
+            self.stats.detector_unavailable += 1
+            if self.clock.now() - self._unavailable_said >= 5.0:
+                self._unavailable_said = self.clock.now()
+                log.warning("detector unavailable (%d frames so far): %s", self.stats.detector_unavailable, exc,
+                            extra={"event": "detector_unavailable", "camera": frame.camera})
         except Exception:
             log.exception("detection failed", extra={"event": "detect_failed", "camera": frame.camera})
         finally:

@@ -78,6 +78,7 @@ class PipelineStats:
     commands_refused: int = 0
     ticks: int = 0
     watchdog_trips: int = 0
+    detector_unavailable: int = 0  # frames a remote detector gave nothing for (down, slow)
     seen: dict[str, SeenLabel] = field(default_factory=dict)
 
     def saw(self, label: str, distance_m: float | None) -> None:
@@ -128,6 +129,7 @@ class PipelineStats:
             "commands_sent": self.commands_sent,
             "commands_refused": self.commands_refused,
             "watchdog_trips": self.watchdog_trips,
+            "detector_unavailable": self.detector_unavailable,
             "age_at_detection_ms": self.age_at_detection_s.summary(1000.0),
             "age_at_result_ms": self.age_at_result_s.summary(1000.0),
             "detect_ms": self.detect_s.summary(1000.0),
