@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from perception.boxes import iou
 from perception.calibration import ScoreCalibration
 from perception.decoders.base import nms_keep
 from perception.detection import Detection
@@ -61,9 +62,3 @@ def _with_keypoints(winner: Detection, found: Sequence[Detection], iou_threshold
     return dataclasses.replace(winner, box=box, keypoints=keypoints)
 
 
-def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-Box = tuple[float, float, float, float]  # x1, y1, x2, y2
+from perception.boxes import Box, iou_matrix, mostly_inside
 
 
 @dataclass(frozen=True)
@@ -60,18 +60,6 @@ def load_coco(path: Path) -> list[LabelledImage]:
     return list(images.values())
 
 
-def iou_matrix(a: Sequence[Box], b: Sequence[Box]) -> np.ndarray:
-    if not a or not b:
-        return np.zeros((len(a), len(b)))
-    A, B = np.asarray(a, np.float64)[:, None, :], np.asarray(b, np.float64)[None, :, :]
-    iw = np.clip(np.minimum(A[..., 2], B[..., 2]) - np.maximum(A[..., 0], B[..., 0]), 0, None)
-    ih = np.clip(np.minimum(A[..., 3], B[..., 3]) - np.maximum(A[..., 1], B[..., 1]), 0, None)
-    inter = iw * ih
-    area_a = (A[..., 2] - A[..., 0]) * (A[..., 3] - A[..., 1])
-    area_b = (B[..., 2] - B[..., 0]) * (B[..., 3] - B[..., 1])
-    return np.asarray(inter / np.maximum(area_a + area_b - inter, 1e-9))
-
-
 def match(
     detections: Iterable[tuple[float, Box]], truth: Sequence[Box], ignore: Sequence[Box] = (), min_iou: float = 0.5
 ) -> ImageOutcome:
@@ -94,16 +82,7 @@ def match(
 
 
 def _in_ignore(box: Box, ignore: Sequence[Box], min_iou: float) -> bool:
-    if not ignore:
-        return False
-    x1, y1, x2, y2 = box
-    area = max((x2 - x1) * (y2 - y1), 1e-9)
-    for g in ignore:
-        ix = max(0.0, min(x2, g[2]) - max(x1, g[0]))
-        iy = max(0.0, min(y2, g[3]) - max(y1, g[1]))
-        if ix * iy / area >= 0.5:  # mostly inside an ignore region
-            return True
-    return bool(iou_matrix([box], list(ignore)).max() >= min_iou)
+    return bool(ignore) and (mostly_inside(box, ignore) or bool(iou_matrix([box], list(ignore)).max() >= min_iou))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from configs.loading import StrictModel, read_yaml, validate_config
+from perception.boxes import mostly_inside
 from perception.calibration import ScoreCalibration
 from perception.config import (
     DEFAULT_LABELS,
@@ -50,7 +51,7 @@ class DetectorModel:
         low, high = self.second_stage
         people = [d for d in found if d.label == "person"]
         certain = [d.box for d in people if d.score >= high]
-        return any(low <= d.score < high and not _mostly_inside(d.box, certain) for d in people)
+        return any(low <= d.score < high and not mostly_inside(d.box, certain) for d in people)
 
     @property
     def input_size(self) -> tuple[int, int] | None:
@@ -138,18 +139,6 @@ def shipped_curves() -> dict[str, Calibration]:
         return {}
     data = validate_config(SHIPPED_CALIBRATION, read_yaml(SHIPPED_CALIBRATION), _ShippedCalibration)
     return {name: entry.curves for name, entry in data.models.items()}
-
-
-def _mostly_inside(box: tuple[float, float, float, float], others: Sequence[tuple[float, float, float, float]]) -> bool:
-    """True when at least half of `box` lies inside one of `others`."""
-    x1, y1, x2, y2 = box
-    area = max((x2 - x1) * (y2 - y1), 1e-9)
-    for o in others:
-        ix = max(0.0, min(x2, o[2]) - max(x1, o[0]))
-        iy = max(0.0, min(y2, o[3]) - max(y1, o[1]))
-        if ix * iy >= 0.5 * area:
-            return True
-    return False
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from perception.boxes import iou_matrix
 from perception.config import DetectorConfig
-from perception.evaluate import iou_matrix, load_coco
+from perception.evaluate import load_coco
 from perception.frame import Frame
 from perception.perceiver import Perceiver
 from perception.rotation import upright_rotation
