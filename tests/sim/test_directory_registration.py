@@ -103,22 +103,22 @@ def test_keepalive_heartbeats_lapse_into_a_liveness_fault_and_reregistration_cle
     """The SDK's DirectoryRegistrationKeepAlive as `python/examples/service_faults` uses it."""
     client = spot_robot.ensure_client(DirectoryRegistrationClient.default_service_name)
     keepalive = DirectoryRegistrationKeepAlive(client, rpc_interval_seconds=0.2)
-    keepalive.start("live-svc", WORKER_TYPE, "live-svc", "127.0.0.1", 50051, liveness_timeout_secs=0.8)
+    keepalive.start("live-svc", WORKER_TYPE, "live-svc", "127.0.0.1", 50051, liveness_timeout_secs=1.5)
     first = entries(spot_robot)["live-svc"].last_update.ToNanoseconds()  # type: ignore[attr-defined]
     assert wait_until(lambda: entries(spot_robot)["live-svc"].last_update.ToNanoseconds() > first, 2.0)  # type: ignore[attr-defined]
-    time.sleep(1.2)  # longer than the liveness timeout: the heartbeats keep it alive
+    time.sleep(2.0)  # longer than the liveness timeout: the heartbeats keep it alive
     assert liveness_faults(spot_robot, "live-svc") == []
 
     keepalive.shutdown()  # heartbeats stop: the robot raises a fault and keeps the entry
-    assert wait_until(lambda: len(liveness_faults(spot_robot, "live-svc")) == 1, 3.0)
+    assert wait_until(lambda: len(liveness_faults(spot_robot, "live-svc")) == 1, 5.0)
     assert "live-svc" in entries(spot_robot)
 
     with DirectoryRegistrationKeepAlive(client, rpc_interval_seconds=0.2) as again:
-        again.start("live-svc", WORKER_TYPE, "live-svc", "127.0.0.1", 50051, liveness_timeout_secs=0.8)
+        again.start("live-svc", WORKER_TYPE, "live-svc", "127.0.0.1", 50051, liveness_timeout_secs=1.5)
         assert liveness_faults(spot_robot, "live-svc") == []
     # Leaving the `with` unregisters: entry and fault are gone.
     assert "live-svc" not in entries(spot_robot)
-    time.sleep(1.0)
+    time.sleep(2.0)  # past the timeout: an unregistered service raises no fault
     assert liveness_faults(spot_robot, "live-svc") == []
 
 
