@@ -32,11 +32,13 @@ from sim.scene import Scenario, default_scenario_path, load_scenario
 from sim.services.auth import AuthServicer, TokenStore
 from sim.services.common import ServiceSpec, SimService
 from sim.services.data_buffer import DataBufferServicer
-from sim.services.directory import DirectoryServicer
+from sim.services.directory import Directory, DirectoryServicer
+from sim.services.directory_registration import DirectoryRegistrationServicer
 from sim.services.estop import EstopServicer, EstopSystem
 from sim.services.frames import SnapshotBuilder
 from sim.services.image import ImageServicer, stereo_depth_cameras
 from sim.services.lease import LeaseManager, LeaseServicer
+from sim.services.network_compute_bridge import NetworkComputeBridgeServicer
 from sim.services.payload_registration import PayloadRegistrationServicer
 from sim.services.power import PowerServicer
 from sim.services.robot_command import RobotCommandServicer
@@ -158,16 +160,17 @@ class SimServer:
             EstopServicer(clock, self.estop),
             LeaseServicer(clock, self.leases, self.tokens),
             PowerServicer(clock, self.world, self.leases, self.estop),
-            RobotStateServicer(clock, RobotStateBuilder(self.world, self.estop, snapshots)),
+            RobotStateServicer(clock, RobotStateBuilder(self.world, self.estop, snapshots), lambda: self.directory.liveness_faults()),
             RobotCommandServicer(clock, self.world, self.leases, self.time_sync, self.estop.level),
             self.image,
             WorldObjectServicer(clock, self.world, scenario, cameras, snapshots, refresh_hz=camera_rate_hz),
             self.data_buffer,
         ]
-        specs: list[ServiceSpec] = [s.spec for s in services]
-        directory = DirectoryServicer(clock, specs)
-        services.append(directory)
-        self.service_specs = [*specs, directory.spec]
+        registry_services = (DirectoryServicer, DirectoryRegistrationServicer, NetworkComputeBridgeServicer)
+        self.directory = Directory(clock, [*(s.spec for s in services), *(s.spec for s in registry_services)])
+        self.bridge = NetworkComputeBridgeServicer(clock, self.directory, self.image)
+        services += [DirectoryServicer(clock, self.directory), DirectoryRegistrationServicer(clock, self.directory, self.tokens), self.bridge]
+        self.service_specs: list[ServiceSpec] = [s.spec for s in services]
         open_services = {spec.type for spec in self.service_specs if not spec.user_token_required}
 
         self._server = grpc.server(
@@ -277,6 +280,7 @@ class SimServer:
         self._stopped = True
         self.image.close()
         self._server.stop(grace=0.5).wait(timeout=5.0)
+        self.bridge.close()
         self.world.stop()
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:

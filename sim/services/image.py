@@ -269,6 +269,24 @@ class ImageServicer(image_service_pb2_grpc.ImageServiceServicer):
                 self._answer(image_request, response.image_responses.add())
         return response
 
+    def capture(self, request: image_pb2.ImageRequest) -> image_pb2.ImageResponse:
+        """What GetImage answers for one request, for the robot's own services (the network
+        compute bridge captures through this, not over gRPC to itself)."""
+        out = ImageResponse()
+        self._answer(request, out)
+        return out
+
+    def depth_metres(self, source_name: str) -> tuple[np.ndarray, CameraSpec] | None:
+        """The latest depth frame in `source_name`'s pixels (metres, 0 = no return) and its camera,
+        or None when that source has no depth aligned to it."""
+        feed = self.feeds.get(source_name)
+        if feed is None or feed.depth:
+            return None
+        depth_feed = self.feeds.get(feed.camera.depth_source_name)
+        if depth_feed is None:
+            return None
+        return depth_feed.frame(self._world).pixels, depth_feed.camera
+
     def _answer(self, request: image_pb2.ImageRequest, out: image_pb2.ImageResponse) -> None:
         feed = self.feeds.get(request.image_source_name)
         if feed is None:

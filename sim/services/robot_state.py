@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 
 import grpc
-from bosdyn.api import robot_state_pb2, robot_state_service_pb2_grpc
+from bosdyn.api import robot_state_pb2, robot_state_service_pb2_grpc, service_fault_pb2
 from bosdyn.client.robot_state import RobotStateClient
 
 from sim.body_state import BodyState, MotorPower, Posture
@@ -118,9 +119,16 @@ def _behavior_state(body: BodyState) -> int:
 class RobotStateServicer(robot_state_service_pb2_grpc.RobotStateServiceServicer):
     spec = ServiceSpec(RobotStateClient.default_service_name, RobotStateClient.service_type)
 
-    def __init__(self, clock: RobotClock, builder: RobotStateBuilder) -> None:
+    def __init__(
+        self,
+        clock: RobotClock,
+        builder: RobotStateBuilder,
+        service_faults: Callable[[], list[service_fault_pb2.ServiceFault]] = list,
+    ) -> None:
         self._clock = clock
         self._builder = builder
+        # Read per request: they change with the directory's heartbeats, not with the world.
+        self._service_faults = service_faults
 
     def add_to_server(self, server: grpc.Server) -> None:
         robot_state_service_pb2_grpc.add_RobotStateServiceServicer_to_server(self, server)
@@ -131,4 +139,5 @@ class RobotStateServicer(robot_state_service_pb2_grpc.RobotStateServiceServicer)
         response = robot_state_pb2.RobotStateResponse()
         with Reply(response, request, self._clock):
             response.robot_state.CopyFrom(self._builder.current())
+            response.robot_state.service_fault_state.faults.extend(self._service_faults())
         return response
