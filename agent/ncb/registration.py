@@ -99,7 +99,7 @@ def _on_reregistration_error(relogin: Callable[[], None]) -> Callable[[Exception
                         extra={"event": "worker_relogin"})
             try:
                 relogin()
-            except Exception as again:  # noqa: BLE001 - keep the keep-alive thread alive; it retries
+            except Exception as again:  # keep the keep-alive thread alive: it retries
                 log.warning(f"logging in again failed: {rpc_reason(again)}", extra={"event": "worker_relogin_failed"})
                 return ErrorCallbackResult.RETRY_WITH_EXPONENTIAL_BACK_OFF
             return ErrorCallbackResult.RETRY_IMMEDIATELY

@@ -120,7 +120,7 @@ def worker_min_confidence(request: network_compute_bridge_pb2.WorkerComputeReque
 def world_objects(found: Found, min_confidence: float, camera: str) -> list[world_object_pb2.WorldObject]:
     """Detections at or above `min_confidence` (best first) and every tag, as the stock servers
     write them."""
-    out = []
+    out: list[world_object_pb2.WorldObject] = []
     detections = sorted((d for d in found.detections if d.score >= min_confidence), key=lambda d: -d.score)
     for d in detections:
         x1, y1, x2, y2 = d.box
