@@ -1,9 +1,10 @@
 """The worker's gRPC server: plain (insecure) gRPC as every NCB worker serves, bounded.
 
-`pool_size` perception slots do the work; at most `max_pending` requests are in the server at
-once (being computed or waiting for a slot). gRPC refuses any request beyond that with
-`RESOURCE_EXHAUSTED` before it reaches the servicer, so an overloaded worker answers fast
-instead of building a queue its clients have given up on.
+`pool_size` perception slots do the work; at most `max_pending` compute requests are held at
+once (the servicer refuses more with `RESOURCE_EXHAUSTED` at once, and counts them). The gRPC
+server has threads for those plus `SPARE_THREADS` (model lists, refusals); requests arriving
+while every thread is busy wait only for a refusal or a model list to finish. gRPC itself
+refuses (uncounted) beyond `QUEUE_FACTOR` times the threads, so a flood never queues without bound.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from perception.config import DetectorConfig
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 50051  # the SDK's examples' worker port
+SPARE_THREADS = 8
+QUEUE_FACTOR = 4
 
 
 class BindError(OSError):
@@ -42,9 +45,10 @@ def start_worker_server(config: DetectorConfig, host: str, port: int, pool_size:
                         slot_wait_s: float = 5.0) -> WorkerServer:
     """Load `pool_size` slots (the models load and verify now), bind and start serving."""
     slots = [PerceptionSlot(config) for _ in range(pool_size)]
-    worker = PerceptionWorker(slots, slot_wait_s=slot_wait_s)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_pending, thread_name_prefix="ncb"),
-                         maximum_concurrent_rpcs=max_pending)
+    worker = PerceptionWorker(slots, max_pending=max_pending, slot_wait_s=slot_wait_s)
+    threads = max_pending + SPARE_THREADS
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ncb"),
+                         maximum_concurrent_rpcs=QUEUE_FACTOR * threads)
     network_compute_bridge_service_pb2_grpc.add_NetworkComputeBridgeWorkerServicer_to_server(worker, server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:

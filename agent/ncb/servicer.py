@@ -2,10 +2,10 @@
 
 `ListAvailableModels` answers at once (no slot needed). `NetworkCompute` (the deprecated form
 the stock `identify_object_without_robot.py` calls, and what older robots forward) and
-`WorkerCompute` (what current robots call) each borrow one `PerceptionSlot` for the request. A
-request that finds no free slot within `slot_wait_s` (or its own deadline, if sooner) is refused
-with gRPC `RESOURCE_EXHAUSTED` at once instead of queueing without bound; the gRPC server itself
-refuses requests beyond `maximum_concurrent_rpcs` the same way (`server.py`).
+`WorkerCompute` (what current robots call) each borrow one `PerceptionSlot` for the request. At
+most `max_pending` of them are held at once (computing or waiting for a slot): one more is
+refused with gRPC `RESOURCE_EXHAUSTED` at once, and so is one that finds no free slot within
+`slot_wait_s` (or its own deadline, if sooner), instead of queueing work its client gave up on.
 
 Failures are answers, never crashes: an unknown model or an undecodable image gets
 `header.error.code = CODE_INVALID_REQUEST` with a message naming what is wrong (what the SDK's
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -50,7 +51,7 @@ OUTPUT_KEY = "detections"  # the output image key (the stock fire-extinguisher s
 
 class PerceptionWorker(network_compute_bridge_service_pb2_grpc.NetworkComputeBridgeWorkerServicer):
     def __init__(self, slots: Sequence[PerceptionSlot], stats: WorkerStats | None = None,
-                 slot_wait_s: float = 5.0) -> None:
+                 max_pending: int | None = None, slot_wait_s: float = 5.0) -> None:
         if not slots:
             raise ValueError("a worker needs at least one perception slot")
         self.offered: list[OfferedModel] = slots[0].offered
@@ -58,6 +59,8 @@ class PerceptionWorker(network_compute_bridge_service_pb2_grpc.NetworkComputeBri
         self.stats = stats or WorkerStats()
         self.slot_wait_s = slot_wait_s
         self.pool_size = len(slots)
+        self.max_pending = max_pending or 4 * len(slots)
+        self._admitted = threading.BoundedSemaphore(self.max_pending)
         self._free: queue.Queue[PerceptionSlot] = queue.Queue()
         for slot in slots:
             self._free.put(slot)
@@ -142,6 +145,16 @@ class PerceptionWorker(network_compute_bridge_service_pb2_grpc.NetworkComputeBri
 
     @contextmanager
     def _slot(self, context: Any) -> Iterator[PerceptionSlot]:
+        if not self._admitted.acquire(blocking=False):
+            raise _Busy(f"worker busy: {self.max_pending} requests already held ({self.pool_size} computing)")
+        try:
+            with self._free_slot(context) as slot:
+                yield slot
+        finally:
+            self._admitted.release()
+
+    @contextmanager
+    def _free_slot(self, context: Any) -> Iterator[PerceptionSlot]:
         remaining = context.time_remaining() if context is not None else None
         wait = self.slot_wait_s if remaining is None else max(0.0, min(self.slot_wait_s, remaining))
         try:

@@ -65,5 +65,5 @@ class WorkerStats:
             failed = ", ".join(f"{k} {v}" for k, v in sorted(s["failed"].items())) or "none"
             out.append(f"{name}: {s['answered']} answered, {s['objects']} objects, latency p50 {lat['p50']} ms "
                        f"p95 {lat['p95']} ms, failed: {failed}")
-        out.append(f"refused (all slots busy): {data['busy_refused']}")
+        out.append(f"refused (busy): {data['busy_refused']}")
         return out

@@ -9,7 +9,12 @@ import cv2
 import grpc
 import numpy as np
 import pytest
-from bosdyn.api import header_pb2, image_pb2, network_compute_bridge_pb2, network_compute_bridge_service_pb2_grpc
+from bosdyn.api import (
+    header_pb2,
+    image_pb2,
+    network_compute_bridge_pb2,
+    network_compute_bridge_service_pb2_grpc,
+)
 
 from agent.ncb.server import WorkerServer, start_worker_server
 from perception.config import DetectorConfig
