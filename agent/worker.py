@@ -11,6 +11,7 @@ cannot reach or log in to the robot, or the robot will not register the worker.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -70,14 +71,10 @@ def worker_command(
     stop = _stop_on_signals()
     server = _serve(cfg, host, port, pool, max_pending or 4 * pool)
     try:
-        keep_alive = None if no_robot else _register(cfg, service_name, host_ip, server.port, stop)
-        try:
+        with contextlib.ExitStack() as robot_stack:
+            if not no_robot:
+                _register(cfg, service_name, host_ip, server.port, stop, robot_stack)
             _report_until(stop, server.worker.stats, stats_interval)
-        finally:
-            if keep_alive is not None:
-                from agent.ncb.registration import unregister
-
-                unregister(keep_alive)
     finally:
         server.stop()
         _print_stats(server.worker.stats, "final")
@@ -110,9 +107,11 @@ def _serve(cfg: Any, host: str, port: int, pool: int, max_pending: int) -> Any:
     return server
 
 
-def _register(cfg: Any, service_name: str, host_ip: str | None, port: int, stop: threading.Event) -> Any:
-    """Connect as `spot-agent run` does and register; exit 3 with the reason when that fails."""
-    from agent.ncb.registration import RegistrationError, keep_registered, self_ip_for
+def _register(cfg: Any, service_name: str, host_ip: str | None, port: int, stop: threading.Event,
+              stack: contextlib.ExitStack) -> None:
+    """Connect as `spot-agent run` does and register; exit 3 with the reason when that fails.
+    Leaving `stack` unregisters and closes the robot connection."""
+    from agent.ncb.registration import RegistrationError, keep_registered, self_ip_for, unregister
     from agent.shutdown import Interrupted
     from agent.spot.connect import ConnectError, authenticate, connect, resolve_credentials
 
@@ -123,11 +122,15 @@ def _register(cfg: Any, service_name: str, host_ip: str | None, port: int, stop:
     try:
         creds = resolve_credentials(cfg.robot.auth)
         robot = connect(cfg.robot, creds, sleep)
+        stack.enter_context(robot)  # leaving it stops the SDK's time-sync and token threads
+        stack.callback(robot.shutdown)
         ip = host_ip or self_ip_for(cfg.robot.hostname)
-        return keep_registered(robot, service_name, ip, port, stop,
-                               relogin=lambda: authenticate(robot, creds, cfg.robot.rpc_timeout_s))
+        keep_alive = keep_registered(robot, service_name, ip, port, stop,
+                                     relogin=lambda: authenticate(robot, creds, cfg.robot.rpc_timeout_s))
+        if keep_alive is not None:
+            stack.callback(unregister, keep_alive)
     except Interrupted:
-        return None
+        return
     except (ConnectError, RegistrationError) as exc:
         _fail("cannot register with the robot", str(exc), EXIT_CONNECT)
 
