@@ -5,6 +5,7 @@
 - `requests.py`: NCB requests in (JPEG / RAW images, rotation, min_confidence) and results out
   (`object_in_image` WorldObjects as the SDK's stock servers write them, an annotated JPEG).
 - `stats.py`: per-model latency percentiles and counts.
-- `servicer.py`: the `NetworkComputeBridgeWorker` gRPC service over a bounded pool of slots.
+- `servicer.py`: the `NetworkComputeBridgeWorker` gRPC service over a bounded pool of slots;
+  `server.py`: the gRPC server it runs in.
 - `registration.py`: the worker's entry in a robot's directory, kept alive.
 """
