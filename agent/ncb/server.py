@@ -48,7 +48,10 @@ def start_worker_server(config: DetectorConfig, host: str, port: int, pool_size:
     worker = PerceptionWorker(slots, max_pending=max_pending, slot_wait_s=slot_wait_s)
     threads = max_pending + SPARE_THREADS
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ncb"),
-                         maximum_concurrent_rpcs=QUEUE_FACTOR * threads)
+                         maximum_concurrent_rpcs=QUEUE_FACTOR * threads,
+                         # gRPC shares a port with another server by default: a second worker on
+                         # the same port would silently take half of the first one's requests.
+                         options=[("grpc.so_reuseport", 0)])
     network_compute_bridge_service_pb2_grpc.add_NetworkComputeBridgeWorkerServicer_to_server(worker, server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:

@@ -16,7 +16,7 @@ from bosdyn.api import (
     network_compute_bridge_service_pb2_grpc,
 )
 
-from agent.ncb.server import WorkerServer, start_worker_server
+from agent.ncb.server import BindError, WorkerServer, start_worker_server
 from perception.config import DetectorConfig
 from tests.support.ncb import (
     CROWD_PHOTO,
@@ -179,3 +179,9 @@ def test_stats_count_answers_and_failures_per_model(server: WorkerServer, stub: 
     assert stats["movenet_multipose_256_f16"]["answered"] == before + 3
     assert stats["movenet_multipose_256_f16"]["latency_ms"]["p50"] > 0
     assert stats["<unknown model>"]["failed"]["analysis_failed"] >= 1
+
+
+def test_a_second_worker_on_the_same_port_fails_instead_of_sharing_it(server: WorkerServer) -> None:
+    with pytest.raises(BindError, match=f"cannot serve on 127.0.0.1:{server.port}"):
+        start_worker_server(DetectorConfig(fiducials=False, person_model=None), "127.0.0.1", server.port,
+                            pool_size=1, max_pending=1)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import cv2
 import grpc
@@ -119,3 +121,20 @@ def test_overload_is_answered_at_once_and_stats_are_reported(worker: Worker) -> 
     assert refused == outcomes.count("RESOURCE_EXHAUSTED")
     assert re.search(r"agent_perception: .* latency p50 \d+(\.\d+)? ms p95 \d+(\.\d+)? ms", final)
     assert "Traceback" not in err
+
+
+def test_an_address_in_use_or_a_bad_config_exits_2_saying_why(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "agent.cli", "worker", "--no-robot", "--host", "127.0.0.1",
+                               "--port", str(port), "--workers", "1"], capture_output=True, text=True, env=ENV,
+                              timeout=120)
+    assert done.returncode == 2 and f"cannot serve on 127.0.0.1:{port}" in done.stderr, done.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("detector: {score_threshold: 2}\n")
+    done = subprocess.run([sys.executable, "-m", "agent.cli", "worker", "--no-robot", "--config", str(bad)],
+                          capture_output=True, text=True, env=ENV, timeout=120)
+    assert done.returncode == 2 and "detector.score_threshold" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
