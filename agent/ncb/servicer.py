@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import bosdyn.util
 import grpc
 from bosdyn.api import header_pb2, network_compute_bridge_pb2, network_compute_bridge_service_pb2_grpc
-from bosdyn.client.server_util import populate_response_header
 
 from agent.ncb.models import OfferedModel, PerceptionSlot
 from agent.ncb.requests import (
@@ -73,7 +73,7 @@ class PerceptionWorker(network_compute_bridge_service_pb2_grpc.NetworkComputeBri
             data.output_image_spec.add(key=OUTPUT_KEY, name=f"{model.name} detections")
             response.available_models.append(model.name)  # the deprecated fields, for older clients
             response.labels.add(model_name=model.name, available_labels=model.labels)
-        populate_response_header(response, request)
+        fill_header(response, request)
         return response
 
     def NetworkCompute(self, request: Any, context: Any) -> Any:
@@ -140,7 +140,7 @@ class PerceptionWorker(network_compute_bridge_service_pb2_grpc.NetworkComputeBri
             response.status = _ncb.NETWORK_COMPUTE_STATUS_EXTERNAL_SERVER_ERROR
             code, message = _Code.CODE_INTERNAL_SERVER_ERROR, f"worker failed: {exc.__class__.__name__}: {exc}"
             self.stats.failed(stats_key, "internal_error")
-        populate_response_header(response, request, code, message or None)
+        fill_header(response, request, code, message)
         return response
 
     @contextmanager
@@ -165,6 +165,19 @@ class PerceptionWorker(network_compute_bridge_service_pb2_grpc.NetworkComputeBri
             yield slot
         finally:
             self._free.put(slot)
+
+
+def fill_header(response: Any, request: Any, code: int = _Code.CODE_OK, message: str = "") -> None:
+    """The response header: the request's header echoed, when it arrived, the error.
+
+    Not `bosdyn.client.server_util.populate_response_header`: that also packs the whole request
+    into the header, and its byte-stripping does not know NCB requests, so every answer would
+    carry the client's image back."""
+    response.header.request_header.CopyFrom(request.header)
+    response.header.request_received_timestamp.CopyFrom(bosdyn.util.now_timestamp())
+    response.header.error.code = code
+    if message:
+        response.header.error.message = message
 
 
 class _Busy(Exception):

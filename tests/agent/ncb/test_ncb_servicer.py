@@ -185,3 +185,14 @@ def test_a_second_worker_on_the_same_port_fails_instead_of_sharing_it(server: Wo
     with pytest.raises(BindError, match=f"cannot serve on 127.0.0.1:{server.port}"):
         start_worker_server(DetectorConfig(fiducials=False, person_model=None), "127.0.0.1", server.port,
                             pool_size=1, max_pending=1)
+
+
+def test_answers_do_not_echo_the_image_back(stub: object) -> None:
+    grey = cv2.imread(str(GREY_PHOTO), cv2.IMREAD_GRAYSCALE)
+    request = compute_request(raw_image(grey), "agent_perception")
+    request.header.client_name = "me"
+    response = stub.NetworkCompute(request)  # type: ignore[attr-defined]
+    assert response.header.request_header.client_name == "me"
+    assert response.header.ByteSize() < 1000 < grey.size
+    listed = stub.ListAvailableModels(ncb.ListAvailableModelsRequest())  # type: ignore[attr-defined]
+    assert listed.header.error.code == header_pb2.CommonError.CODE_OK
