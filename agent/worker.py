@@ -133,6 +133,9 @@ def _register(cfg: Any, service_name: str, host_ip: str | None, port: int, stop:
         return
     except (ConnectError, RegistrationError) as exc:
         _fail("cannot register with the robot", str(exc), EXIT_CONNECT)
+    except OSError as exc:  # no route to the robot to take this machine's address from
+        _fail("cannot register with the robot", f"cannot find this machine's address towards "
+              f"{cfg.robot.hostname} (give --host-ip): {exc}", EXIT_CONNECT)
 
 
 def _report_until(stop: threading.Event, stats: Any, interval_s: float) -> None:
