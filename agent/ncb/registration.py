@@ -32,6 +32,23 @@ from agent.spot.session import rpc_reason
 
 log = logging.getLogger(__name__)
 
+
+class _OneLine(logging.Filter):
+    """The SDK's keep-alive logs each failed re-registration with a traceback (a robot restarting
+    makes several): one warning line with the reason instead, as every other log line here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()}: {rpc_reason(record.exc_info[1])}"
+            record.args = None
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+sdk_log = logging.getLogger(__name__ + ".keepalive")  # the SDK helper's own messages
+sdk_log.addFilter(_OneLine())
+
 SERVICE_TYPE = "bosdyn.api.NetworkComputeBridgeWorker"
 DEFAULT_SERVICE_NAME = "spot-cue-agent-worker"
 
@@ -66,7 +83,7 @@ def keep_registered(
     where = sdk_robot.address
     wait = 1.0
     while not stop.is_set():
-        keep_alive = DirectoryRegistrationKeepAlive(client, logger=log, rpc_timeout_seconds=rpc_timeout_s,
+        keep_alive = DirectoryRegistrationKeepAlive(client, logger=sdk_log, rpc_timeout_seconds=rpc_timeout_s,
                                                     rpc_interval_seconds=interval_s)
         keep_alive.reregistration_error_callback = _on_reregistration_error(relogin)
         try:

@@ -5,10 +5,12 @@ print a traceback. Registration that succeeds is tested end to end once the sim 
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from configs import SHIPPED_DIR
@@ -50,3 +52,22 @@ def test_an_unreachable_robot_ends_the_worker_after_the_retries(sim: SimServer, 
     done = _worker(config, "--robot-port", "1")
     assert done.returncode == 3, done.stderr
     assert "cannot reach the robot" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_sdk_keepalive_failures_are_logged_as_one_line_without_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The SDK's keep-alive logs every failed re-registration with `logger.exception` (a robot
+    restart makes several); the worker's log gets one warning line naming the error."""
+    from bosdyn.client.exceptions import UnauthenticatedError
+
+    from agent.ncb.registration import sdk_log
+
+    with caplog.at_level(logging.INFO, logger=sdk_log.name):
+        try:
+            raise UnauthenticatedError(None, "The user needs to authenticate")
+        except UnauthenticatedError:
+            sdk_log.exception("Reregistration failed with RpcError")
+    (record,) = caplog.records
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert record.getMessage() == "Reregistration failed with RpcError: UnauthenticatedError: The user needs to authenticate"
