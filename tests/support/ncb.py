@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 from bosdyn.api import image_pb2, network_compute_bridge_pb2
@@ -64,3 +66,52 @@ def iou(a: Box, b: Box) -> float:
 
 def best_iou(box: Box, others: tuple[Box, ...]) -> float:
     return max((iou(box, o) for o in others), default=0.0)
+
+
+class WorkerProcess:
+    """`spot-agent worker` in its own process; `port` is the one it serves on."""
+
+    def __init__(self, *args: str) -> None:
+        import re
+        import subprocess
+        import sys
+
+        from tests.support.agent_process import ENV
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "worker", "--host", "127.0.0.1", "--port", "0", "--workers", "1",
+             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        first = self.proc.stdout.readline() if self.proc.stdout else ""
+        serving = re.search(r"serving on 127\.0\.0\.1:(\d+)", first)
+        if serving is None:
+            self.kill()
+            raise AssertionError(f"the worker did not start: {first!r}")
+        self.port = int(serving.group(1))
+
+    def stop(self) -> tuple[int, str]:
+        """SIGINT, as an operator's Ctrl-C: (exit code, stderr)."""
+        import signal
+
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout=30)
+        return code, self.proc.stderr.read() if self.proc.stderr else ""
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def worker_config(tmp_path: Path, sim: object, **robot: object) -> Path:
+    """The shipped sim.yaml pointed at a running sim, as `spot-agent worker --config` takes it."""
+    import yaml
+
+    from configs import SHIPPED_DIR
+
+    data = yaml.safe_load((SHIPPED_DIR / "sim.yaml").read_text())
+    data["robot"].update({"hostname": sim.host, "port": sim.port, "ca_cert": str(sim.ca_path),  # type: ignore[attr-defined]
+                          "auth": {"username": sim.user, "password": sim.password,  # type: ignore[attr-defined]
+                                   "username_env": "UNUSED_USER", "password_env": "UNUSED_PASSWORD"}, **robot})
+    path = tmp_path / "worker.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path

@@ -1,31 +1,24 @@
 """`spot-agent worker` with a robot: it connects as `spot-agent run` does and registers in the
-robot's directory with the SDK's `DirectoryRegistrationKeepAlive`. The sim does not offer
-directory registration yet (gRPC UNIMPLEMENTED): the worker must say so and exit 3, not hang or
-print a traceback. Registration that succeeds is tested end to end once the sim serves it."""
+robot's directory with the SDK's `DirectoryRegistrationKeepAlive`. A sim without directory
+registration (gRPC UNIMPLEMENTED, before `sim/services/directory_registration.py`) must end it
+with exit 3 and the reason, no hang or traceback; a sim with it must list the worker until it
+stops. Which applies is decided by the sim in this tree, so each is exact where it runs."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from bosdyn.client.directory import DirectoryClient
+from bosdyn.client.robot import Robot
 
-from configs import SHIPPED_DIR
 from sim.server import SimServer
-from tests.support.agent_process import ENV
-
-
-def _config(tmp_path: Path, sim: SimServer, **robot: object) -> Path:
-    data = yaml.safe_load((SHIPPED_DIR / "sim.yaml").read_text())
-    data["robot"].update({"hostname": sim.host, "port": sim.port, "ca_cert": str(sim.ca_path),
-                          "auth": {"username": sim.user, "password": sim.password,
-                                   "username_env": "UNUSED_USER", "password_env": "UNUSED_PASSWORD"}, **robot})
-    path = tmp_path / "worker.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+from tests.support.agent_process import ENV, wait_for
+from tests.support.ncb import WorkerProcess, worker_config
 
 
 def _worker(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -35,20 +28,48 @@ def _worker(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True, text=True, env=ENV, timeout=120)
 
 
+SIM_REGISTERS = importlib.util.find_spec("sim.services.directory_registration") is not None
+
+
+@pytest.mark.skipif(SIM_REGISTERS, reason="the sim serves directory registration: see the test below")
 def test_a_robot_without_directory_registration_ends_the_worker_with_the_reason(
     sim: SimServer, tmp_path: Path
 ) -> None:
-    done = _worker(_config(tmp_path, sim), "--service-name", "my-worker")
+    done = _worker(worker_config(tmp_path, sim), "--service-name", "my-worker")
     assert done.returncode == 3, done.stderr
     assert "does not offer directory registration" in done.stderr
-    assert "UNIMPLEMENTED" in done.stderr or "Unimplemented" in done.stderr
+    assert "UnimplementedError" in done.stderr
     assert "--no-robot" in done.stderr  # what to do instead
     assert "Traceback" not in done.stderr
     assert "worker stats (final)" in done.stdout  # it served, then stopped cleanly
 
 
+@pytest.mark.skipif(not SIM_REGISTERS, reason="this sim answers directory registration with UNIMPLEMENTED")
+def test_the_worker_registers_in_the_directory_and_unregisters_on_exit(
+    sim: SimServer, spot_robot: Robot, tmp_path: Path
+) -> None:
+    """What the stock `tensorflow_server.py` registers: type `bosdyn.api.NetworkComputeBridgeWorker`
+    under `--service-name` (at `--host-ip` and the worker's port); gone after SIGINT."""
+    worker = WorkerProcess("--config", str(worker_config(tmp_path, sim)), "--service-name", "my-worker",
+                           "--host-ip", "127.0.0.1")
+    try:
+        directory = spot_robot.ensure_client(DirectoryClient.default_service_name)
+
+        def entry() -> object:
+            return next((e for e in directory.list() if e.name == "my-worker"), None)
+
+        found = wait_for("the worker in the directory", entry, 60, every=0.2)
+        assert found.type == "bosdyn.api.NetworkComputeBridgeWorker"  # type: ignore[attr-defined]
+        assert found.authority == "my-worker.spot.robot"  # type: ignore[attr-defined]
+        code, err = worker.stop()
+        assert code == 0 and "Traceback" not in err
+        assert entry() is None
+    finally:
+        worker.kill()
+
+
 def test_an_unreachable_robot_ends_the_worker_after_the_retries(sim: SimServer, tmp_path: Path) -> None:
-    config = _config(tmp_path, sim, connect_retries=2, connect_backoff_s=0.05)
+    config = worker_config(tmp_path, sim, connect_retries=2, connect_backoff_s=0.05)
     done = _worker(config, "--robot-port", "1")
     assert done.returncode == 3, done.stderr
     assert "cannot reach the robot" in done.stderr and "Traceback" not in done.stderr
