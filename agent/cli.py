@@ -43,6 +43,9 @@ def _register() -> None:
     from agent.demo import demo_command
 
     app.command("demo")(demo_command)  # help: demo_command's docstring
+    from agent.worker import worker_command
+
+    app.command("worker")(worker_command)  # help: worker_command's docstring
     from agent.replay.command import replay_command
 
     app.command("replay")(replay_command)  # help: replay_command's docstring

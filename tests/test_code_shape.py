@@ -25,6 +25,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "agent.control": ("configs", "perception", "behaviors", "agent.core", "agent.recording"),
     # `spot-agent eval` reads the agent config and its rules, and records the models' sha256s.
     "agent.eval": ("configs", "perception", "behaviors", "agent.config", "agent.recording"),
+    # The NCB worker serves perception and registers with a robot through the Spot adapter.
+    "agent.ncb": ("configs", "perception", "agent.core", "agent.spot"),
     # The application (config, run, demo, logs, ...) composes every agent layer; `agent.cli` is
     # the composition root of the command line and may register every package's commands.
     "agent": ("configs", "perception", "behaviors", "sim", "agent"),

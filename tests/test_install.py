@@ -105,7 +105,7 @@ def test_a_name_that_is_neither_a_file_nor_shipped_says_what_exists(installed: P
 def test_help_shows_no_machine_paths() -> None:
     _register()
     runner = CliRunner()
-    commands = [["run"], ["demo"], ["replay"], ["export-frames"], ["sim"], ["detect"], ["package"], ["keys"],
+    commands = [["run"], ["demo"], ["replay"], ["export-frames"], ["sim"], ["detect"], ["package"], ["keys"], ["worker"],
                 ["op", "status"], ["op", "launch"], ["op", "snapshot"], ["op", "watch"]]
     for command in commands:
         result = runner.invoke(app, [*command, "--help"], terminal_width=200)
