@@ -133,7 +133,10 @@ class NetworkComputeBridgeConfig(StrictModel):
         description="The worker's name in the robot's directory (what `spot-agent worker --service-name` registered).",
     )
     model: str = Field(
-        "nanodet_g_coco_int8", min_length=1, description="A model the worker lists (`ListAvailableModels`)."
+        "agent_perception",
+        min_length=1,
+        description="A model the worker lists (`ListAvailableModels`); `spot-agent worker`'s "
+        "'agent_perception' is what the local detector runs (both models merged).",
     )
     address: str | None = Field(
         None,

@@ -117,7 +117,10 @@ class NetworkComputeDetector:
         if response.status != _SUCCESS:
             status = network_compute_bridge_pb2.NetworkComputeStatus.Name(response.status)
             raise NetworkComputeError(f"{self.where}: {status}")
-        return [self._detection(obj) for obj in response.object_in_image]
+        found = (self._detection(obj) for obj in response.object_in_image)
+        # Tags are found here, where the frame's intrinsics give them a pose: the worker's copies
+        # (our worker's agent_perception lists them too) would only be duplicates without one.
+        return [d for d in found if not d.label.startswith("tag:")]
 
     def _detection(self, obj: object) -> Detection:
         name: str = obj.name  # type: ignore[attr-defined]

@@ -271,3 +271,41 @@ def test_image_stall_stops_the_robot_within_the_watchdog_bound() -> None:
     # No motion command after the trip (behaviors halted; no frames, so no rule can fire).
     assert not [c for t, c in result.report.commands if t > tripped.time and c.kind in ("goto", "velocity")]
     assert result.report.stats["watchdog_trips"] == 1
+
+
+def test_detector_on_a_network_compute_bridge_worker_follows_and_its_loss_stops_the_robot(tmp_path: Path) -> None:
+    """`detector.type: network_compute_bridge`: every frame goes to a `spot-agent worker` process;
+    the follow rule acts on its people as on the local detector's. Killing the worker mid-follow
+    is a perception stall: the watchdog stops the robot within its bound."""
+    from tests.support.ncb import WorkerProcess, worker_config
+
+    sim = SimServer.start(scenario=SCENARIOS / "person_walking.yaml", port=0)
+    worker = WorkerProcess("--config", str(worker_config(tmp_path, sim)), "--no-robot", "--workers", "2")
+    try:
+        def kill_when_following(watch: Watch, s: Sample) -> bool:
+            if "killed" not in watch.marks and s.body.x > 0.8 and s.speed > 0.1:
+                worker.kill()
+                watch.marks["killed"] = s.t
+            return "killed" in watch.marks and s.t > watch.marks["killed"] + 3.0
+
+        result, watch = asyncio.run(_run(
+            sim, 45.0, kill_when_following, rules=RULES / "follow.yaml",
+            **{"detector.type": "network_compute_bridge",
+               "detector.network_compute_bridge.address": f"127.0.0.1:{worker.port}"},
+        ))
+    finally:
+        worker.kill()
+        sim.stop()
+    assert "killed" in watch.marks, ("the robot never followed the person", watch.kinds())
+    killed = watch.marks["killed"]
+    fired = watch.first_event("rule_fired")
+    assert fired is not None and fired.time < killed  # the worker's people drove the follow rule
+    cfg = sim_agent_config(sim)
+    tripped = watch.first_event("watchdog_tripped")
+    assert tripped is not None, watch.kinds()
+    # Detection time counts too (a frame in flight at the kill fails at once: connection reset).
+    assert tripped.time - killed <= cfg.safety.watchdog_s + 1.0 / cfg.safety.tick_hz + 0.3
+    stopped_at = next(s.t for s in watch.samples if s.t >= tripped.time and s.speed < 0.05)
+    assert stopped_at - killed <= cfg.safety.watchdog_s + 1.5
+    stats = result.report.stats
+    assert stats["detector_unavailable"] > 0 and stats["watchdog_trips"] == 1

@@ -1,12 +1,9 @@
 """`spot-agent worker` with a robot: it connects as `spot-agent run` does and registers in the
-robot's directory with the SDK's `DirectoryRegistrationKeepAlive`. A sim without directory
-registration (gRPC UNIMPLEMENTED, before `sim/services/directory_registration.py`) must end it
-with exit 3 and the reason, no hang or traceback; a sim with it must list the worker until it
-stops. Which applies is decided by the sim in this tree, so each is exact where it runs."""
+robot's directory with the SDK's `DirectoryRegistrationKeepAlive`. The
+robot must list the worker until it stops, and drop it when it unregisters."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import subprocess
 import sys
@@ -28,23 +25,6 @@ def _worker(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True, text=True, env=ENV, timeout=120)
 
 
-SIM_REGISTERS = importlib.util.find_spec("sim.services.directory_registration") is not None
-
-
-@pytest.mark.skipif(SIM_REGISTERS, reason="the sim serves directory registration: see the test below")
-def test_a_robot_without_directory_registration_ends_the_worker_with_the_reason(
-    sim: SimServer, tmp_path: Path
-) -> None:
-    done = _worker(worker_config(tmp_path, sim), "--service-name", "my-worker")
-    assert done.returncode == 3, done.stderr
-    assert "does not offer directory registration" in done.stderr
-    assert "UnimplementedError" in done.stderr
-    assert "--no-robot" in done.stderr  # what to do instead
-    assert "Traceback" not in done.stderr
-    assert "worker stats (final)" in done.stdout  # it served, then stopped cleanly
-
-
-@pytest.mark.skipif(not SIM_REGISTERS, reason="this sim answers directory registration with UNIMPLEMENTED")
 def test_the_worker_registers_in_the_directory_and_unregisters_on_exit(
     sim: SimServer, spot_robot: Robot, tmp_path: Path
 ) -> None:

@@ -6,7 +6,6 @@ worker's WorkerCompute). Needs the sim's bridge (`sim/services/network_compute_b
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +21,6 @@ from tests.support.ncb import WorkerProcess, confidence, worker_config
 
 ncb = network_compute_bridge_pb2
 Rotate = ncb.NetworkComputeInputData.RotateImage
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("sim.services.network_compute_bridge") is None,
-                                reason="this sim has no Network Compute Bridge service")
 SERVICE = "spot-cue-agent-worker"
 
 
