@@ -124,6 +124,31 @@ class ChildSim:
             self.proc.kill()
 
 
+class ChildWorker:
+    """`spot-agent worker --no-robot` with the sim's detector config, in its own process."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "worker", "--no-robot", "--config", "sim", "--host", "127.0.0.1",
+             "--port", "0", "--workers", "2", "--stats-interval", "3600"],
+            stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline()
+        self.address = first.split("serving on ", 1)[1].split()[0]
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 def _rate_in_threads(workers: int, seconds: float, make_step: Any) -> float:
     """Calls per second of `step()` with `workers` threads (each with its own step) flat out."""
     steps = [make_step() for _ in range(workers)]
@@ -154,26 +179,33 @@ async def bench_cameras(n: int, seconds: float, workdir: Path, models: str = "bo
     scenario = workdir / "scenario.yaml"
     rules_path = workdir / "rules.yaml"
     sim = ChildSim(scenario)
+    worker: ChildWorker | None = None
     try:
         cfg: AgentConfig = sim_agent_config(sim.info, rules=rules_path)
         cfg = config_overrides(cfg, **{"cameras.sources": BODY_CAMERAS[:n]})
         if models == "coco":  # the COCO detector alone, as before the person model
             cfg = cfg.model_copy(update={"detector": cfg.detector.model_copy(update={"person_model": None})})
+        if models == "ncb":  # both models, on a `spot-agent worker` process on this machine
+            worker = ChildWorker()
+            cfg = config_overrides(cfg, **{"detector.type": "network_compute_bridge",
+                                           "detector.network_compute_bridge.address": worker.address})
         sdk = await asyncio.to_thread(connect, cfg.robot, resolve_credentials(cfg.robot.auth, {}))
         with sdk:
             robot = SpotRobot(sdk, cfg.robot)
             await asyncio.to_thread(robot.start)
             try:
-                return await _measure(n, seconds, cfg, sdk, robot, sim, rules_path)
+                return await _measure(n, seconds, cfg, sdk, robot, sim, rules_path, worker)
             finally:
                 await asyncio.to_thread(robot.close)
                 sdk.shutdown()
     finally:
+        if worker is not None:
+            worker.stop()
         sim.stop()
 
 
 async def _measure(n: int, seconds: float, cfg: AgentConfig, sdk: Any, robot: SpotRobot,
-                   sim: ChildSim, rules_path: Path) -> dict[str, Any]:
+                   sim: ChildSim, rules_path: Path, worker: ChildWorker | None) -> dict[str, Any]:
     source = SpotCameraSource.for_robot(sdk, cfg.cameras)
     await source.start()  # early, for the raw rates below (the pipeline's start is then a no-op)
     frames = source.frames().__aiter__()
@@ -189,7 +221,8 @@ async def _measure(n: int, seconds: float, cfg: AgentConfig, sdk: Any, robot: Sp
         return Perceiver.from_config(cfg.detector).detector.invoke
 
     raw_process = await asyncio.to_thread(_rate_in_threads, workers, 5.0, process_step)
-    raw_invoke = await asyncio.to_thread(_rate_in_threads, workers, 3.0, invoke_step)
+    # A remote detector has no interpreter here: its invoke rate is its whole round trip.
+    raw_invoke = raw_process if worker else await asyncio.to_thread(_rate_in_threads, workers, 3.0, invoke_step)
 
     before = {c: s["received"] for c, s in source.stats().items()}
     pipeline = build_pipeline(cfg, source, robot, rules=load_rules(rules_path))
@@ -204,8 +237,10 @@ async def _measure(n: int, seconds: float, cfg: AgentConfig, sdk: Any, robot: Sp
     toggler = asyncio.create_task(toggle())
     try:
         sim_cpu_before = sim.cpu_seconds()
+        worker_cpu_before = worker.cpu_seconds() if worker else 0.0
         report = await pipeline.run(seconds)
         sim_cores = (sim.cpu_seconds() - sim_cpu_before) / report.stats["elapsed_s"]
+        worker_cores = (worker.cpu_seconds() - worker_cpu_before) / report.stats["elapsed_s"] if worker else 0.0
     finally:
         toggler.cancel()
     stats = report.stats
@@ -216,6 +251,7 @@ async def _measure(n: int, seconds: float, cfg: AgentConfig, sdk: Any, robot: Sp
         "cameras": n,
         "min_camera_hz": min(s["detect_fps"] for s in stats["cameras"].values()),
         "sim_cores": sim_cores,
+        "worker_cores": worker_cores,
         "offered_fps": offered,
         "detected_fps": detected,
         "raw_process_fps": raw_process,
@@ -226,6 +262,7 @@ async def _measure(n: int, seconds: float, cfg: AgentConfig, sdk: Any, robot: Sp
         "dropped_stale": stats["dropped_stale"],
         "age_at_detection_ms": stats["age_at_detection_ms"],
         "detect_ms": stats["detect_ms"],
+        "age_at_result_ms": stats["age_at_result_ms"],
         "cue_to_command_ms": stats["cue_to_command_ms"],
         "capture_to_command_ms": stats["capture_to_command_ms"],
         "watchdog_trips": stats["watchdog_trips"],
@@ -242,8 +279,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="pipeline run per camera count")
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 5], choices=range(1, 6))
-    parser.add_argument("--models", nargs="+", default=["coco", "both"], choices=["coco", "both"],
-                        help="coco: the COCO detector alone; both: with the person model (the default config)")
+    parser.add_argument("--models", nargs="+", default=["coco", "both"], choices=["coco", "both", "ncb"],
+                        help="coco: the COCO detector alone; both: with the person model (the default config); "
+                        "ncb: both, on a `spot-agent worker` process on this machine (detector type network_compute_bridge)")
     args = parser.parse_args()
     setup_logging("ERROR")
     print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
@@ -272,11 +310,32 @@ def main() -> None:
             print(f"  detector time per frame   {_pp(r['detect_ms'])}")
             print(f"  cue-to-command latency    {_pp(r['cue_to_command_ms'])}")
             print(f"  capture-to-command        {_pp(r['capture_to_command_ms'])}")
+            if models == "ncb":
+                print(f"  the worker's own CPU      {r['worker_cores']:6.2f} cores (on the same cores here; "
+                      f"a GPU box or the CORE I/O in the field)")
             if r["watchdog_trips"]:
                 print(f"  watchdog trips            {r['watchdog_trips']}")
     print("\nsummary: " + "; ".join(
         f"{r['cameras']} cam {r['models']}: slowest camera {r['min_camera_hz']:.1f} Hz, ratio {r['ratio']:.2f}, age p50 {r['age_at_detection_ms']['p50']:.0f} ms, "
         f"cue->cmd p50/p95 {_pp(r['cue_to_command_ms'])}" for r in results))
+    remote = _remote_vs_local(results)
+    if remote:
+        print(remote)
+
+
+def _remote_vs_local(results: list[dict[str, Any]]) -> str:
+    """NCB against the same models run locally, per camera count, as ratios of this run."""
+    lines = []
+    for ncb in (r for r in results if r["models"] == "ncb"):
+        local = next((r for r in results if r["models"] == "both" and r["cameras"] == ncb["cameras"]), None)
+        if local is None:
+            continue
+        lines.append(
+            f"{ncb['cameras']} cam, worker / local: detections/s {ncb['detected_fps'] / local['detected_fps']:.2f}x, "
+            f"frame age at result p50 {ncb['age_at_result_ms']['p50'] / local['age_at_result_ms']['p50']:.2f}x "
+            f"({ncb['age_at_result_ms']['p50']:.0f} vs {local['age_at_result_ms']['p50']:.0f} ms)"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
