@@ -158,7 +158,7 @@ class SimServer:
             EstopServicer(clock, self.estop),
             LeaseServicer(clock, self.leases, self.tokens),
             PowerServicer(clock, self.world, self.leases, self.estop),
-            RobotStateServicer(clock, RobotStateBuilder(self.world, self.estop, snapshots)),
+            RobotStateServicer(clock, RobotStateBuilder(self.world, self.estop, snapshots), self.world),
             RobotCommandServicer(clock, self.world, self.leases, self.time_sync, self.estop.level),
             self.image,
             WorldObjectServicer(clock, self.world, scenario, cameras, snapshots, refresh_hz=camera_rate_hz),

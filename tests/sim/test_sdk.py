@@ -19,6 +19,7 @@ from bosdyn.client.exceptions import (
     UnimplementedError,
 )
 from bosdyn.client.frame_helpers import BODY_FRAME_NAME, ODOM_FRAME_NAME, VISION_FRAME_NAME, get_a_tform_b
+from bosdyn.client.graph_nav import GraphNavClient
 from bosdyn.client.lease import LeaseClient, LeaseKeepAlive, ResourceAlreadyClaimedError
 from bosdyn.client.payload_registration import InvalidPayloadCredentialsError
 from bosdyn.client.power import EstoppedError, power_on_motors
@@ -295,8 +296,12 @@ def test_operator_comments_are_stored(sim: SimServer, spot_robot: Robot) -> None
 
 
 def test_services_not_simulated_answer_unimplemented(spot_robot: Robot) -> None:
+    # GraphNav is not simulated (not in the directory): reached under the robot's API authority,
+    # its RPCs answer gRPC UNIMPLEMENTED, which the SDK raises as UnimplementedError.
+    channel = spot_robot.ensure_secure_channel("api.spot.robot")
+    client = spot_robot.ensure_client(GraphNavClient.default_service_name, channel=channel)
     with pytest.raises(UnimplementedError):
-        spot_robot.ensure_client(RobotStateClient.default_service_name).get_robot_metrics()
+        client.get_localization_state()
 
 
 def test_feedback_for_unknown_command_is_an_invalid_request(spot_robot: Robot) -> None:
