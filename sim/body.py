@@ -66,6 +66,7 @@ class Body:
         self.stance: legs.StanceMove | None = None  # feet placed by a stance command
         self.counters = BodyCounters()
         self.gait_rate = 0.0  # trot cycles per second (0 unless walking)
+        self.stepped_ns = 0  # robot time of the last physics step (what the pose is as of)
         self.version = 0  # bumped on every change
 
     # ----------------------------------------------------------------- reading
@@ -296,6 +297,7 @@ class Body:
         self._step_posture(now)
         self._step_motion(now, dt)
         self._count(now, dt)
+        self.stepped_ns = now
         self.version += 1
 
     @property

@@ -57,6 +57,7 @@ class BodyState:
     posture: Posture
     faults: tuple[FaultRecord, ...]
     version: int
+    stepped_ns: int = 0  # robot time of the physics step this pose and these rates are from
     height_rate: float = 0.0  # m/s while standing up or sitting down
     gait_rate: float = 0.0  # trot cycles per second while walking, else 0
     stance: StanceMove | None = None  # where a stance command put (or is putting) the feet

@@ -83,6 +83,11 @@ def urdf() -> str:
         parts.append(_urdf_joint(f"{leg}.hx", "body", f"{leg}.hip", (hip_x, hip_y, 0.0), "1 0 0"))
         parts.append(_urdf_joint(f"{leg}.hy", f"{leg}.hip", f"{leg}.uleg", (0.0, offset, 0.0), "0 1 0"))
         parts.append(_urdf_joint(f"{leg}.kn", f"{leg}.uleg", f"{leg}.lleg", (0.0, 0.0, -legs.THIGH), "0 1 0"))
+        # The foot's contact point, where foot_state.foot_position_rt_body is measured.
+        parts.append(
+            f'  <link name="{leg}.toe"/><joint name="{leg}.toe" type="fixed"><parent link="{leg}.lleg"/>'
+            f'<child link="{leg}.toe"/><origin xyz="0 0 {-legs.SHIN:.6f}" rpy="0 0 0"/></joint>'
+        )
     parts.append("</robot>")
     return "\n".join(parts) + "\n"
 

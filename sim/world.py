@@ -98,6 +98,7 @@ class SimWorld:
                 posture=body.posture,
                 faults=tuple(body.faults),
                 version=body.version,
+                stepped_ns=body.stepped_ns or now,
                 height_rate=body.height_rate,
                 gait_rate=body.gait_rate,
                 stance=body.stance,

@@ -28,7 +28,7 @@ def leg_pose(state: BodyState, dt: float = 0.0) -> legs.LegPose:
     """The legs of `state`, or `dt` seconds later at the current rates."""
     stance_feet = lift = None
     if state.stance is not None:
-        stance_feet, lift = state.stance.feet_at(state.robot_ns + int(dt * 1e9))
+        stance_feet, lift = state.stance.feet_at(state.stepped_ns + int(dt * 1e9))
     return legs.leg_pose(
         height=state.height + state.height_rate * dt,
         gait_phase=state.counters.gait_cycles + state.gait_rate * dt,

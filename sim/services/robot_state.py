@@ -101,7 +101,7 @@ class RobotStateBuilder:
             estop.state = EStopState.STATE_ESTOPPED if estopped else EStopState.STATE_NOT_ESTOPPED
 
         kinematic = robot.kinematic_state
-        kinematic.acquisition_timestamp.CopyFrom(stamp)
+        RobotClock.to_timestamp(body.stepped_ns, kinematic.acquisition_timestamp)  # when the pose was
         self._snapshots.snapshot(body, kinematic.transforms_snapshot)
         odom_vel = kinematic.velocity_of_body_in_odom
         odom_vel.linear.x, odom_vel.linear.y = body.vx, body.vy
