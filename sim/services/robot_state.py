@@ -16,6 +16,7 @@ import threading
 import grpc
 from bosdyn.api import robot_state_pb2, robot_state_service_pb2_grpc
 from bosdyn.client.robot_state import RobotStateClient
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from sim import robot_model
 from sim.body_state import BodyState, MotorPower, Posture
@@ -61,34 +62,7 @@ class RobotStateBuilder:
         robot = robot_state_pb2.RobotState()
         stamp = RobotClock.to_timestamp(body.robot_ns)
 
-        power = robot.power_state
-        power.timestamp.CopyFrom(stamp)
-        power.motor_power_state = body.motor_power.value
-        power.shore_power_state = PowerState.STATE_OFF_SHORE_POWER
-        power.robot_power_state = PowerState.ROBOT_POWER_STATE_ON
-        power.payload_ports_power_state = PowerState.PAYLOAD_PORTS_POWER_STATE_ON
-        power.wifi_radio_power_state = PowerState.WIFI_RADIO_POWER_STATE_ON
-        counters = body.counters
-        remaining_j = max(0.0, BATTERY_CAPACITY_J * BATTERY_PERCENT / 100.0 - counters.energy_j)
-        charge = 100.0 * remaining_j / BATTERY_CAPACITY_J
-        runtime_s = int(remaining_j / counters.power_w)
-        power.locomotion_charge_percentage.value = charge
-        power.locomotion_estimated_runtime.seconds = runtime_s
-
-        battery = robot.battery_states.add(identifier="sim-battery")
-        battery.timestamp.CopyFrom(stamp)
-        battery.charge_percentage.value = charge
-        battery.estimated_runtime.seconds = runtime_s
-        battery.voltage.value = BATTERY_VOLTAGE
-        battery.current.value = -counters.power_w / BATTERY_VOLTAGE  # discharging
-        battery.temperatures.append(31.0)
-        battery.status = robot_state_pb2.BatteryState.STATUS_DISCHARGING
-
-        comms = robot.comms_states.add()
-        comms.timestamp.CopyFrom(stamp)
-        comms.wifi_state.current_mode = robot_state_pb2.WiFiState.MODE_ACCESS_POINT
-        comms.wifi_state.essid = WIFI_ESSID
-        robot.system_fault_state.SetInParent()  # a healthy robot: no system faults
+        _fill_power(body, robot, stamp)
 
         software_level = self._estop.level(body.robot_ns)
         for name, kind, estopped in (
@@ -125,6 +99,38 @@ class RobotStateBuilder:
         robot.behavior_fault_state.SetInParent()
         robot.behavior_state.state = _behavior_state(body)
         return robot
+
+
+def _fill_power(body: BodyState, robot: robot_state_pb2.RobotState, stamp: Timestamp) -> None:
+    """Power, battery (draining with the energy the body used), Wi-Fi, and no system faults."""
+    power = robot.power_state
+    power.timestamp.CopyFrom(stamp)
+    power.motor_power_state = body.motor_power.value
+    power.shore_power_state = PowerState.STATE_OFF_SHORE_POWER
+    power.robot_power_state = PowerState.ROBOT_POWER_STATE_ON
+    power.payload_ports_power_state = PowerState.PAYLOAD_PORTS_POWER_STATE_ON
+    power.wifi_radio_power_state = PowerState.WIFI_RADIO_POWER_STATE_ON
+    counters = body.counters
+    remaining_j = max(0.0, BATTERY_CAPACITY_J * BATTERY_PERCENT / 100.0 - counters.energy_j)
+    charge = 100.0 * remaining_j / BATTERY_CAPACITY_J
+    runtime_s = int(remaining_j / counters.power_w)
+    power.locomotion_charge_percentage.value = charge
+    power.locomotion_estimated_runtime.seconds = runtime_s
+
+    battery = robot.battery_states.add(identifier="sim-battery")
+    battery.timestamp.CopyFrom(stamp)
+    battery.charge_percentage.value = charge
+    battery.estimated_runtime.seconds = runtime_s
+    battery.voltage.value = BATTERY_VOLTAGE
+    battery.current.value = -counters.power_w / BATTERY_VOLTAGE  # discharging
+    battery.temperatures.append(31.0)
+    battery.status = robot_state_pb2.BatteryState.STATUS_DISCHARGING
+
+    comms = robot.comms_states.add()
+    comms.timestamp.CopyFrom(stamp)
+    comms.wifi_state.current_mode = robot_state_pb2.WiFiState.MODE_ACCESS_POINT
+    comms.wifi_state.essid = WIFI_ESSID
+    robot.system_fault_state.SetInParent()  # a healthy robot: no system faults
 
 
 def _behavior_state(body: BodyState) -> int:
