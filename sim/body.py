@@ -242,11 +242,16 @@ class Body:
         start_ns = now
         if self.posture == Posture.STANDING_UP:
             start_ns = self._ramp.start_ns + self._ramp.duration_ns  # step once standing
-        start = legs.nominal_stance()
-        if self.stance is not None:
-            feet, _lift = self.stance.feet_at(now)
-            start = tuple(feet[leg] for leg in legs.LEGS)
-        self.stance = legs.StanceMove(start, goal, start_ns, accuracy)
+        previous = self.stance
+        if previous is not None and previous.same_goal(goal):
+            pass  # the same stance again (clients re-send it with a new end time): keep stepping
+        else:
+            start = legs.nominal_stance()
+            if previous is not None:
+                feet, _lift = previous.feet_at(now)
+                start = tuple(feet[leg] for leg in legs.LEGS)
+            self.stance = legs.StanceMove(start, goal, start_ns, accuracy)
+        assert self.stance is not None
         if self.stance.done(now):
             record.detail_status = StanceStatus.STATUS_STANCED
         return record.command_id

@@ -172,6 +172,9 @@ class StanceMove:
     def duration_ns(self) -> int:
         return int(len(self.steppers) * STANCE_STEP_S * 1e9)
 
+    def same_goal(self, goal: FeetXY, tolerance: float = 1e-3) -> bool:
+        return all(math.hypot(a[0] - b[0], a[1] - b[1]) <= tolerance for a, b in zip(self.goal, goal))
+
     def done(self, now_ns: int) -> bool:
         return now_ns - self.start_ns >= self.duration_ns
 

@@ -112,3 +112,18 @@ def test_stance_needs_an_end_time_and_a_known_frame(commanded) -> None:  # type:
     command.synchronized_command.mobility_command.stance_request.stance.se2_frame_name = "nowhere"  # type: ignore[attr-defined]
     with pytest.raises(UnknownFrameError):
         client.robot_command(command, end_time_secs=time.time() + 10)
+
+
+def test_re_sending_the_same_stance_mid_step_lets_the_feet_finish_their_steps(commanded) -> None:  # type: ignore[no-untyped-def]
+    """stance_in_place.py re-sends its stance every second with a new end time; a foot in the
+    air must land where it was going, not where it was when the command came again."""
+    robot, client = commanded
+    command = stance_around_body(robot, 0.4, 0.3)
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:  # re-sent far more often than the example does
+        command_id = client.robot_command(command, end_time_secs=time.time() + 10)
+        time.sleep(0.05)
+    assert wait_until(lambda: stance_status(client, command_id) == StanceStatus.STATUS_STANCED, timeout=3)
+    for foot, (sx, sy) in zip(state(robot).foot_state, ((1, 1), (1, -1), (-1, 1), (-1, -1))):
+        assert foot.foot_position_rt_body.x == pytest.approx(sx * 0.4, abs=0.005)
+        assert foot.foot_position_rt_body.y == pytest.approx(sy * 0.3, abs=0.005)
