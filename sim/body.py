@@ -67,6 +67,8 @@ class Body:
         self.counters = BodyCounters()
         self.gait_rate = 0.0  # trot cycles per second (0 unless walking)
         self.stepped_ns = 0  # robot time of the last physics step (what the pose is as of)
+        self.payload_ports_on = True  # power to the payload ports and the Wi-Fi radio
+        self.wifi_radio_on = True
         self.version = 0  # bumped on every change
 
     # ----------------------------------------------------------------- reading
@@ -100,7 +102,11 @@ class Body:
             self._cut_power(now, reason="power request off")
             record.status = power_pb2.STATUS_SUCCESS
         else:
-            record.status = power_pb2.STATUS_SUCCESS  # payload ports, wifi: nothing to simulate
+            record.status = power_pb2.STATUS_SUCCESS
+            if request in (Req.REQUEST_ON_PAYLOAD_PORTS, Req.REQUEST_OFF_PAYLOAD_PORTS):
+                self.payload_ports_on = request == Req.REQUEST_ON_PAYLOAD_PORTS
+            elif request in (Req.REQUEST_ON_WIFI_RADIO, Req.REQUEST_OFF_WIFI_RADIO):
+                self.wifi_radio_on = request == Req.REQUEST_ON_WIFI_RADIO
         remember(self._power_records, record.power_command_id, record)
         self.version += 1
         return replace(record)

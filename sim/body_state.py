@@ -61,6 +61,8 @@ class BodyState:
     height_rate: float = 0.0  # m/s while standing up or sitting down
     gait_rate: float = 0.0  # trot cycles per second while walking, else 0
     stance: StanceMove | None = None  # where a stance command put (or is putting) the feet
+    payload_ports_on: bool = True
+    wifi_radio_on: bool = True
     counters: BodyCounters = field(default_factory=BodyCounters)  # distance, time powered, gait cycles (the trot's phase) ...
 
     @property

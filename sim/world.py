@@ -103,6 +103,8 @@ class SimWorld:
                 gait_rate=body.gait_rate,
                 stance=body.stance,
                 counters=body.counters,
+                payload_ports_on=body.payload_ports_on,
+                wifi_radio_on=body.wifi_radio_on,
             )
 
     @property

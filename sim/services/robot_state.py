@@ -108,8 +108,12 @@ def _fill_power(body: BodyState, robot: robot_state_pb2.RobotState, stamp: Times
     power.motor_power_state = body.motor_power.value
     power.shore_power_state = PowerState.STATE_OFF_SHORE_POWER
     power.robot_power_state = PowerState.ROBOT_POWER_STATE_ON
-    power.payload_ports_power_state = PowerState.PAYLOAD_PORTS_POWER_STATE_ON
-    power.wifi_radio_power_state = PowerState.WIFI_RADIO_POWER_STATE_ON
+    power.payload_ports_power_state = (
+        PowerState.PAYLOAD_PORTS_POWER_STATE_ON if body.payload_ports_on else PowerState.PAYLOAD_PORTS_POWER_STATE_OFF
+    )
+    power.wifi_radio_power_state = (
+        PowerState.WIFI_RADIO_POWER_STATE_ON if body.wifi_radio_on else PowerState.WIFI_RADIO_POWER_STATE_OFF
+    )
     counters = body.counters
     remaining_j = max(0.0, BATTERY_CAPACITY_J * BATTERY_PERCENT / 100.0 - counters.energy_j)
     charge = 100.0 * remaining_j / BATTERY_CAPACITY_J
@@ -126,10 +130,11 @@ def _fill_power(body: BodyState, robot: robot_state_pb2.RobotState, stamp: Times
     battery.temperatures.append(31.0)
     battery.status = robot_state_pb2.BatteryState.STATUS_DISCHARGING
 
-    comms = robot.comms_states.add()
-    comms.timestamp.CopyFrom(stamp)
-    comms.wifi_state.current_mode = robot_state_pb2.WiFiState.MODE_ACCESS_POINT
-    comms.wifi_state.essid = WIFI_ESSID
+    if body.wifi_radio_on:
+        comms = robot.comms_states.add()
+        comms.timestamp.CopyFrom(stamp)
+        comms.wifi_state.current_mode = robot_state_pb2.WiFiState.MODE_ACCESS_POINT
+        comms.wifi_state.essid = WIFI_ESSID
     robot.system_fault_state.SetInParent()  # a healthy robot: no system faults
 
 

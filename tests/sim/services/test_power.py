@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bosdyn.api import power_pb2
+from bosdyn.api import power_pb2, robot_state_pb2
 from bosdyn.client.exceptions import InvalidRequestError, LeaseUseError
 from bosdyn.client.lease import LeaseClient, LeaseKeepAlive
 from bosdyn.client.power import (
@@ -19,10 +19,13 @@ from bosdyn.client.power import (
     SafetyStopIncompatibleHardwareError,
     SafetyStopUnknownStopTypeError,
     power_off_payload_ports,
+    power_off_wifi_radio,
     power_on_payload_ports,
+    power_on_wifi_radio,
 )
 from bosdyn.client.robot import Robot
-from support.sim_sdk import run_bosdyn_cli
+from bosdyn.client.robot_state import RobotStateClient
+from support.sim_sdk import run_bosdyn_cli, wait_until
 
 from sim.server import SimServer
 from sim.services.fans import MAX_FAN_HZ
@@ -93,9 +96,19 @@ def test_primary_safety_stop_resets_and_this_robot_has_no_redundant_one(power: P
         power.reset_safety_stop(safety_stop_type=SafetyStop.SAFETY_STOP_UNKNOWN)
 
 
-def test_payload_ports_and_wifi_power_commands_succeed(power: PowerClient) -> None:
+def test_payload_ports_and_wifi_power_show_in_the_robot_state(spot_robot: Robot, power: PowerClient) -> None:
+    def power_state() -> robot_state_pb2.PowerState:
+        return spot_robot.ensure_client(RobotStateClient.default_service_name).get_robot_state().power_state
+
+    PowerState = robot_state_pb2.PowerState
     power_off_payload_ports(power, timeout_sec=5, update_frequency=20)
+    assert wait_until(lambda: power_state().payload_ports_power_state == PowerState.PAYLOAD_PORTS_POWER_STATE_OFF, 2)
     power_on_payload_ports(power, timeout_sec=5, update_frequency=20)
+    assert wait_until(lambda: power_state().payload_ports_power_state == PowerState.PAYLOAD_PORTS_POWER_STATE_ON, 2)
+    power_off_wifi_radio(power, timeout_sec=5, update_frequency=20)
+    assert wait_until(lambda: power_state().wifi_radio_power_state == PowerState.WIFI_RADIO_POWER_STATE_OFF, 2)
+    power_on_wifi_radio(power, timeout_sec=5, update_frequency=20)
+    assert wait_until(lambda: power_state().wifi_radio_power_state == PowerState.WIFI_RADIO_POWER_STATE_ON, 2)
 
 
 def test_bosdyn_cli_power_commands(sim: SimServer, tmp_path: Path) -> None:
