@@ -11,12 +11,14 @@ thread-safe, clocked face; the motion itself is `sim.motion`.
 from __future__ import annotations
 
 import logging
+import math
 from collections import OrderedDict
 from dataclasses import replace
 
 from bosdyn.api import power_pb2, robot_state_pb2
 
-from sim import motion
+from sim import legs, motion
+from sim.body_counters import BodyCounters
 from sim.body_state import FaultRecord, MotorPower, Posture
 from sim.command_records import (
     CommandKind,
@@ -25,6 +27,7 @@ from sim.command_records import (
     PowerCommandRecord,
     SafeOffStatus,
     SitStatus,
+    StanceStatus,
     StandStatus,
     TrajStatus,
     remember,
@@ -60,6 +63,12 @@ class Body:
         self._next_fault_id = 1
         self.faults: list[FaultRecord] = []
         self._settle_then_cut = False  # an E-Stop asked to sit, then cut power
+        self.stance: legs.StanceMove | None = None  # feet placed by a stance command
+        self.counters = BodyCounters()
+        self.gait_rate = 0.0  # trot cycles per second (0 unless walking)
+        self.stepped_ns = 0  # robot time of the last physics step (what the pose is as of)
+        self.payload_ports_on = True  # power to the payload ports and the Wi-Fi radio
+        self.wifi_radio_on = True
         self.version = 0  # bumped on every change
 
     # ----------------------------------------------------------------- reading
@@ -93,7 +102,11 @@ class Body:
             self._cut_power(now, reason="power request off")
             record.status = power_pb2.STATUS_SUCCESS
         else:
-            record.status = power_pb2.STATUS_SUCCESS  # payload ports, wifi: nothing to simulate
+            record.status = power_pb2.STATUS_SUCCESS
+            if request in (Req.REQUEST_ON_PAYLOAD_PORTS, Req.REQUEST_OFF_PAYLOAD_PORTS):
+                self.payload_ports_on = request == Req.REQUEST_ON_PAYLOAD_PORTS
+            elif request in (Req.REQUEST_ON_WIFI_RADIO, Req.REQUEST_OFF_WIFI_RADIO):
+                self.wifi_radio_on = request == Req.REQUEST_ON_WIFI_RADIO
         remember(self._power_records, record.power_command_id, record)
         self.version += 1
         return replace(record)
@@ -108,6 +121,7 @@ class Body:
         self.posture = Posture.SITTING
         self.height = self.limits.sit_height
         self._settle_then_cut = False
+        self.stance = None
         for record in self._power_records.values():
             if record.status == power_pb2.STATUS_IN_PROGRESS and record.request == power_pb2.PowerCommandRequest.REQUEST_ON_MOTORS:
                 record.status = power_pb2.STATUS_ESTOPPED if by_estop else power_pb2.STATUS_OVERRIDDEN
@@ -197,6 +211,7 @@ class Body:
             velocity_frame=frame,
             max_speed=max_speed,
         )
+        self.stance = None  # walking: the feet trot
         self._ensure_standing(now)
         return record.command_id
 
@@ -217,7 +232,34 @@ class Body:
             body_movement_status=TrajStatus.BODY_STATUS_MOVING,
         )
         motion.update_trajectory_feedback(record, self.motion, self.limits)
+        self.stance = None  # walking: the feet trot
         self._ensure_standing(now)
+        return record.command_id
+
+    def place_feet(self, now: int, goal: legs.FeetXY, accuracy: float, end_time_ns: int) -> int:
+        """Stance: step the feet to `goal` (body frame, LEGS order) without walking."""
+        record = self._begin_command(
+            CommandKind.STANCE, now, end_time_ns=end_time_ns, detail_status=StanceStatus.STATUS_GOING_TO_STANCE
+        )
+        if not all(legs.stance_reachable(leg, x, y) for leg, (x, y) in zip(legs.LEGS, goal)):
+            record.detail_status = StanceStatus.STATUS_TOO_FAR_AWAY  # the robot does not move
+            return record.command_id
+        self._ensure_standing(now)
+        start_ns = now
+        if self.posture == Posture.STANDING_UP:
+            start_ns = self._ramp.start_ns + self._ramp.duration_ns  # step once standing
+        previous = self.stance
+        if previous is not None and previous.same_goal(goal):
+            pass  # the same stance again (clients re-send it with a new end time): keep stepping
+        else:
+            start = legs.nominal_stance()
+            if previous is not None:
+                feet, _lift = previous.feet_at(now)
+                start = tuple(feet[leg] for leg in legs.LEGS)
+            self.stance = legs.StanceMove(start, goal, start_ns, accuracy)
+        assert self.stance is not None
+        if self.stance.done(now):
+            record.detail_status = StanceStatus.STATUS_STANCED
         return record.command_id
 
     def safe_power_off(self, now: int) -> int:
@@ -250,6 +292,7 @@ class Body:
             )
 
     def _start_sit(self, now: int) -> None:
+        self.stance = None  # sitting folds the legs
         if self.posture != Posture.SITTING:
             self._start_posture(now, Posture.SITTING_DOWN, self.limits.sit_height, self.limits.sit_down_s)
 
@@ -264,7 +307,34 @@ class Body:
         self._step_power(now)
         self._step_posture(now)
         self._step_motion(now, dt)
+        self._count(now, dt)
+        self.stepped_ns = now
         self.version += 1
+
+    @property
+    def height_rate(self) -> float:
+        """How fast the body rises (m/s, negative: sinks) while standing up or sitting down."""
+        if self.posture not in (Posture.STANDING_UP, Posture.SITTING_DOWN) or self.power != MotorPower.ON:
+            return 0.0
+        return (self._ramp.to_height - self._ramp.from_height) / (self._ramp.duration_ns / NSEC_PER_SEC)
+
+    def _count(self, now: int, dt: float) -> None:
+        """Metrics and the trot's rate; a finished stance reports STATUS_STANCED."""
+        body = self.motion
+        speed = math.hypot(body.vx, body.vy)
+        standing = self.power == MotorPower.ON and self.posture == Posture.STANDING
+        walking = standing and (speed > self.limits.settled_speed or abs(body.wz) > self.limits.settled_speed)
+        self.gait_rate = legs.GAIT_HZ if walking else 0.0
+        self.counters = self.counters.add(dt, self.power != MotorPower.OFF, standing, speed, self.gait_rate)
+        record = self.mobility
+        if (
+            record is not None
+            and record.kind == CommandKind.STANCE
+            and self.stance is not None
+            and record.detail_status == StanceStatus.STATUS_GOING_TO_STANCE
+            and self.stance.done(now)
+        ):
+            record.detail_status = StanceStatus.STATUS_STANCED
 
     def _apply_estop(self, now: int, level: int) -> None:
         if level == ESTOP_LEVEL_CUT:

@@ -8,11 +8,13 @@ frame tree, cameras) builds its reply from one consistent instant without holdin
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bosdyn.api import robot_state_pb2
 from bosdyn.client.math_helpers import SE3Pose
 
+from sim.body_counters import BodyCounters
+from sim.legs import StanceMove
 from sim.poses import VISION_TFORM_ODOM, body_pose
 
 
@@ -55,6 +57,13 @@ class BodyState:
     posture: Posture
     faults: tuple[FaultRecord, ...]
     version: int
+    stepped_ns: int = 0  # robot time of the physics step this pose and these rates are from
+    height_rate: float = 0.0  # m/s while standing up or sitting down
+    gait_rate: float = 0.0  # trot cycles per second while walking, else 0
+    stance: StanceMove | None = None  # where a stance command put (or is putting) the feet
+    payload_ports_on: bool = True
+    wifi_radio_on: bool = True
+    counters: BodyCounters = field(default_factory=BodyCounters)  # distance, time powered, gait cycles (the trot's phase) ...
 
     @property
     def odom_tform_body(self) -> SE3Pose:

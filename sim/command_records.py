@@ -19,6 +19,7 @@ TrajStatus = basic_command_pb2.SE2TrajectoryCommand.Feedback
 StandStatus = basic_command_pb2.StandCommand.Feedback
 SitStatus = basic_command_pb2.SitCommand.Feedback
 SafeOffStatus = basic_command_pb2.SafePowerOffCommand.Feedback
+StanceStatus = basic_command_pb2.StanceCommand.Feedback
 
 HISTORY = 512  # how many command records are kept for feedback requests
 
@@ -30,6 +31,7 @@ class CommandKind(enum.Enum):
     VELOCITY = "velocity"
     SE2_TRAJECTORY = "se2_trajectory"
     SAFE_POWER_OFF = "safe_power_off"
+    STANCE = "stance"
 
 
 @dataclass

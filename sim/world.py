@@ -98,6 +98,13 @@ class SimWorld:
                 posture=body.posture,
                 faults=tuple(body.faults),
                 version=body.version,
+                stepped_ns=body.stepped_ns or now,
+                height_rate=body.height_rate,
+                gait_rate=body.gait_rate,
+                stance=body.stance,
+                counters=body.counters,
+                payload_ports_on=body.payload_ports_on,
+                wifi_radio_on=body.wifi_radio_on,
             )
 
     @property
@@ -173,6 +180,11 @@ class SimWorld:
     ) -> int:
         with self._lock:
             return self._body.se2_trajectory(self.clock.now_ns(), goal_odom, end_time_ns, max_speed)
+
+    def command_stance(self, goal: tuple[tuple[float, float], ...], accuracy: float, end_time_ns: int) -> int:
+        """Step the feet to `goal` ((x, y) per leg fl, fr, hl, hr in the body frame) in place."""
+        with self._lock:
+            return self._body.place_feet(self.clock.now_ns(), goal, accuracy, end_time_ns)
 
     def command_safe_power_off(self) -> int:
         with self._lock:

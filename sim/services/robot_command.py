@@ -1,4 +1,6 @@
-"""Robot command service: stand, sit, stop, safe power off, velocity and SE2 trajectory commands.
+"""Robot command service: stand, sit, stop, safe power off, velocity and SE2 trajectory commands,
+and stance (the feet step to positions given in odom, vision or the body frame; a foot out of reach
+is STATUS_TOO_FAR_AWAY in the feedback, and the robot does not move).
 
 Checks run in the robot's order and answer with the statuses the SDK maps to its own errors:
 malformed -> STATUS_INVALID_REQUEST, lease -> LeaseUseResult (LeaseUseError), unknown time sync
@@ -33,12 +35,13 @@ from bosdyn.client.frame_helpers import (
 from bosdyn.client.math_helpers import SE2Pose
 from bosdyn.client.robot_command import RobotCommandClient
 
-from sim.body_state import MotorPower
+from sim import legs
+from sim.body_state import BodyState, MotorPower
 from sim.command_records import CommandKind, CommandRecord
 from sim.poses import VISION_TFORM_ODOM
 from sim.robot_clock import RobotClock
 from sim.services.common import Reply, ServiceSpec
-from sim.services.lease import LeaseManager
+from sim.services.lease import BODY_RESOURCE, MOBILITY_RESOURCE, LeaseManager
 from sim.services.time_sync import TimeSyncServicer
 from sim.world import SimWorld
 
@@ -54,6 +57,7 @@ VELOCITY_FRAMES = {
     VISION_FRAME_NAME: "vision",
 }
 TRAJECTORY_FRAMES = (ODOM_FRAME_NAME, VISION_FRAME_NAME)
+STANCE_FRAMES = (ODOM_FRAME_NAME, VISION_FRAME_NAME, BODY_FRAME_NAME, GRAV_ALIGNED_BODY_FRAME_NAME)
 
 
 class Rejected(Exception):
@@ -139,7 +143,9 @@ class RobotCommandServicer(robot_command_service_pb2_grpc.RobotCommandServiceSer
         if kind_name is None:
             raise Rejected(RCResponse.STATUS_INVALID_REQUEST, f"{which} names no command")
 
-        response.lease_use_result.CopyFrom(self._leases.check(request.lease, consumer=self.spec.name))
+        # Mobility commands need the legs (a body lease covers them); full-body ones the body.
+        needs = BODY_RESOURCE if which == "full_body_command" else MOBILITY_RESOURCE
+        response.lease_use_result.CopyFrom(self._leases.check(request.lease, consumer=self.spec.name, needs=needs))
         if response.lease_use_result.status != lease_pb2.LeaseUseResult.STATUS_OK:
             raise Rejected(RCResponse.STATUS_UNKNOWN, "lease not valid for this command")
 
@@ -153,7 +159,7 @@ class RobotCommandServicer(robot_command_service_pb2_grpc.RobotCommandServiceSer
                 return world.command_stop(full_body=True)
             raise Rejected(RCResponse.STATUS_UNSUPPORTED, f"full-body {kind_name} is not simulated")
         assert mobility is not None
-        if kind_name in ("se2_velocity_request", "se2_trajectory_request") and not self._time_sync.is_synced(
+        if kind_name in ("se2_velocity_request", "se2_trajectory_request", "stance_request") and not self._time_sync.is_synced(
             request.clock_identifier
         ):
             raise Rejected(RCResponse.STATUS_NO_TIMESYNC, f"unknown clock_identifier {request.clock_identifier!r}")
@@ -176,6 +182,8 @@ class RobotCommandServicer(robot_command_service_pb2_grpc.RobotCommandServiceSer
             return self._velocity(mobility.se2_velocity_request, options, state.robot_ns)
         if kind_name == "se2_trajectory_request":
             return self._trajectory(mobility.se2_trajectory_request, options, state.robot_ns)
+        if kind_name == "stance_request":
+            return self._stance(mobility.stance_request, state)
         raise Rejected(RCResponse.STATUS_UNSUPPORTED, f"mobility {kind_name} is not simulated")
 
     def _end_time_ns(self, request: object, now: int, what: str) -> int:
@@ -215,6 +223,30 @@ class RobotCommandServicer(robot_command_service_pb2_grpc.RobotCommandServiceSer
             goal = VISION_TFORM_ODOM.inverse() * goal
         return self._world.command_se2_trajectory((goal.x, goal.y, goal.angle), end_ns, options.max_speed)
 
+    def _stance(self, request: basic_command_pb2.StanceCommand.Request, state: BodyState) -> int:
+        stance = request.stance
+        frame = stance.se2_frame_name
+        if frame not in STANCE_FRAMES:
+            raise Rejected(RCResponse.STATUS_UNKNOWN_FRAME, f"stance frame {frame!r} not supported")
+        missing = [leg for leg in legs.LEGS if leg not in stance.foot_positions]
+        if missing:
+            raise Rejected(RCResponse.STATUS_INVALID_REQUEST, f"stance.foot_positions lacks {', '.join(missing)}")
+        end_ns = self._end_time_ns(request, state.robot_ns, "stance_request")
+        # Feet given in a world frame are placed relative to where the body stands now.
+        if frame in (ODOM_FRAME_NAME, VISION_FRAME_NAME):
+            odom_tform_body = SE2Pose(state.x, state.y, state.yaw)
+            frame_tform_body = VISION_TFORM_ODOM * odom_tform_body if frame == VISION_FRAME_NAME else odom_tform_body
+            body_tform_frame = frame_tform_body.inverse()
+        else:
+            body_tform_frame = SE2Pose(0.0, 0.0, 0.0)
+        goal = []
+        for leg in legs.LEGS:
+            point = stance.foot_positions[leg]
+            foot = body_tform_frame * SE2Pose(point.x, point.y, 0.0)
+            goal.append((foot.x, foot.y))
+        accuracy = max(stance.accuracy, 1e-3)
+        return self._world.command_stance(tuple(goal), accuracy, end_ns)
+
     # ------------------------------------------------------------------ feedback
     def RobotCommandFeedback(
         self, request: robot_command_pb2.RobotCommandFeedbackRequest, context: grpc.ServicerContext
@@ -235,7 +267,8 @@ class RobotCommandServicer(robot_command_service_pb2_grpc.RobotCommandServiceSer
     ) -> robot_command_pb2.ClearBehaviorFaultResponse:
         response = robot_command_pb2.ClearBehaviorFaultResponse()
         with Reply(response, request, self._clock):
-            response.lease_use_result.CopyFrom(self._leases.check(request.lease, consumer=self.spec.name))
+            lease_result = self._leases.check(request.lease, consumer=self.spec.name, needs=MOBILITY_RESOURCE)
+            response.lease_use_result.CopyFrom(lease_result)
             if response.lease_use_result.status != lease_pb2.LeaseUseResult.STATUS_OK:
                 return response
             cleared = self._world.clear_fault(request.behavior_fault_id)
@@ -264,6 +297,8 @@ def fill_feedback(record: CommandRecord, feedback: robot_command_pb2.RobotComman
         mobility.stand_feedback.status = record.detail_status
     elif kind == CommandKind.SIT:
         mobility.sit_feedback.status = record.detail_status
+    elif kind == CommandKind.STANCE:
+        mobility.stance_feedback.status = record.detail_status
     elif kind == CommandKind.STOP:
         mobility.stop_feedback.SetInParent()
     elif kind == CommandKind.VELOCITY:

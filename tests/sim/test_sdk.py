@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 from bosdyn.api import basic_command_pb2, estop_pb2, robot_state_pb2
@@ -19,6 +18,7 @@ from bosdyn.client.exceptions import (
     UnimplementedError,
 )
 from bosdyn.client.frame_helpers import BODY_FRAME_NAME, ODOM_FRAME_NAME, VISION_FRAME_NAME, get_a_tform_b
+from bosdyn.client.graph_nav import GraphNavClient
 from bosdyn.client.lease import LeaseClient, LeaseKeepAlive, ResourceAlreadyClaimedError
 from bosdyn.client.payload_registration import InvalidPayloadCredentialsError
 from bosdyn.client.power import EstoppedError, power_on_motors
@@ -32,6 +32,7 @@ from bosdyn.client.robot_command import (
     blocking_stand,
 )
 from bosdyn.client.robot_state import RobotStateClient
+from support.sim_sdk import wait_until
 
 from sim.server import DEFAULT_CLOCK_OFFSET_S, DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET, SimServer
 from sim.testing import close_sdk, connect_sdk
@@ -40,29 +41,9 @@ from sim.world import VISION_TFORM_ODOM, MotorPower
 TrajStatus = basic_command_pb2.SE2TrajectoryCommand.Feedback
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
 def odom_pose(robot: Robot) -> math_helpers.SE2Pose:
     state = robot.ensure_client(RobotStateClient.default_service_name).get_robot_state()
     return get_a_tform_b(state.kinematic_state.transforms_snapshot, ODOM_FRAME_NAME, BODY_FRAME_NAME).get_closest_se2_transform()
-
-
-@pytest.fixture
-def commanded(spot_robot: Robot) -> Iterator[tuple[Robot, RobotCommandClient]]:
-    """Lease held (with keepalive), motors on, standing."""
-    lease_client = spot_robot.ensure_client(LeaseClient.default_service_name)
-    with LeaseKeepAlive(lease_client, must_acquire=True, return_at_exit=True):
-        power_on_motors(spot_robot.ensure_client("power"), timeout_sec=5, update_frequency=20)
-        command_client = spot_robot.ensure_client(RobotCommandClient.default_service_name)
-        blocking_stand(command_client, timeout_sec=5, update_frequency=20)
-        yield spot_robot, command_client
 
 
 # ---------------------------------------------------------------- connecting
@@ -295,8 +276,12 @@ def test_operator_comments_are_stored(sim: SimServer, spot_robot: Robot) -> None
 
 
 def test_services_not_simulated_answer_unimplemented(spot_robot: Robot) -> None:
+    # GraphNav is not simulated (not in the directory): reached under the robot's API authority,
+    # its RPCs answer gRPC UNIMPLEMENTED, which the SDK raises as UnimplementedError.
+    channel = spot_robot.ensure_secure_channel("api.spot.robot")
+    client = spot_robot.ensure_client(GraphNavClient.default_service_name, channel=channel)
     with pytest.raises(UnimplementedError):
-        spot_robot.ensure_client(RobotStateClient.default_service_name).get_robot_metrics()
+        client.get_localization_state()
 
 
 def test_feedback_for_unknown_command_is_an_invalid_request(spot_robot: Robot) -> None:
