@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
+from typing import Protocol
 
 import grpc
 from bosdyn.api import robot_state_pb2, robot_state_service_pb2_grpc
@@ -31,17 +33,29 @@ BATTERY_PERCENT = 87.0
 BATTERY_RUNTIME_S = 80 * 60
 
 
+class StateSection(Protocol):
+    """A part of the state another service owns (e.g. service faults): `version` changes when it does."""
+
+    @property
+    def version(self) -> int: ...
+
+    def fill(self, state: robot_state_pb2.RobotState, robot_ns: int) -> None: ...
+
+
 class RobotStateBuilder:
-    def __init__(self, world: SimWorld, estop: EstopSystem, snapshots: SnapshotBuilder) -> None:
+    def __init__(
+        self, world: SimWorld, estop: EstopSystem, snapshots: SnapshotBuilder, sections: Sequence[StateSection] = ()
+    ) -> None:
         self._world = world
         self._estop = estop
         self._snapshots = snapshots
+        self._sections = tuple(sections)
         self._lock = threading.Lock()
-        self._cached: tuple[int, robot_state_pb2.RobotState] | None = None
+        self._cached: tuple[tuple[int, ...], robot_state_pb2.RobotState] | None = None
 
     def current(self) -> robot_state_pb2.RobotState:
         """The state for the world's current version (shared: callers must not modify it)."""
-        version = self._world.version
+        version = (self._world.version, *(section.version for section in self._sections))
         cached = self._cached
         if cached is not None and cached[0] == version:
             return cached[1]
@@ -102,6 +116,8 @@ class RobotStateBuilder:
             RobotClock.to_timestamp(fault.onset_ns, item.onset_timestamp)
 
         robot.behavior_state.state = _behavior_state(body)
+        for section in self._sections:
+            section.fill(robot, body.robot_ns)
         return robot
 
 
