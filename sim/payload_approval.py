@@ -63,7 +63,7 @@ def request_approval(directory: Path, guid: str, timeout_s: float = 5.0) -> str:
     no sim answers (none running on that port, or not in manual mode).
     """
     if not directory.is_dir():
-        raise TimeoutError(f"no sim with manual payload approval has used {directory}")
+        raise TimeoutError(f"{directory} does not exist")
     name = secrets.token_hex(8)
     tmp = directory / f"{name}.tmp"
     tmp.write_text(guid)
@@ -77,4 +77,4 @@ def request_approval(directory: Path, guid: str, timeout_s: float = 5.0) -> str:
             return result
         time.sleep(0.05)
     request.unlink(missing_ok=True)
-    raise TimeoutError(f"no sim answered within {timeout_s:.0f} s (is `spot-agent sim --payload-approval manual` running?)")
+    raise TimeoutError(f"no answer in {directory} within {timeout_s:.0f} s")
