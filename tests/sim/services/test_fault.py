@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 from bosdyn.api import service_fault_pb2
+from bosdyn.client.exceptions import InvalidRequestError
 from bosdyn.client.fault import FaultClient, ServiceFaultAlreadyExistsError, ServiceFaultDoesNotExistError
 from bosdyn.client.robot import Robot
 from bosdyn.client.robot_state import RobotStateClient
-from bosdyn.client.exceptions import InvalidRequestError
+from support.sdk_cli import run_sdk_cli
 
 from sim.robot_clock import RobotClock
 from sim.server import DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET, SimServer
 from sim.testing import close_sdk, connect_sdk
-from tests.support.sdk_cli import run_sdk_cli
 
 
 def _fault(name: str, service: str = "my-service") -> service_fault_pb2.ServiceFault:

@@ -8,10 +8,10 @@ from pathlib import Path
 from bosdyn.api import license_pb2
 from bosdyn.client.license import LicenseClient
 from bosdyn.client.robot import Robot
+from support.sdk_cli import run_sdk_cli
 
 from sim.robot_clock import RobotClock
 from sim.server import SimServer
-from tests.support.sdk_cli import run_sdk_cli
 
 
 def test_license_is_valid_now_on_the_robot_clock_for_this_robot(spot_robot: Robot) -> None:
