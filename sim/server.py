@@ -152,8 +152,7 @@ class SimServer:
         self.world.add_tick_hook(self.leases.tick)
 
         snapshots = SnapshotBuilder([*cameras.values(), *stereo_depth_cameras(cameras).values()])
-        self.payload_registry = PayloadRegistry(self.payloads, payload_approval)
-        self.service_faults = ServiceFaults(clock)
+        self.payload_registry, self.service_faults = PayloadRegistry(self.payloads, payload_approval), ServiceFaults(clock)
         self.time_sync = TimeSyncServicer(clock)
         self.image = ImageServicer(clock, self.world, scenario, cameras, snapshots, camera_rate_hz)
         self.data_buffer = DataBufferServicer(clock)
