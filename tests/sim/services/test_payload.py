@@ -154,3 +154,28 @@ def test_sdk_command_line_registers_and_lists_payloads(manual_sim: SimServer, tm
         exit_code=1,
     ).stdout
     assert "already registered" in again
+
+
+def test_payload_login_waits_for_approval(manual_sim: SimServer) -> None:
+    """What the stock self_registration/self_register_payload.py does: register, then
+    `authenticate_from_payload_credentials`, which waits until the admin approves."""
+    _register_with(manual_sim)
+    payload_robot = connect_sdk(manual_sim, "self-registered", authenticate=False)
+    try:
+        login = threading.Thread(target=payload_robot.authenticate_from_payload_credentials, args=(GUID, SECRET))
+        login.start()
+        login.join(timeout=1.5)
+        assert login.is_alive() and not payload_robot.user_token  # still waiting for the admin
+        assert manual_sim.approve_payload(GUID)
+        login.join(timeout=15.0)
+        assert not login.is_alive() and payload_robot.user_token
+    finally:
+        close_sdk(payload_robot)
+
+
+def _register_with(sim: SimServer) -> None:
+    robot = connect_sdk(sim, "registrar")
+    try:
+        _register(robot)
+    finally:
+        close_sdk(robot)
