@@ -24,7 +24,7 @@ from sim.cameras import CameraSpec
 from sim.poses import vision_tform_odom_se3
 from sim.robot_clock import NSEC_PER_SEC, RobotClock
 from sim.scene import Scenario
-from sim.services.common import Reply, ServiceSpec
+from sim.services.common import InvalidRequest, Reply, ServiceSpec
 from sim.services.frames import SnapshotBuilder
 from sim.services.world_object_store import ClientObjects, MutateStatus, has_type, merge_frames
 from sim.world import SimWorld
@@ -158,7 +158,7 @@ class WorldObjectServicer(world_object_service_pb2_grpc.WorldObjectServiceServic
             response.mutated_object_id = obj.id
             return MutateStatus.STATUS_OK if self._client_objects.delete(obj.id) else MutateStatus.STATUS_INVALID_MUTATION_ID
         if mutation.action not in (Action.ACTION_ADD, Action.ACTION_CHANGE):
-            return MutateStatus.STATUS_INVALID_WORLD_OBJECT
+            raise InvalidRequest(f"mutation.action {mutation.action} is not ACTION_ADD, ACTION_CHANGE or ACTION_DELETE")
         placed = world_object_pb2.WorldObject()
         placed.CopyFrom(obj)
         self._snapshots.snapshot(self._world.snapshot(), placed.transforms_snapshot)

@@ -10,6 +10,7 @@ import time
 import pytest
 from bosdyn.api import geometry_pb2 as geom
 from bosdyn.api import world_object_pb2
+from bosdyn.client.exceptions import InvalidRequestError
 from bosdyn.client.frame_helpers import (
     BODY_FRAME_NAME,
     ODOM_FRAME_NAME,
@@ -108,6 +109,12 @@ def test_unknown_id_cannot_be_mutated(world_objects: WorldObjectClient) -> None:
     for make in (make_change_world_object_req, make_delete_world_object_req):
         response = world_objects.mutate_world_objects(make(_tag_object(request_id=FIRST_CLIENT_ID + 777)))
         assert response.status == Status.STATUS_INVALID_MUTATION_ID
+
+
+def test_mutation_without_an_action_is_an_invalid_request(world_objects: WorldObjectClient) -> None:
+    request = world_object_pb2.MutateWorldObjectRequest(mutation={"object": _tag_object()})
+    with pytest.raises(InvalidRequestError):
+        world_objects.mutate_world_objects(request)
 
 
 def test_object_on_a_frame_the_robot_does_not_have_is_invalid(world_objects: WorldObjectClient) -> None:
