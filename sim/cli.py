@@ -1,10 +1,13 @@
-"""`spot-agent sim`: run the simulated Spot until Ctrl-C; `spot-agent sim dataset`: labelled frames."""
+"""`spot-agent sim`: run the simulated Spot until Ctrl-C; `spot-agent sim dataset`: labelled frames;
+`spot-agent sim approve-payload GUID`: authorize a payload in a sim started with `--payload-approval manual`."""
 
 from __future__ import annotations
 
+import enum
 import shlex
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +18,11 @@ from sim.dataset.command import dataset_command
 
 if TYPE_CHECKING:
     from sim.server import SimServer
+
+class PayloadApprovalMode(str, enum.Enum):
+    automatic = "automatic"
+    manual = "manual"
+
 
 sim_app = typer.Typer(help="Run the simulated Spot robot (TLS gRPC, Spot's protocol).", add_completion=False)
 
@@ -40,6 +48,11 @@ def sim_command(
     lease_timeout: float = typer.Option(
         10.0, "--lease-timeout", min=0.5, help="Seconds without a lease retain/use before comms loss (sit, power off)."
     ),
+    payload_approval: PayloadApprovalMode = typer.Option(
+        PayloadApprovalMode.automatic, "--payload-approval",
+        help="New payload registrations: authorized at once (automatic), or only after "
+        "`spot-agent sim approve-payload GUID` (manual, as a robot's admin console does).",
+    ),
 ) -> None:
     """Run the simulated Spot robot: Spot's gRPC services over TLS, a small world, rendered cameras."""
     if ctx.invoked_subcommand is not None:
@@ -63,6 +76,7 @@ def sim_command(
             password=password,
             clock_offset_s=clock_offset,
             lease_timeout_s=lease_timeout,
+            payload_approval=payload_approval.value,
         )
     except ScenarioError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -73,14 +87,40 @@ def sim_command(
 
     ca_path = sim.ca_path if ca_out is None else export_ca(sim.certificates, ca_out)
     typer.echo(_banner(sim, scenario_path, ca_path, write_shim(), host, user, password, clock_offset))
+    poll = None
+    if payload_approval == PayloadApprovalMode.manual:
+        from sim.payload_approval import ApprovalInbox, approval_dir
+
+        inbox = ApprovalInbox(approval_dir(sim.port))
+        typer.echo(f"Payload approval is manual: spot-agent sim approve-payload GUID --port {sim.port}")
+        poll = lambda: inbox.poll(sim.approve_payload)  # noqa: E731
     try:
-        _wait_for_ctrl_c()
+        _wait_for_ctrl_c(poll)
     finally:
         typer.echo("stopping the sim")
         sim.stop()
 
 
 sim_app.command("dataset")(dataset_command)
+
+
+@sim_app.command("approve-payload")
+def approve_payload_command(
+    guid: str = typer.Argument(..., help="GUID of the registered payload to authorize."),
+    port: int = typer.Option(44443, "--port", help="Port of the running sim (started with --payload-approval manual)."),
+) -> None:
+    """Authorize a registered payload in a running sim, as a robot's admin does in its admin console."""
+    from sim.payload_approval import APPROVED, approval_dir, request_approval
+
+    try:
+        answer = request_approval(approval_dir(port), guid)
+    except TimeoutError as exc:
+        typer.echo(f"error: no sim with --payload-approval manual answered on port {port} ({exc})", err=True)
+        raise typer.Exit(1) from exc
+    if answer != APPROVED:
+        typer.echo(f"error: the sim on port {port} has no payload with GUID {guid} (register it first)", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"payload {guid} authorized")
 
 
 def _banner(
@@ -116,7 +156,8 @@ def _banner(
     return "\n".join(lines)
 
 
-def _wait_for_ctrl_c() -> None:
+def _wait_for_ctrl_c(poll: Callable[[], object] | None = None) -> None:
+    """Block until SIGINT/SIGTERM, calling `poll` every half second meanwhile."""
     stop = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:
@@ -125,4 +166,5 @@ def _wait_for_ctrl_c() -> None:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     while not stop.wait(0.5):
-        pass
+        if poll is not None:
+            poll()

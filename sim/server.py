@@ -35,15 +35,19 @@ from sim.services.data_buffer import DataBufferServicer
 from sim.services.directory import Directory, DirectoryServicer
 from sim.services.directory_registration import DirectoryRegistrationServicer
 from sim.services.estop import EstopServicer, EstopSystem
+from sim.services.fault import FaultServicer, ServiceFaults
 from sim.services.frames import SnapshotBuilder
 from sim.services.image import ImageServicer, stereo_depth_cameras
 from sim.services.lease import LeaseManager, LeaseServicer
+from sim.services.license import LicenseServicer
+from sim.services.local_grid import LocalGridServicer
 from sim.services.network_compute_bridge import NetworkComputeBridgeServicer
+from sim.services.payload import PayloadApproval, PayloadRegistry, PayloadServicer
 from sim.services.payload_registration import PayloadRegistrationServicer
 from sim.services.power import PowerServicer
 from sim.services.robot_command import RobotCommandServicer
 from sim.services.robot_id import SERIAL_NUMBER, RobotIdServicer
-from sim.services.robot_state import RobotStateBuilder, RobotStateServicer
+from sim.services.robot_state import RobotStateBuilder, RobotStateServicer, StateSection
 from sim.services.time_sync import TimeSyncServicer
 from sim.services.world_object import WorldObjectServicer
 from sim.world import SimWorld
@@ -131,6 +135,7 @@ class SimServer:
         physics_hz: float,
         max_workers: int,
         cameras: dict[str, CameraSpec],
+        payload_approval: PayloadApproval = "automatic",
     ) -> None:
         self.scenario = scenario
         self.host = host
@@ -149,28 +154,8 @@ class SimServer:
         self.world.add_tick_hook(self.leases.tick)
 
         snapshots = SnapshotBuilder([*cameras.values(), *stereo_depth_cameras(cameras).values()])
-        self.time_sync = TimeSyncServicer(clock)
-        self.image = ImageServicer(clock, self.world, scenario, cameras, snapshots, camera_rate_hz)
-        self.data_buffer = DataBufferServicer(clock)
-        services: list[SimService] = [
-            AuthServicer(clock, self.tokens, user, password),
-            PayloadRegistrationServicer(clock, self.tokens, self.payloads),
-            RobotIdServicer(clock),
-            self.time_sync,
-            EstopServicer(clock, self.estop),
-            LeaseServicer(clock, self.leases, self.tokens),
-            PowerServicer(clock, self.world, self.leases, self.estop),
-            RobotStateServicer(clock, RobotStateBuilder(self.world, self.estop, snapshots), self.world,
-                               lambda: self.directory.liveness_faults()),
-            RobotCommandServicer(clock, self.world, self.leases, self.time_sync, self.estop.level),
-            self.image,
-            WorldObjectServicer(clock, self.world, scenario, cameras, snapshots, refresh_hz=camera_rate_hz),
-            self.data_buffer,
-        ]
-        registry_services = (DirectoryServicer, DirectoryRegistrationServicer, NetworkComputeBridgeServicer)
-        self.directory = Directory(clock, [*(s.spec for s in services), *(s.spec for s in registry_services)])
-        self.bridge = NetworkComputeBridgeServicer(clock, self.directory, self.image)
-        services += [DirectoryServicer(clock, self.directory), DirectoryRegistrationServicer(clock, self.directory, self.tokens), self.bridge]
+        self.payload_registry, self.service_faults = PayloadRegistry(self.payloads, payload_approval), ServiceFaults(clock)
+        services = self._services(clock, scenario, cameras, snapshots, camera_rate_hz, user, password)
         self.service_specs: list[ServiceSpec] = [s.spec for s in services]
         open_services = {spec.type for spec in self.service_specs if not spec.user_token_required}
 
@@ -188,7 +173,47 @@ class SimServer:
         self._network_cut = False
         # What `restart` needs to start the same robot again.
         self._camera_rate_hz, self._lease_timeout_s, self._physics_hz = camera_rate_hz, lease_timeout_s, physics_hz
-        self._max_workers, self._cameras = max_workers, cameras
+        self._max_workers, self._cameras, self._payload_approval = max_workers, cameras, payload_approval
+
+    def _services(
+        self,
+        clock: RobotClock,
+        scenario: Scenario,
+        cameras: dict[str, CameraSpec],
+        snapshots: SnapshotBuilder,
+        camera_rate_hz: float,
+        user: str,
+        password: str,
+    ) -> list[SimService]:
+        """Every service the sim serves, the directory's own last (it lists the others)."""
+        self.directory = Directory(clock)
+        state_sections: list[StateSection] = [self.service_faults, self.directory]  # liveness faults
+        self.time_sync = TimeSyncServicer(clock)
+        self.image = ImageServicer(clock, self.world, scenario, cameras, snapshots, camera_rate_hz)
+        self.data_buffer = DataBufferServicer(clock)
+        services: list[SimService] = [
+            AuthServicer(clock, self.tokens, user, password),
+            PayloadRegistrationServicer(clock, self.tokens, self.payload_registry),
+            RobotIdServicer(clock),
+            self.time_sync,
+            EstopServicer(clock, self.estop),
+            LeaseServicer(clock, self.leases, self.tokens),
+            PowerServicer(clock, self.world, self.leases, self.estop),
+            RobotStateServicer(clock, RobotStateBuilder(self.world, self.estop, snapshots, state_sections), self.world),
+            RobotCommandServicer(clock, self.world, self.leases, self.time_sync, self.estop.level),
+            self.image,
+            WorldObjectServicer(clock, self.world, scenario, cameras, snapshots, refresh_hz=camera_rate_hz),
+            self.data_buffer,
+            LicenseServicer(clock, SERIAL_NUMBER),
+            PayloadServicer(clock, self.payload_registry),
+            FaultServicer(clock, self.service_faults, self.tokens),
+            LocalGridServicer(clock, self.world, scenario, snapshots),
+        ]
+        registry_services = (DirectoryServicer, DirectoryRegistrationServicer, NetworkComputeBridgeServicer)
+        self.directory.add_builtin([*(s.spec for s in services), *(s.spec for s in registry_services)])
+        self.bridge = NetworkComputeBridgeServicer(clock, self.directory, self.image)
+        services += [DirectoryServicer(clock, self.directory), DirectoryRegistrationServicer(clock, self.directory, self.tokens), self.bridge]
+        return services
 
     @classmethod
     def start(
@@ -206,12 +231,15 @@ class SimServer:
         max_workers: int = DEFAULT_WORKERS,
         cert_dir: str | Path | None = None,
         cameras: dict[str, CameraSpec] | None = None,
+        payload_approval: PayloadApproval = "automatic",
     ) -> SimServer:
         """Start a simulated robot and return it running.
 
         scenario: a Scenario, a scenario YAML path, or None for configs/scenarios/default.yaml
         (an empty world if that file is missing). port=0 picks a free port (see `.port`).
         payloads: {guid: secret} accepted by payload-registration (default: one known payload).
+        payload_approval: "manual" keeps newly registered payloads unauthorized until
+        `approve_payload(guid)` (default "automatic": authorized at once).
         """
         server = cls(
             scenario=_resolve_scenario(scenario),
@@ -226,6 +254,7 @@ class SimServer:
             physics_hz=physics_hz,
             max_workers=max_workers,
             cameras=cameras if cameras is not None else CAMERAS,
+            payload_approval=payload_approval,
         )
         server._start(port)
         return server
@@ -255,6 +284,10 @@ class SimServer:
         """Image RPCs hang (until un-stalled or their deadline) while `stalled` is True."""
         self.image.stall(stalled)
 
+    def approve_payload(self, guid: str) -> bool:
+        """Authorize a registered payload, as a robot's admin does (False: no payload with that GUID)."""
+        return self.payload_registry.approve(guid)
+
     def cut_network(self, cut: bool) -> None:
         """While `cut`, every RPC fails with UNAVAILABLE (the robot is out of reach; it keeps
         running: leases go stale and E-Stop endpoints time out as on a robot)."""
@@ -270,7 +303,7 @@ class SimServer:
             scenario=self.scenario, host=self.host, certificates=self.certificates, clock=self.clock,
             camera_rate_hz=self._camera_rate_hz, user=self.user, password=self.password,
             payloads=self.payloads, lease_timeout_s=self._lease_timeout_s, physics_hz=self._physics_hz,
-            max_workers=self._max_workers, cameras=self._cameras,
+            max_workers=self._max_workers, cameras=self._cameras, payload_approval=self._payload_approval,
         )
         server._start(port)
         return server

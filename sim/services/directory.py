@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
-from bosdyn.api import directory_pb2, directory_service_pb2_grpc, service_fault_pb2
+from bosdyn.api import directory_pb2, directory_service_pb2_grpc, robot_state_pb2, service_fault_pb2
 from bosdyn.client.directory import DirectoryClient
 
 from sim.robot_clock import NSEC_PER_SEC, RobotClock
@@ -47,18 +47,22 @@ def full_authority(authority: str) -> str:
 class Directory:
     """The robot's service table: the sim's own services (fixed) and registered ones (thread-safe)."""
 
-    def __init__(self, clock: RobotClock, specs: Sequence[ServiceSpec]) -> None:
+    def __init__(self, clock: RobotClock) -> None:
         self._clock = clock
-        now = clock.now_ns()
         self._builtin: dict[str, directory_pb2.ServiceEntry] = {}
+        self._registered: dict[str, Registration] = {}
+        self._lock = threading.Lock()
+
+    def add_builtin(self, specs: Sequence[ServiceSpec]) -> None:
+        """The sim's own services (once they exist: robot state reads the directory before)."""
+        now = self._clock.now_ns()
         for spec in specs:
             entry = directory_pb2.ServiceEntry(
                 name=spec.name, type=spec.type, authority=spec.authority, user_token_required=spec.user_token_required
             )
             RobotClock.to_timestamp(now, entry.last_update)
-            self._builtin[entry.name] = entry
-        self._registered: dict[str, Registration] = {}
-        self._lock = threading.Lock()
+            with self._lock:
+                self._builtin[entry.name] = entry
 
     def entries(self) -> list[directory_pb2.ServiceEntry]:
         with self._lock:
@@ -129,6 +133,16 @@ class Directory:
         stored.host_payload_guid = payload_guid  # set by the robot from the caller's token, never the client
         RobotClock.to_timestamp(self._clock.now_ns(), stored.last_update)
         return Registration(stored, endpoint.host_ip, endpoint.port)
+
+    @property
+    def version(self) -> int:
+        """Changes when the set of lapsed services does (robot state's cache key: a lapse comes
+        with time, not with an event)."""
+        return hash(tuple(sorted(f.fault_id.service_name for f in self.liveness_faults())))
+
+    def fill(self, state: robot_state_pb2.RobotState, robot_ns: int) -> None:
+        """Robot state's `service_fault_state`: the liveness faults, as the robot raises them."""
+        state.service_fault_state.faults.extend(self.liveness_faults())
 
     def liveness_faults(self) -> list[service_fault_pb2.ServiceFault]:
         """One fault per registered service whose heartbeats stopped for longer than its timeout."""

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Protocol
 
 import grpc
-from bosdyn.api import robot_state_pb2, robot_state_service_pb2_grpc, service_fault_pb2
+from bosdyn.api import robot_state_pb2, robot_state_service_pb2_grpc
 from bosdyn.client.robot_state import RobotStateClient
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -40,17 +41,29 @@ BATTERY_VOLTAGE = 55.0
 WIFI_ESSID = "spot-sim"
 
 
+class StateSection(Protocol):
+    """A part of the state another service owns (e.g. service faults): `version` changes when it does."""
+
+    @property
+    def version(self) -> int: ...
+
+    def fill(self, state: robot_state_pb2.RobotState, robot_ns: int) -> None: ...
+
+
 class RobotStateBuilder:
-    def __init__(self, world: SimWorld, estop: EstopSystem, snapshots: SnapshotBuilder) -> None:
+    def __init__(
+        self, world: SimWorld, estop: EstopSystem, snapshots: SnapshotBuilder, sections: Sequence[StateSection] = ()
+    ) -> None:
         self._world = world
         self._estop = estop
         self._snapshots = snapshots
+        self._sections = tuple(sections)
         self._lock = threading.Lock()
-        self._cached: tuple[int, robot_state_pb2.RobotState] | None = None
+        self._cached: tuple[tuple[int, ...], robot_state_pb2.RobotState] | None = None
 
     def current(self) -> robot_state_pb2.RobotState:
         """The state for the world's current version (shared: callers must not modify it)."""
-        version = self._world.version
+        version = (self._world.version, *(section.version for section in self._sections))
         cached = self._cached
         if cached is not None and cached[0] == version:
             return cached[1]
@@ -99,6 +112,8 @@ class RobotStateBuilder:
 
         robot.behavior_fault_state.SetInParent()
         robot.behavior_state.state = _behavior_state(body)
+        for section in self._sections:
+            section.fill(robot, body.robot_ns)
         return robot
 
 
@@ -152,18 +167,10 @@ def _behavior_state(body: BodyState) -> int:
 class RobotStateServicer(robot_state_service_pb2_grpc.RobotStateServiceServicer):
     spec = ServiceSpec(RobotStateClient.default_service_name, RobotStateClient.service_type)
 
-    def __init__(
-        self,
-        clock: RobotClock,
-        builder: RobotStateBuilder,
-        world: SimWorld,
-        service_faults: Callable[[], list[service_fault_pb2.ServiceFault]] = list,
-    ) -> None:
+    def __init__(self, clock: RobotClock, builder: RobotStateBuilder, world: SimWorld) -> None:
         self._clock = clock
         self._builder = builder
         self._world = world
-        # Read per request: they change with the directory's heartbeats, not with the world.
-        self._service_faults = service_faults
 
     def add_to_server(self, server: grpc.Server) -> None:
         robot_state_service_pb2_grpc.add_RobotStateServiceServicer_to_server(self, server)
@@ -174,7 +181,6 @@ class RobotStateServicer(robot_state_service_pb2_grpc.RobotStateServiceServicer)
         response = robot_state_pb2.RobotStateResponse()
         with Reply(response, request, self._clock):
             response.robot_state.CopyFrom(self._builder.current())
-            response.robot_state.service_fault_state.faults.extend(self._service_faults())
         return response
 
     def GetRobotMetrics(

@@ -4,6 +4,8 @@ Each tag comes with `apriltag_properties` (tag_id, dimensions, `fiducial_<id>` a
 `filtered_fiducial_<id>` frame names, the camera that saw it) and a transforms snapshot holding
 the body tree (`body`, `odom`, `vision`, ...) plus both fiducial frames under `vision`.
 Detections are refreshed at most once per camera frame period, like the robot's own detector.
+Clients add, change and delete their own objects with `MutateWorldObjects`
+(sim/services/world_object_store.py); they are listed with the detections.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from sim.cameras import CameraSpec
 from sim.poses import vision_tform_odom_se3
 from sim.robot_clock import NSEC_PER_SEC, RobotClock
 from sim.scene import Scenario
-from sim.services.common import Reply, ServiceSpec
+from sim.services.common import InvalidRequest, Reply, ServiceSpec
 from sim.services.frames import SnapshotBuilder
+from sim.services.world_object_store import ClientObjects, MutateStatus, has_type, merge_frames
 from sim.world import SimWorld
 
 WorldObjectType = world_object_pb2.WorldObjectType
@@ -58,6 +61,8 @@ class WorldObjectServicer(world_object_service_pb2_grpc.WorldObjectServiceServic
         self._lock = threading.Lock()
         self._detections: _Detections | None = None
         self._vision_tform_odom = vision_tform_odom_se3()
+        self._client_objects = ClientObjects(clock)
+        self._detected_ids = {APRILTAG_ID_BASE + tag.tag_id for tag in scenario.tags}
 
     def add_to_server(self, server: grpc.Server) -> None:
         world_object_service_pb2_grpc.add_WorldObjectServiceServicer_to_server(self, server)
@@ -125,13 +130,45 @@ class WorldObjectServicer(world_object_service_pb2_grpc.WorldObjectServiceServic
         response = world_object_pb2.ListWorldObjectResponse()
         with Reply(response, request, self._clock):
             wanted = set(request.object_type)
-            if wanted and WorldObjectType.WORLD_OBJECT_APRILTAG not in wanted:
-                return response
             after_ns = (
                 RobotClock.from_timestamp(request.timestamp_filter) if request.HasField("timestamp_filter") else None
             )
-            for obj in self.detections():
+            detections = self.detections() if not wanted or WorldObjectType.WORLD_OBJECT_APRILTAG in wanted else ()
+            for obj in (*detections, *self._client_objects.current()):
                 if after_ns is not None and RobotClock.from_timestamp(obj.acquisition_time) < after_ns:
                     continue
-                response.world_objects.add().CopyFrom(obj)
+                if has_type(obj, wanted):
+                    response.world_objects.add().CopyFrom(obj)
         return response
+
+    def MutateWorldObjects(
+        self, request: world_object_pb2.MutateWorldObjectRequest, context: grpc.ServicerContext
+    ) -> world_object_pb2.MutateWorldObjectResponse:
+        response = world_object_pb2.MutateWorldObjectResponse()
+        with Reply(response, request, self._clock):
+            response.status = self._mutate(request.mutation, response)
+        return response
+
+    def _mutate(self, mutation: world_object_pb2.MutateWorldObjectRequest.Mutation, response: world_object_pb2.MutateWorldObjectResponse) -> int:
+        Action = world_object_pb2.MutateWorldObjectRequest
+        obj = mutation.object
+        if mutation.action in (Action.ACTION_CHANGE, Action.ACTION_DELETE) and obj.id in self._detected_ids:
+            return MutateStatus.STATUS_NO_PERMISSION  # the robot's own perception owns it
+        if mutation.action == Action.ACTION_DELETE:
+            response.mutated_object_id = obj.id
+            return MutateStatus.STATUS_OK if self._client_objects.delete(obj.id) else MutateStatus.STATUS_INVALID_MUTATION_ID
+        if mutation.action not in (Action.ACTION_ADD, Action.ACTION_CHANGE):
+            raise InvalidRequest(f"mutation.action {mutation.action} is not ACTION_ADD, ACTION_CHANGE or ACTION_DELETE")
+        placed = world_object_pb2.WorldObject()
+        placed.CopyFrom(obj)
+        self._snapshots.snapshot(self._world.snapshot(), placed.transforms_snapshot)
+        if merge_frames(placed.transforms_snapshot, obj.transforms_snapshot) is not None:
+            return MutateStatus.STATUS_INVALID_WORLD_OBJECT
+        if mutation.action == Action.ACTION_CHANGE:
+            response.mutated_object_id = obj.id
+            return MutateStatus.STATUS_OK if self._client_objects.change(placed) else MutateStatus.STATUS_INVALID_MUTATION_ID
+        object_id = self._client_objects.add(placed)
+        if object_id is None:
+            return MutateStatus.STATUS_INVALID_WORLD_OBJECT
+        response.mutated_object_id = object_id
+        return MutateStatus.STATUS_OK
