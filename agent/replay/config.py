@@ -182,11 +182,25 @@ def resolve_replay_config(
                                 "recorded in the file")
         if header is not None:
             _check_model(config, header, source, config_arg is not None, warnings)
+        _check_remote_detector(config, source, origin)
     except BaseException:
         if files is not None:
             files.cleanup()
         raise
     return ReplayConfig(config, origin, warnings, files)
+
+
+def _check_remote_detector(config: Any, source: str, origin: str) -> None:
+    """A detector reached through the robot's bridge has no robot in a replay: say so up front
+    (a worker by address is called as in the run, and must be up)."""
+    detector = config.detector
+    if detector.type == "network_compute_bridge" and detector.network_compute_bridge.address is None:
+        raise ConfigError(
+            f"{source}: the configuration ({origin}) runs the detector on a Network Compute Bridge worker "
+            f"through the robot ('{detector.network_compute_bridge.service}'), and a replay has no robot: "
+            "pass --config with detector.network_compute_bridge.address (the worker's host:port) or a "
+            "local detector (type: tflite)"
+        )
 
 
 def load_replay_rules(replay_config: ReplayConfig, source: str) -> Any:

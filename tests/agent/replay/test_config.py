@@ -113,3 +113,15 @@ def test_a_recording_with_another_person_model_needs_a_config(sim_config: object
     header[KEY_PERSON_MODEL_SHA256] = "f" * 64
     with pytest.raises(ConfigError, match="person model"):
         resolve_replay_config("run.mcap", header)
+
+
+def test_a_run_whose_detector_was_on_the_robots_bridge_needs_a_config_to_replay(sim_config: object) -> None:
+    remote = config_overrides(sim_config, **{"detector.type": "network_compute_bridge"})
+    header = recording_metadata(remote, started_local=12.5)
+    with pytest.raises(ConfigError, match=r"run\.mcap: .*through the robot.*network_compute_bridge\.address"):
+        resolve_replay_config("run.mcap", header)
+    # A worker by address is called as in the run; a local detector needs nothing.
+    by_address = recording_metadata(
+        config_overrides(remote, **{"detector.network_compute_bridge.address": "10.0.0.5:50051"}), started_local=1.0)
+    resolve_replay_config("run.mcap", by_address).close()
+    resolve_replay_config("run.mcap", header, config_arg=str(SHIPPED_DIR / "sim.yaml")).close()
