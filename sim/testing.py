@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import bosdyn.client
 from bosdyn.client.robot import Robot
 
+from sim.scene import Scenario
 from sim.server import SimServer
 
 
@@ -40,3 +43,13 @@ def sdk_robot(sim: SimServer, name: str = "sim-test") -> Iterator[Robot]:
         yield robot
     finally:
         close_sdk(robot)
+
+
+@contextmanager
+def running_sim(scenario: str | Path | Scenario | None = None, **options: Any) -> Iterator[SimServer]:
+    """A started sim on an ephemeral port (`SimServer.start` options), stopped afterwards."""
+    server = SimServer.start(scenario, port=0, **options)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -8,24 +8,18 @@ import pytest
 from bosdyn.client.robot import Robot
 
 from sim.server import SimServer
-from sim.testing import close_sdk, connect_sdk
+from sim.testing import running_sim, sdk_robot
 
 
 @pytest.fixture
 def sim() -> Iterator[SimServer]:
     """A started simulated robot (default scenario) on an ephemeral port."""
-    server = SimServer.start(port=0)
-    try:
+    with running_sim() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def spot_robot(sim: SimServer) -> Iterator[Robot]:
     """An authenticated, time-synced bosdyn Robot talking to `sim` over TLS."""
-    robot = connect_sdk(sim, "spot-robot-fixture")
-    try:
+    with sdk_robot(sim, "spot-robot-fixture") as robot:
         yield robot
-    finally:
-        close_sdk(robot)

@@ -5,7 +5,6 @@ faults, update, unregister, re-registration after a robot restart)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import pytest
 from bosdyn.client.directory import DirectoryClient, NonexistentServiceError
@@ -22,17 +21,9 @@ from bosdyn.client.robot_state import RobotStateClient
 from sim.server import DEFAULT_PAYLOAD_GUID, DEFAULT_PAYLOAD_SECRET, SimServer
 from sim.services.directory import LIVENESS_FAULT_NAME
 from sim.testing import close_sdk, connect_sdk
+from tests.support.sim_sdk import wait_until
 
 WORKER_TYPE = "bosdyn.api.NetworkComputeBridgeWorker"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def entries(robot: Robot) -> dict[str, object]:

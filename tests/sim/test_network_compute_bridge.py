@@ -30,7 +30,7 @@ from support.ncb_worker import FakeWorker, WorkerServer, brightest_box
 from perception.rotation import upright_rotation
 from sim.scene import parse_scenario
 from sim.server import SimServer
-from sim.testing import close_sdk, connect_sdk
+from sim.testing import running_sim, sdk_robot
 
 WORKER_TYPE = "bosdyn.api.NetworkComputeBridgeWorker"
 SOURCE = "frontleft_fisheye_image"
@@ -42,20 +42,14 @@ PERSON_AT = (3.5, 0.0)  # odom metres, facing the robot: whole in frontleft's vi
 @pytest.fixture
 def person_sim() -> Iterator[SimServer]:
     scenario = parse_scenario({"objects": [{"type": "person", "pose": {"x": PERSON_AT[0], "y": PERSON_AT[1], "yaw_deg": 180.0}}]}, "test")
-    server = SimServer.start(scenario, port=0)
-    try:
+    with running_sim(scenario) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def robot(person_sim: SimServer) -> Iterator[Robot]:
-    robot = connect_sdk(person_sim, "ncb-test")
-    try:
+    with sdk_robot(person_sim, "ncb-test") as robot:
         yield robot
-    finally:
-        close_sdk(robot)
 
 
 @pytest.fixture

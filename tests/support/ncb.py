@@ -9,6 +9,7 @@ import numpy as np
 from bosdyn.api import image_pb2, network_compute_bridge_pb2
 from google.protobuf import wrappers_pb2
 
+from perception.boxes import iou
 from tests.support.devset import DEVSET_DIR, load_devset
 
 Box = tuple[float, float, float, float]
@@ -55,13 +56,6 @@ def polygon_box(obj: object) -> Box:
     ys = [v.y for v in obj.image_properties.coordinates.vertexes]  # type: ignore[attr-defined]
     assert len(xs) == 4
     return min(xs), min(ys), max(xs), max(ys)
-
-
-def iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def best_iou(box: Box, others: tuple[Box, ...]) -> float:

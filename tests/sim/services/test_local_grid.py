@@ -19,7 +19,7 @@ from support.sdk_cli import run_sdk_cli
 
 from sim.scene import parse_scenario
 from sim.server import SimServer
-from sim.testing import close_sdk, connect_sdk
+from sim.testing import running_sim, sdk_robot
 
 GRID_TYPES = ["terrain", "terrain_valid", "intensity", "no_step", "obstacle_distance"]
 DTYPES = {
@@ -38,20 +38,14 @@ SCENE = {
 
 @pytest.fixture
 def grid_sim() -> Iterator[SimServer]:
-    server = SimServer.start(parse_scenario(SCENE, "test scene"), port=0)
-    try:
+    with running_sim(parse_scenario(SCENE, "test scene")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def grid_robot(grid_sim: SimServer) -> Iterator[Robot]:
-    robot = connect_sdk(grid_sim, "local-grids")
-    try:
+    with sdk_robot(grid_sim, "local-grids") as robot:
         yield robot
-    finally:
-        close_sdk(robot)
 
 
 def decode(grid: local_grid_pb2.LocalGrid) -> npt.NDArray[np.float64]:
