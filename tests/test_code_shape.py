@@ -23,8 +23,12 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "agent.replay": ("configs", "perception", "behaviors", "agent.core", "agent.recording",
                      "agent.config"),
     "agent.control": ("configs", "perception", "behaviors", "agent.core", "agent.recording"),
+    # Many replays (and eval's images) in parallel: on a process pool or a Ray cluster.
+    "agent.fleet": ("configs", "perception", "behaviors", "agent.core", "agent.recording",
+                    "agent.replay", "agent.config"),
     # `spot-agent eval` reads the agent config and its rules, and records the models' sha256s.
-    "agent.eval": ("configs", "perception", "behaviors", "agent.config", "agent.recording"),
+    "agent.eval": ("configs", "perception", "behaviors", "agent.config", "agent.recording",
+                   "agent.fleet"),
     # The application (config, run, demo, logs, ...) composes every agent layer; `agent.cli` is
     # the composition root of the command line and may register every package's commands.
     "agent": ("configs", "perception", "behaviors", "sim", "agent"),
