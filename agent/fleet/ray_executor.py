@@ -8,6 +8,7 @@ carries a path, not the footage. A task whose worker or node is lost is run agai
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -42,7 +43,7 @@ class RayExecutor:
         self._owned = not self._ray.is_initialized()
         if self._owned:
             kwargs: dict[str, Any] = {"address": None if address == "local" else address,
-                                      "log_to_driver": False, "logging_level": "ERROR"}
+                                      "log_to_driver": False, "logging_level": logging.ERROR}
             if address == "local":
                 kwargs["include_dashboard"] = False
             self._ray.init(**kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,6 @@ def _size(path: str) -> float:
 def replay_fleet(options: FleetOptions) -> int:
     """The `replay` command for many inputs: runs, prints the summary, writes the report, and
     returns the exit code."""
-    from rich.console import Console
-
     from agent.fleet.choose import make_executor
     from agent.fleet.ray_executor import RayMissing
     from agent.fleet.report import write_report
@@ -93,7 +92,7 @@ def replay_fleet(options: FleetOptions) -> int:
         executor = make_executor(min(options.workers, sides * len(options.paths)), options.ray,
                                  options.log_level)
     except RayMissing as exc:
-        Console(stderr=True).print(f"spot-agent replay: {exc}", markup=False, highlight=False)
+        print(f"spot-agent replay: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
         report = run_fleet(options, executor)
