@@ -61,7 +61,9 @@ class RayExecutor:
                 index = self._pending.pop(ref)
                 try:
                     yield index, ray.get(ref)
-                except ray.exceptions.RayError as exc:
+                except ray.exceptions.RayTaskError:
+                    raise  # the task's own exception (an instance of its class too), as a pool raises it
+                except ray.exceptions.RayError as exc:  # its worker or node lost on every try
                     yield index, TaskFailed(f"the cluster could not run it: {_first_line(exc)}")
 
     def stop(self) -> None:
