@@ -25,6 +25,10 @@ class RayMissing(RuntimeError):
     """--ray without Ray installed."""
 
 
+class RayUnavailable(RayMissing):
+    """--ray names a cluster this machine cannot connect to."""
+
+
 def _ray() -> Any:
     try:
         import ray
@@ -46,7 +50,11 @@ class RayExecutor:
                                       "log_to_driver": False, "logging_level": logging.ERROR}
             if address == "local":
                 kwargs["include_dashboard"] = False
-            self._ray.init(**kwargs)
+            try:
+                self._ray.init(**kwargs)
+            except Exception as exc:  # no cluster there, refused, timed out, a version mismatch
+                raise RayUnavailable(f"--ray {address}: cannot connect to the Ray cluster: "
+                                     f"{_first_line(exc)}") from None
         self.description = f"ray {address}"
         self.slots = max(1, int(self._ray.cluster_resources().get("CPU", 1)))
         self._pending: dict[Any, int] = {}
