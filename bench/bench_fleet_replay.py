@@ -65,7 +65,7 @@ def main() -> None:
         paths = [Path(tmp) / f"robot{i}.mcap" for i in range(args.recordings)]
         for path in paths:
             make_recording(path, args.frames)
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         rates: dict[str, list[float]] = {"1 worker": [], "2 workers": [], "ray local (2 CPUs)": []}
         results: set[str] = set()
         try:

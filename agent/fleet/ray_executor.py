@@ -46,8 +46,10 @@ class RayExecutor:
         self._ray = _ray()
         self._owned = not self._ray.is_initialized()
         if self._owned:
-            kwargs: dict[str, Any] = {"address": None if address == "local" else address,
-                                      "log_to_driver": False, "logging_level": logging.ERROR}
+            # "local" always starts a new instance (None would join whatever cluster this machine
+            # last started, even a stopped one); "auto" joins the running one.
+            kwargs: dict[str, Any] = {"address": address, "log_to_driver": False,
+                                      "logging_level": logging.ERROR}
             if address == "local":
                 kwargs["include_dashboard"] = False
             try:

@@ -85,7 +85,7 @@ def test_a_local_ray_cluster_gives_byte_identical_results(in_process: dict[str, 
 
     from agent.fleet.ray_executor import RayExecutor
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         executor = RayExecutor("auto")  # the cluster this process is connected to
         assert executor.slots == 2
