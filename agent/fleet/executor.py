@@ -23,7 +23,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 # A worker process that died takes the tasks it was running with it; each such task is tried
-# again this many times in a fresh pool (the crash may have been another task's).
+# again, alone, this many times in a fresh pool (the crash may have been another task's).
 POOL_RETRIES = 1
 
 
@@ -88,25 +88,33 @@ class PoolExecutor:
         return ProcessPoolExecutor(self.slots, context, _init_pool_worker, (self._log_level,))
 
     def run(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[int, R | TaskFailed]]:
-        attempts = dict.fromkeys(range(len(tasks)), 0)
-        todo = list(range(len(tasks)))
-        while todo:
-            futures: dict[Future[R], int] = {self._pool.submit(fn, tasks[i]): i for i in todo}
-            todo = []
-            for future in as_completed(futures):
-                index = futures[future]
-                try:
-                    yield index, future.result()
-                except BrokenProcessPool:
-                    attempts[index] += 1
-                    if attempts[index] > POOL_RETRIES:
-                        yield index, TaskFailed("its worker process died (out of memory, or a crash "
-                                                "in a native library) on every try")
-                    else:
-                        todo.append(index)
-            if todo:  # a dead worker breaks the whole pool: the unfinished tasks go to a new one
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = self._new_pool()
+        broken: list[int] = []
+        yield from self._round(fn, tasks, list(range(len(tasks))), broken)
+        # A dead worker breaks the whole pool, failing every task in flight, not only its own.
+        # Each of those runs again alone in a fresh pool: a task that kills its worker every
+        # time is then told apart from the ones it took down with it.
+        for index in broken:
+            for attempt in range(POOL_RETRIES + 1):
+                again: list[int] = []
+                yield from self._round(fn, tasks, [index], again)
+                if not again:
+                    break
+                if attempt == POOL_RETRIES:
+                    yield index, TaskFailed("its worker process died (out of memory, or a crash in "
+                                            "a native library) on every try")
+
+    def _round(self, fn: Callable[[T], R], tasks: Sequence[T], indices: list[int],
+               broken: list[int]) -> Iterator[tuple[int, R]]:
+        """Runs `indices`; those whose worker died go to `broken` (the pool is then renewed)."""
+        futures: dict[Future[R], int] = {self._pool.submit(fn, tasks[i]): i for i in indices}
+        for future in as_completed(futures):
+            try:
+                yield futures[future], future.result()
+            except BrokenProcessPool:
+                broken.append(futures[future])
+        if broken:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
 
     def stop(self) -> None:
         processes = list((getattr(self._pool, "_processes", None) or {}).values())
