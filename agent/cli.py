@@ -46,9 +46,9 @@ def _register() -> None:
     from agent.worker import worker_command
 
     app.command("worker")(worker_command)  # help: worker_command's docstring
-    from agent.replay.command import replay_command
+    from agent.fleet.command import replay_command
 
-    app.command("replay")(replay_command)  # help: replay_command's docstring
+    app.command("replay")(replay_command)  # one input: agent.replay.command; many: a fleet
     from agent.replay.export_command import export_frames_command
 
     app.command("export-frames")(export_frames_command)  # help: its docstring

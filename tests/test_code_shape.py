@@ -23,8 +23,12 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "agent.replay": ("configs", "perception", "behaviors", "agent.core", "agent.recording",
                      "agent.config"),
     "agent.control": ("configs", "perception", "behaviors", "agent.core", "agent.recording"),
+    # Many replays (and eval's images) in parallel: on a process pool or a Ray cluster.
+    "agent.fleet": ("configs", "perception", "behaviors", "agent.core", "agent.recording",
+                    "agent.replay", "agent.config"),
     # `spot-agent eval` reads the agent config and its rules, and records the models' sha256s.
-    "agent.eval": ("configs", "perception", "behaviors", "agent.config", "agent.recording"),
+    "agent.eval": ("configs", "perception", "behaviors", "agent.config", "agent.recording",
+                   "agent.fleet"),
     # The NCB worker serves perception and registers with a robot through the Spot adapter.
     "agent.ncb": ("configs", "perception", "agent.core", "agent.spot"),
     # The application (config, run, demo, logs, ...) composes every agent layer; `agent.cli` is

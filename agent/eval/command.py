@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from agent.eval.subject import Subject
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def eval_command(
@@ -38,6 +39,8 @@ def eval_command(
     images: Path | None = typer.Option(None, "--images", help="Folder COCO file names are relative to "
                                        "(default: the JSON file's folder)."),
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (default: every core)."),
+    ray: str | None = typer.Option(None, "--ray", help="Detect on a Ray cluster: auto, ray://HEAD:10001 "
+                                   "or local (pip install 'spot-cue-agent[cluster]')."),
 ) -> None:
     """Measure perception on labelled images: COCO AP per class, recall and precision at the
     agent's thresholds (by size and distance), PR curves, worst misses; --compare-* adds side B."""
@@ -46,6 +49,7 @@ def eval_command(
     from agent.eval.dataset import DatasetError
     from agent.eval.loading import load_dataset
     from agent.eval.subject import load_subject
+    from agent.fleet.ray_executor import RayMissing
     from configs.loading import ConfigError
 
     err = Console(stderr=True)
@@ -66,11 +70,14 @@ def eval_command(
         _error(err, exc)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     try:
-        runs = _measure(dataset, subjects, workers or os.cpu_count() or 1)
+        runs = _measure(dataset, subjects, workers or os.cpu_count() or 1, ray)
         _write(out, dataset, runs)
-    except DatasetError as exc:  # an image that passed its header check but cannot be decoded
+    except (DatasetError, RayMissing) as exc:  # an image that passed its header check but cannot be decoded
         _error(err, exc)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    except KeyboardInterrupt:
+        err.print("spot-agent eval: interrupted (Ctrl-C); nothing written", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     _print_summary(Console(), runs, dataset.notes, out)
 
 
@@ -89,23 +96,30 @@ def _check_out(out: Path) -> None:
         raise ConfigError(f"--out {out}: exists and is not an eval report folder; choose another")
 
 
-def _measure(dataset: Dataset, subjects: list[Subject], workers: int) -> list[Run]:
+def _measure(dataset: Dataset, subjects: list[Subject], workers: int, ray: str | None) -> list[Run]:
+    from agent.fleet.choose import make_executor
+
+    executor = make_executor(min(workers, len(dataset.images)), ray)
+    try:
+        return [_measure_side(dataset, subject, executor) for subject in subjects]
+    finally:
+        executor.close()
+
+
+def _measure_side(dataset: Dataset, subject: Subject, executor: Any) -> Run:
     from agent.eval.inference import run_perception
     from agent.eval.metrics import coco_ap, evaluate_class
     from agent.eval.report import Run
 
-    runs = []
-    for subject in subjects:
-        for label in dataset.classes:
-            found_by_fiducials = label.startswith("tag:") and subject.detector.fiducials
-            if label not in subject.model_labels and not found_by_fiducials:
-                dataset.notes.append(f"{subject.name}: no model outputs '{label}': every such box is a miss")
-        inference = run_perception(subject.detector, dataset.images, workers, f"{subject.name}: detecting")
-        ap = coco_ap(dataset, inference.detections)
-        classes = {label: evaluate_class(dataset, inference.detections, label, subject.threshold_for(label), ap[label])
-                   for label in dataset.classes}
-        runs.append(Run(subject, inference, classes))
-    return runs
+    for label in dataset.classes:
+        found_by_fiducials = label.startswith("tag:") and subject.detector.fiducials
+        if label not in subject.model_labels and not found_by_fiducials:
+            dataset.notes.append(f"{subject.name}: no model outputs '{label}': every such box is a miss")
+    inference = run_perception(subject.detector, dataset.images, executor, f"{subject.name}: detecting")
+    ap = coco_ap(dataset, inference.detections)
+    classes = {label: evaluate_class(dataset, inference.detections, label, subject.threshold_for(label), ap[label])
+               for label in dataset.classes}
+    return Run(subject, inference, classes)
 
 
 def _write(out: Path, dataset: Dataset, runs: list[Run]) -> None:

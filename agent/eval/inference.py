@@ -1,7 +1,8 @@
 """The agent's perception on every labelled image, on every core.
 
-Each worker process builds one `Perceiver` from the detector config (interpreters cannot be
-shared between processes) and runs `detect_objects` exactly as the agent does on a frame from
+Images go in chunks to the fleet executor (`agent.fleet`: this process, a pool of worker
+processes, or a Ray cluster); each worker process builds one `Perceiver` from the detector
+config (interpreters cannot be shared between processes) and runs `detect_objects` exactly as the agent does on a frame from
 the image's camera. Results come back keyed by image id, so they do not depend on the number of
 workers or on which finishes first. Interpreters run single-threaded here: the processes are the
 parallelism, and one thread count for every worker count keeps the numbers identical.
@@ -9,12 +10,11 @@ parallelism, and one thread count for every worker count keeps the numbers ident
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,22 +49,43 @@ def load_image(file: Path) -> np.ndarray:
     return image
 
 
-def _init_worker(config: DetectorConfig) -> None:
-    global _perceiver
-    from perception.perceiver import Perceiver
+_perceiver_config: str | None = None  # the config `_perceiver` was built from
 
-    _perceiver = Perceiver(config)
+CHUNK_IMAGES = 16  # images per task: worth a task's overhead (a pool's pickling, a Ray round trip)
 
 
-def detect_image(image: EvalImage) -> tuple[int, list[Detection]]:
+@dataclass(frozen=True)
+class DetectChunk:
+    """A task: some images, and the detector config to run on them."""
+
+    config: DetectorConfig
+    images: tuple[EvalImage, ...]
+
+
+def _perceiver_for(config: DetectorConfig) -> Any:
+    """This process's Perceiver for `config`, built once (a worker runs many chunks)."""
+    global _perceiver, _perceiver_config
+    key = config.model_dump_json()
+    if _perceiver is None or _perceiver_config != key:
+        from perception.perceiver import Perceiver
+
+        _perceiver, _perceiver_config = Perceiver(config), key
+    return _perceiver
+
+
+def detect_chunk(chunk: DetectChunk) -> list[tuple[int, list[Detection]]]:
+    perceiver = _perceiver_for(chunk.config)
+    return [detect_image(perceiver, image) for image in chunk.images]
+
+
+def detect_image(perceiver: Any, image: EvalImage) -> tuple[int, list[Detection]]:
     from perception.frame import Frame
 
-    assert _perceiver is not None, "worker not initialised"
     frame = Frame(image.camera, load_image(image.file), 0.0, 0.0)
-    found = _perceiver.detect_objects(frame, rotation_deg=0.0 if image.upright else None)
+    found = perceiver.detect_objects(frame, rotation_deg=0.0 if image.upright else None)
     # AprilTags as the agent sees them, labelled `tag:<id>` as export-frames and the rules name
     # them; found in the image as given, so their boxes are in its pixels like the labels.
-    tags = [Detection(t.label, t.tag_id, 1.0, t.box) for t in _perceiver.find_fiducials(frame)]
+    tags = [Detection(t.label, t.tag_id, 1.0, t.box) for t in perceiver.find_fiducials(frame)]
     return image.id, found + tags
 
 
@@ -75,36 +96,24 @@ def eval_config(config: DetectorConfig) -> DetectorConfig:
 
 
 def run_perception(
-    config: DetectorConfig, images: Sequence[EvalImage], workers: int, title: str = "detecting"
+    config: DetectorConfig, images: Sequence[EvalImage], executor: Any, title: str = "detecting"
 ) -> Inference:
-    """Detections for every image, with a progress bar on stderr."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    """Detections for every image on `executor` (`agent.fleet`: this process, a pool or a Ray
+    cluster), with a progress bar on stderr. An image that cannot be decoded raises
+    `DatasetError`; Ctrl-C raises `KeyboardInterrupt` once the workers are ended."""
+    from agent.fleet.batch import run_batch
+    from agent.fleet.executor import TaskFailed
 
     config = eval_config(config)
-    found: dict[int, list[Detection]] = {}
+    chunks = [DetectChunk(config, tuple(images[i:i + CHUNK_IMAGES])) for i in range(0, len(images), CHUNK_IMAGES)]
     start = time.perf_counter()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task(title, total=len(images))
-        if workers <= 1:
-            _init_worker(config)
-            for image in images:
-                image_id, dets = detect_image(image)
-                found[image_id] = dets
-                progress.advance(task)
-        else:
-            # spawn: the parent runs the progress bar's thread; forking a threaded process is unsafe.
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, context, _init_worker, (config,)) as pool:
-                futures = [pool.submit(detect_image, image) for image in images]
-                try:
-                    for future in as_completed(futures):
-                        image_id, dets = future.result()
-                        found[image_id] = dets
-                        progress.advance(task)
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)  # an unreadable image: stop now
-                    raise
+    outcome = run_batch(executor, detect_chunk, chunks, title=title, weights=[len(c.images) for c in chunks])
+    if outcome.interrupted:
+        raise KeyboardInterrupt
+    found: dict[int, list[Detection]] = {}
+    for index, result in outcome.results.items():
+        if isinstance(result, TaskFailed):
+            raise DatasetError(f"images {chunks[index].images[0].file.name}...: {result.message}")
+        found.update(result)
     ordered = {image.id: found[image.id] for image in images}
-    return Inference(ordered, time.perf_counter() - start, max(1, workers))
+    return Inference(ordered, time.perf_counter() - start, executor.slots)

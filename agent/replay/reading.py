@@ -24,6 +24,10 @@ class ReplayInputError(ValueError):
     """The input cannot be replayed at all (missing, unsupported, nothing readable)."""
 
 
+class NoFrames(ReplayInputError):
+    """The input is intact but holds no frame (e.g. a recording's start-up segment)."""
+
+
 @dataclass(frozen=True)
 class ReadProblem:
     where: str  # "byte 1234", "message 17 on /camera/x/compressed", "img_003.jpg", "frame 120"

@@ -26,7 +26,7 @@ from agent.replay.compare import compare_commands
 from agent.replay.detect_ahead import DetectAhead
 from agent.replay.dry_run import ReplayRobot
 from agent.replay.mcap import McapFrameSource
-from agent.replay.reading import PrefetchingSource, ReplayInputError
+from agent.replay.reading import NoFrames, PrefetchingSource, ReplayInputError
 from agent.replay.recorded_run import RecordedRunSource
 from agent.replay.result import ReplayResult, ReplaySummary
 from agent.replay.sources import open_replay_source
@@ -50,15 +50,17 @@ async def replay(
     perceiver_factory: Callable[[], Callable[[Any], Any]] | None = None,
     observers: list[PipelineObserver] | None = None,
     rules: Any = None,
+    detect_workers: int | None = None,
 ) -> ReplayResult:
     """Run `config`'s pipeline on `path` (`rules`: already loaded rules instead of
-    `config.rules`). Raises `ReplayInputError` when nothing can be read."""
+    `config.rules`; `detect_workers`: detector threads, default one per core, fewer when
+    several replays share the machine). Raises `ReplayInputError` when nothing can be read."""
     rules = rules if rules is not None else load_rules(config.rules)
     # Offline, every core detects: one single-threaded interpreter per core, frames spread over
     # them. XNNPACK splits work over threads by output tiles, so a result does not depend on
     # the thread count (tests/agent/replay/test_drive.py checks it bit for bit on the shipped model):
     # the live config's results, at the machine's full throughput.
-    workers = max(1, os.cpu_count() or 1)
+    workers = detect_workers or max(1, os.cpu_count() or 1)
     inner = open_replay_source(path, fps=fps, camera=camera, prefetch=2 * workers + 2)
     make_perceiver = perceiver_factory or detector_threads(
         config.detector.model_copy(update={"num_threads": 1})
@@ -170,7 +172,7 @@ async def _run(
         outputs.close()
     read = inner.report
     if not read.readable:
-        raise ReplayInputError(read.nothing_readable())
+        raise (NoFrames if read.complete else ReplayInputError)(read.nothing_readable())
     replayed = [(r.time, r.command) for r in robot.recorded]
     result = ReplayResult(
         "recorded-run" if isinstance(source, RecordedRunSource) else "frames", str(path), read,
