@@ -26,15 +26,22 @@ FIRST_CLIENT_ID = 10_000  # clear of the robot's own detections (APRILTAG_ID_BAS
 DEFAULT_LIFETIME_S = 60.0
 MAX_CLIENT_OBJECTS = 1000
 
-# Which property makes an object of which type (ListWorldObjects' object_type filter).
-TYPE_PROPERTIES = {
-    WorldObjectType.WORLD_OBJECT_DRAWABLE: "drawable_properties",
-    WorldObjectType.WORLD_OBJECT_APRILTAG: "apriltag_properties",
-    WorldObjectType.WORLD_OBJECT_IMAGE_COORDINATES: "image_properties",
-    WorldObjectType.WORLD_OBJECT_DOCK: "dock_properties",
-    WorldObjectType.WORLD_OBJECT_TRACKED_ENTITY: "tracked_entity_properties",
-    WorldObjectType.WORLD_OBJECT_USER_NOGO: "nogo_region_properties",
-    WorldObjectType.WORLD_OBJECT_STAIRCASE: "staircase_properties",
+# Which property makes an object of which type (ListWorldObjects' object_type filter). By name:
+# bosdyn-api 5.0 lacks some types (tracked entities came later), and a type the installed API
+# does not know cannot be asked for either.
+_TYPE_PROPERTY_NAMES = {
+    "WORLD_OBJECT_DRAWABLE": "drawable_properties",
+    "WORLD_OBJECT_APRILTAG": "apriltag_properties",
+    "WORLD_OBJECT_IMAGE_COORDINATES": "image_properties",
+    "WORLD_OBJECT_DOCK": "dock_properties",
+    "WORLD_OBJECT_TRACKED_ENTITY": "tracked_entity_properties",
+    "WORLD_OBJECT_USER_NOGO": "nogo_region_properties",
+    "WORLD_OBJECT_STAIRCASE": "staircase_properties",
+}
+TYPE_PROPERTIES: dict[int, str] = {
+    WorldObjectType.Value(name): field
+    for name, field in _TYPE_PROPERTY_NAMES.items()
+    if name in WorldObjectType.DESCRIPTOR.values_by_name and field in world_object_pb2.WorldObject.DESCRIPTOR.fields_by_name
 }
 
 
@@ -43,7 +50,7 @@ def has_type(obj: world_object_pb2.WorldObject, wanted: set[int]) -> bool:
     if not wanted:
         return True
     for kind in wanted:
-        field = TYPE_PROPERTIES.get(kind)  # type: ignore[call-overload]
+        field = TYPE_PROPERTIES.get(kind)
         if field == "drawable_properties":
             if len(obj.drawable_properties):
                 return True
