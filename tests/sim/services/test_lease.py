@@ -1,23 +1,25 @@
 """Lease service contract, through the SDK's LeaseClient: Spot's resource tree (`body` over
 `mobility`), acquiring either, what each lets a client command, and ListLeases as the SDK's
-ResourceHierarchy and `python -m bosdyn.client HOST lease list` read it."""
+ResourceHierarchy and `python -m bosdyn.client HOST lease list` read it; a lease taken by another
+client fails the first one's commands, and a silent holder goes stale."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from bosdyn.api import lease_pb2
+from bosdyn.api import lease_pb2, robot_state_pb2
 from bosdyn.client.exceptions import LeaseUseError
 from bosdyn.client.lease import Lease, LeaseClient, ResourceAlreadyClaimedError
 from bosdyn.client.lease_resource_hierarchy import ResourceHierarchy
-from bosdyn.client.power import PowerClient
+from bosdyn.client.power import PowerClient, power_on_motors
 from bosdyn.client.robot import Robot
 from bosdyn.client.robot_command import RobotCommandBuilder, RobotCommandClient
-from support.sim_sdk import run_bosdyn_cli, standing
+from bosdyn.client.robot_state import RobotStateClient
+from support.sim_sdk import run_bosdyn_cli, standing, wait_until
 
 from sim.server import SimServer
-from sim.testing import sdk_robot
+from sim.testing import close_sdk, connect_sdk, sdk_robot
 
 LeaseUseResult = lease_pb2.LeaseUseResult
 
@@ -105,3 +107,50 @@ def test_bosdyn_cli_lease_list(sim: SimServer, spot_robot: Robot, tmp_path: Path
     assert result.returncode == 0 and not result.stderr, result.stderr
     assert result.stdout.count('resource: "body"') >= 1 and result.stdout.count('resource: "mobility"') >= 1
     assert "lease_owner" in result.stdout
+
+
+def test_lease_taken_by_another_client_fails_the_first_clients_commands(sim: SimServer, commanded) -> None:  # type: ignore[no-untyped-def]
+    robot, command_client = commanded
+    other = connect_sdk(sim, "lease-taker")
+    try:
+        other_lease = other.ensure_client(LeaseClient.default_service_name)
+        with pytest.raises(ResourceAlreadyClaimedError):
+            other_lease.acquire()
+        other_lease.take()
+        (body,) = [r for r in other_lease.list_leases() if r.resource == "body"]
+        assert body.lease_owner.client_name.startswith("lease-taker")
+        with pytest.raises(LeaseUseError) as caught:
+            command_client.robot_command(RobotCommandBuilder.stop_command())
+        assert caught.value.lease_use_result.status == caught.value.lease_use_result.STATUS_OLDER
+        # The taker commands the robot now.
+        other.ensure_client(RobotCommandClient.default_service_name).robot_command(RobotCommandBuilder.stop_command())
+    finally:
+        close_sdk(other)
+
+
+def test_silent_lease_holder_goes_stale_robot_powers_off_and_others_may_acquire() -> None:
+    with SimServer.start(port=0, lease_timeout_s=1.5) as server:
+        first = connect_sdk(server, "silent-holder")
+        second = connect_sdk(server, "next-operator")
+        try:
+            lease_client = first.ensure_client(LeaseClient.default_service_name)
+            lease = lease_client.acquire()
+            power_on_motors(first.ensure_client("power"), timeout_sec=5, update_frequency=20)
+            # No keep-alive: after the timeout the robot sits and powers off (comms loss).
+            assert wait_until(lambda: not first.is_powered_on(), 4.0)
+            (body,) = [r for r in lease_client.list_leases() if r.resource == "body"]
+            assert body.is_stale
+            command_client = first.ensure_client(RobotCommandClient.default_service_name)
+            with pytest.raises(LeaseUseError) as caught:
+                command_client.robot_command(RobotCommandBuilder.stop_command())
+            assert caught.value.lease_use_result.status == caught.value.lease_use_result.STATUS_REVOKED
+            state = first.ensure_client(RobotStateClient.default_service_name).get_robot_state()
+            causes = [f.cause for f in state.behavior_fault_state.faults]
+            assert causes == [robot_state_pb2.BehaviorFault.CAUSE_LEASE_TIMEOUT]
+            # A stale lease may be acquired by someone else (no TakeLease needed).
+            second.ensure_client(LeaseClient.default_service_name).acquire()
+            with pytest.raises(LeaseUseError):
+                lease_client.retain_lease(lease)
+        finally:
+            close_sdk(first)
+            close_sdk(second)
