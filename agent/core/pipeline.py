@@ -57,6 +57,9 @@ from perception.network_compute import NetworkComputeError
 
 log = logging.getLogger(__name__)
 
+# How long the end of a run waits for a control step already under way (see `_run_until_done`).
+STEP_FINISH_TIMEOUT_S = 1.0
+
 
 @dataclass
 class PipelineReport:
@@ -118,7 +121,8 @@ class Pipeline:
         self._inflight: set[asyncio.Task[None]] = set()
         self._done = asyncio.Event()
         self._end_reason = "stopped"
-        self._unavailable_said = float("-inf")  # when a down remote detector was last logged
+        self._unavailable_said = float("-inf")
+        self._stepping = False  # a periodic control step is under way  # when a down remote detector was last logged
         self._watchdog: PerceptionWatchdog | None = None
         # (capture time, result time) of the frame that raised a cue, until a rule acts on it.
         self._cue_times: tuple[float, float] | None = None
@@ -265,7 +269,11 @@ class Pipeline:
             if self._done.is_set():
                 break
             async with self._engine_lock:
-                await self._control_step_locked("tick")
+                self._stepping = True
+                try:
+                    await self._control_step_locked("tick")
+                finally:
+                    self._stepping = False
             next_tick += period
             now = self.clock.now()
             if next_tick < now:  # fell behind: skip ticks rather than bursting
@@ -420,6 +428,12 @@ class Pipeline:
             tasks.append(asyncio.create_task(self._duration_timer(duration_s)))
         try:
             await self._done.wait()
+            if self._stepping:
+                # A control step that began (it is recorded) runs to its end before the final
+                # stop: cut short while awaiting the robot's status, it would have decided
+                # nothing, and a replay, which runs every recorded step whole, would send what
+                # the live run never did. Bounded: a robot that does not answer is not waited for.
+                await asyncio.wait({tasks[1]}, timeout=STEP_FINISH_TIMEOUT_S)
         finally:
             for task in tasks:
                 task.cancel()

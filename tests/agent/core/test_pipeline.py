@@ -26,6 +26,7 @@ from fakes import (
 
 from agent.config import SafetyConfig
 from agent.core.clock import FrameClock, SystemClock
+from agent.core.observers import PipelineObserver
 from agent.core.pipeline import Pipeline
 from agent.replay.dry_run import DryRunRobot
 from behaviors.commands import Stop, Velocity
@@ -245,3 +246,36 @@ def test_a_failing_source_ends_the_run_with_its_reason_instead_of_hanging() -> N
     assert report.reason == "source_failed"
     failed = [e for e in report.events if e.kind == "source_failed"]
     assert failed and "camera driver died" in failed[0].message
+
+
+class _SlowStatusRobot(DryRunRobot):
+    """A robot whose status takes 0.2 s to come back, so the run's end falls mid-step."""
+
+    async def status(self) -> Any:
+        await asyncio.sleep(0.2)
+        return await super().status()
+
+
+class _StepStarts(PipelineObserver):
+    def __init__(self) -> None:
+        self.triggers: list[str] = []
+
+    def control_step(self, now: float, trigger: str) -> None:
+        self.triggers.append(trigger)
+
+
+def test_a_control_step_under_way_when_the_run_ends_finishes_before_the_final_stop() -> None:
+    """Regression: the end of a run cancelled the step awaiting the robot's status, so a recorded
+    step sent nothing live and its command in the replay (live 29 commands, replay 30)."""
+    clock = SystemClock()
+    cams = FakeCameras(["a"], fps=30, clock=clock, label_at=lambda t: "person")
+    robot = _SlowStatusRobot(clock)
+    steps = _StepStarts()
+    pipe = Pipeline(cams, lambda: SlowDetector(0.01, []), FakeEngine(), robot, _safety(), clock, observers=[steps])
+    asyncio.run(pipe.run(duration_s=1.0))
+    kinds = [type(r.command).__name__ for r in robot.recorded]
+    assert kinds[-1] == "Stop" and kinds.count("Stop") == 1
+    # The walk starts at the cue's step; every step from there on (recorded as begun) sent its
+    # velocity, the last one included, then the run's stop.
+    walking = steps.triggers[steps.triggers.index("cue"):]
+    assert "stop" not in walking and kinds.count("Velocity") == len(walking), (kinds, walking)
