@@ -22,8 +22,7 @@ Operators act through the pipeline too (`launch`, `stop_now`, `pause_cues`, `res
 under the same lock and on the same clock, told to observers as `operator_input`, so a
 recording holds them in order and replay gives them to the engine again.
 
-Safety: the perception watchdog here (agent/core/safety.py); caps, lease loss, a robot that can
-no longer be driven and connection loss in `RobotLink` (agent/core/robot_link.py).
+Safety: the perception watchdog here; caps, lease loss, robot gone, connection loss in `RobotLink`.
 """
 
 from __future__ import annotations
@@ -56,9 +55,6 @@ from perception.frame import Frame
 from perception.network_compute import NetworkComputeError
 
 log = logging.getLogger(__name__)
-
-# How long the end of a run waits for a control step already under way (see `_run_until_done`).
-STEP_FINISH_TIMEOUT_S = 1.0
 
 
 @dataclass
@@ -220,10 +216,8 @@ class Pipeline:
     async def _run_detection(self, frame: Frame) -> None:
         try:
             await self._detect_and_observe(frame)
-        except NetworkComputeError as exc:
-            # The remote detector is down or slow: expected, said once a while, no traceback;
-            # without results the watchdog stops the robot, and the next frame retries.
-            self.stats.detector_unavailable += 1
+        except NetworkComputeError as exc:  # a remote detector down or slow: no traceback, at most
+            self.stats.detector_unavailable += 1  # every 5 s; the watchdog stops, next frame retries
             if self.clock.now() - self._unavailable_said >= 5.0:
                 self._unavailable_said = self.clock.now()
                 log.warning("detector unavailable (%d frames so far): %s", self.stats.detector_unavailable, exc,
@@ -270,10 +264,8 @@ class Pipeline:
                 break
             async with self._engine_lock:
                 self._stepping = True
-                try:
-                    await self._control_step_locked("tick")
-                finally:
-                    self._stepping = False
+                await self._control_step_locked("tick")
+                self._stepping = False
             next_tick += period
             now = self.clock.now()
             if next_tick < now:  # fell behind: skip ticks rather than bursting
@@ -428,12 +420,8 @@ class Pipeline:
             tasks.append(asyncio.create_task(self._duration_timer(duration_s)))
         try:
             await self._done.wait()
-            if self._stepping:
-                # A control step that began (it is recorded) runs to its end before the final
-                # stop: cut short while awaiting the robot's status, it would have decided
-                # nothing, and a replay, which runs every recorded step whole, would send what
-                # the live run never did. Bounded: a robot that does not answer is not waited for.
-                await asyncio.wait({tasks[1]}, timeout=STEP_FINISH_TIMEOUT_S)
+            if self._stepping:  # a begun (recorded) step ends whole, as replay runs it; at most 1 s
+                await asyncio.wait({tasks[1]}, timeout=1.0)
         finally:
             for task in tasks:
                 task.cancel()
