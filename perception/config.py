@@ -18,9 +18,9 @@ DEFAULT_MODEL = MODELS_DIR / "nanodet_g_coco_int8.tflite"
 DEFAULT_LABELS = MODELS_DIR / "coco_labels.txt"
 DEFAULT_MODEL_SHA256 = "e168a412f014152cd503e90b0eb10f6895c5216c04c7ebefd49305f14e7eac59"
 # MoveNet MultiPose Lightning: people with 17 keypoints (decoder "movenet"); see models/README.md.
-PERSON_MODEL = MODELS_DIR / "movenet_multipose_256_f16.tflite"
+PERSON_MODEL = MODELS_DIR / "movenet_multipose_160_f16.tflite"
 PERSON_LABELS = MODELS_DIR / "movenet_labels.txt"
-PERSON_MODEL_SHA256 = "424d2e42fb7869bdafec12732531481b3cec164f2c9be833c03e145ebffd745b"
+PERSON_MODEL_SHA256 = "16543a4316ac3789032d31d099e5054232686b25d9e906d00b9f23978e324fe9"
 # Shipped models: the detector always checks their digest and knows their labels.
 SHIPPED_MODELS: dict[str, tuple[str, Path]] = {
     DEFAULT_MODEL.name: (DEFAULT_MODEL_SHA256, DEFAULT_LABELS),

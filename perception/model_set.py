@@ -46,12 +46,17 @@ class DetectorModel:
 
     def wanted(self, found: Sequence[Detection]) -> bool:
         """Whether to run on a frame in which the earlier models found `found` (calibrated)."""
+        return self.second_stage is None or bool(self.unresolved(found))
+
+    def unresolved(self, found: Sequence[Detection]) -> list[tuple[float, float, float, float]]:
+        """The boxes of the people in `found` that a second stage is for: scoring in its band and
+        not covered by a surer person (none without a second stage)."""
         if self.second_stage is None:
-            return True
+            return []
         low, high = self.second_stage
         people = [d for d in found if d.label == "person"]
         certain = [d.box for d in people if d.score >= high]
-        return any(low <= d.score < high and not mostly_inside(d.box, certain) for d in people)
+        return [d.box for d in people if low <= d.score < high and not mostly_inside(d.box, certain)]
 
     @property
     def input_size(self) -> tuple[int, int] | None:

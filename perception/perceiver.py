@@ -28,6 +28,11 @@ from perception.model_set import DetectorModel, load_model_set
 from perception.network_compute import ComputeCall
 from perception.rotation import UprightRotation, upright_rotation
 
+Box = tuple[float, float, float, float]
+# A second stage's crop: the candidates' extent times this. A detector's low-score person is often
+# a part (a torso, a head and shoulders); the pose model needs the rest of the body in view.
+CROP_CONTEXT = 1.5
+
 
 class Perceiver:
     def __init__(
@@ -71,24 +76,43 @@ class Perceiver:
     def detect_objects(self, frame: Frame, rotation_deg: float | None = None) -> list[Detection]:
         """Every model watching the frame's camera on the frame turned upright (by the camera's
         rotation, or `rotation_deg`), merged; boxes and keypoints in original-image pixels."""
+        found = self.detect_by_model(frame, rotation_deg)
+        return merge(found, self.config.score_threshold, self.config.iou_threshold, self.config.max_detections)
+
+    def detect_by_model(self, frame: Frame, rotation_deg: float | None = None) -> list[Detection]:
+        """What each model found (calibrated, marked with its model), before the merge."""
         angle = self.config.rotation_for(frame.camera) if rotation_deg is None else rotation_deg
         found: list[Detection] = []
         for model in self.models:  # in order: a second stage sees what the models before it found
-            if model.watches(frame.camera) and model.wanted(found):
+            if not model.watches(frame.camera):
+                continue
+            if model.second_stage is None:
                 found.extend(self._run(model, frame, angle))
-        return merge(found, self.config.score_threshold, self.config.iou_threshold, self.config.max_detections)
+            elif candidates := model.unresolved(found):
+                found.extend(self._run(model, frame, angle, around=candidates))
+        return found
 
-    def _run(self, model: DetectorModel, frame: Frame, angle: float) -> list[Detection]:
+    def _run(
+        self, model: DetectorModel, frame: Frame, angle: float, around: Sequence[Box] | None = None
+    ) -> list[Detection]:
+        """`model` on the upright frame, or, given candidate boxes (original-image pixels), on the
+        square of the upright frame around them, at the model's input size."""
         h, w = frame.image.shape[:2]
         rotation = upright_rotation(angle, w, h)
-        if not rotation.is_identity and model.input_size is not None:
-            rotation = rotation.scaled_to(model.input_size)  # rotate + resize in one warp
+        canvas_w, canvas_h = rotation.size
+        if around is not None and model.input_size is not None:
+            region = crop_around(rotation, np.array(around, np.float64) * frame.image_scale, model.input_size)
+            rotation = rotation.cropped_to(region, model.input_size)
+            region_w, region_h = region[2] - region[0], region[3] - region[1]
+        else:
+            if not rotation.is_identity and model.input_size is not None:
+                rotation = rotation.scaled_to(model.input_size)  # rotate + resize in one warp
+            region_w, region_h = canvas_w, canvas_h
         upright = rotation.apply(frame.image)
         uh, uw = upright.shape[:2]
-        found = [
-            d for d in model.detector.detect(upright)
-            if not covers_frame(d.box, uw, uh, self.config.max_box_fraction)
-        ]
+        # The frame-covering guard is about the whole upright frame, also when the model saw a crop.
+        frame_fraction = self.config.max_box_fraction * (canvas_w * canvas_h) / (region_w * region_h)
+        found = [d for d in model.detector.detect(upright) if not covers_frame(d.box, uw, uh, frame_fraction)]
         if not found:
             return []
         return calibrated(_to_source(found, rotation, frame.image_scale), model.calibration, model.name)
@@ -115,6 +139,27 @@ class Perceiver:
             detect_ms=(time.perf_counter() - start) * 1000.0,
             age_at_detection_s=age,
         )
+
+
+def crop_around(rotation: UprightRotation, boxes: np.ndarray, input_size: tuple[int, int]) -> Box:
+    """The square of the upright canvas a second stage looks at for candidate `boxes` (image
+    pixels): their union with a margin of context, at least the model's input side (a far
+    person is seen at full resolution, never blown up), kept on the canvas where it fits."""
+    upright = rotation.boxes_from_source(boxes)
+    x1, y1 = upright[:, 0].min(), upright[:, 1].min()
+    x2, y2 = upright[:, 2].max(), upright[:, 3].max()
+    canvas_w, canvas_h = rotation.size
+    side = min(max((x2 - x1), (y2 - y1)) * CROP_CONTEXT, float(max(canvas_w, canvas_h)))
+    side = max(side, float(max(input_size)))
+    cx, cy = _inside((x1 + x2) / 2.0, side, canvas_w), _inside((y1 + y2) / 2.0, side, canvas_h)
+    return (float(cx - side / 2.0), float(cy - side / 2.0), float(cx + side / 2.0), float(cy + side / 2.0))
+
+
+def _inside(centre: float, side: float, extent: float) -> float:
+    """`centre` moved so that a `side` span around it stays within [0, extent] (centred if it can't)."""
+    if side >= extent:
+        return extent / 2.0
+    return min(max(centre, side / 2.0), extent - side / 2.0)
 
 
 def _to_source(found: Sequence[Detection], rotation: UprightRotation, image_scale: float) -> list[Detection]:

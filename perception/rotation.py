@@ -51,11 +51,29 @@ class UprightRotation:
         The detector resizes to its input size anyway; doing both in one `warpAffine` writes the
         small image once instead of a full rotated canvas plus a resize.
         """
-        sx, sy = size[0] / self.size[0], size[1] / self.size[1]
-        # Pixel centres: x' + 0.5 = (x + 0.5) * s, as cv2.resize maps them.
-        scale = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
-        forward = (scale @ np.vstack([self.forward, [0.0, 0.0, 1.0]]))[:2]
+        return self.cropped_to((0.0, 0.0, float(self.size[0]), float(self.size[1])), size)
+
+    def cropped_to(self, region: tuple[float, float, float, float], size: tuple[int, int]) -> UprightRotation:
+        """The rotation, then `region` (x1, y1, x2, y2 of the rotated canvas, continuous
+        coordinates; it may reach past the canvas, which reads as black) resized to `size`
+        (width, height): one warp, whose inverse maps boxes found in it back to the original."""
+        x1, y1, x2, y2 = region
+        sx, sy = size[0] / (x2 - x1), size[1] / (y2 - y1)
+        # Continuous coordinates: u = (x - x1) * s; pixel centres (index + 0.5) as cv2.resize maps them.
+        crop = np.array([[sx, 0.0, 0.5 * sx - 0.5 - x1 * sx], [0.0, sy, 0.5 * sy - 0.5 - y1 * sy], [0.0, 0.0, 1.0]])
+        forward = (crop @ np.vstack([self.forward, [0.0, 0.0, 1.0]]))[:2]
         return _Warp(self.angle_deg, self.source_size, size, forward, cv2.invertAffineTransform(forward))
+
+    def boxes_from_source(self, boxes: np.ndarray) -> np.ndarray:
+        """[K, 4] boxes in the original image -> their bounding boxes on the rotated canvas
+        (continuous coordinates, not clipped)."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if self.is_identity or boxes.shape[0] == 0:
+            return boxes.copy()
+        x1, y1, x2, y2 = boxes.T
+        corners = np.stack([x1, y1, x2, y1, x2, y2, x1, y2], axis=1).reshape(-1, 2) - 0.5
+        on_canvas = (corners @ self.forward[:, :2].T + self.forward[:, 2] + 0.5).reshape(-1, 4, 2)
+        return np.concatenate([on_canvas.min(axis=1), on_canvas.max(axis=1)], axis=1)
 
     def points_to_source(self, points: np.ndarray) -> np.ndarray:
         """[N, 2] rotated-image pixels -> original-image pixels."""

@@ -62,7 +62,7 @@ def test_wheel_carries_everything_the_commands_need(wheel: Path) -> None:
         "configs/scenarios/default.yaml", "configs/scenarios/person_walking.yaml",
         "deploy/Dockerfile", "deploy/docker-compose.yml", "deploy/manifest.json", "deploy/icon.png",
         "perception/models/nanodet_g_coco_int8.tflite", "perception/models/coco_labels.txt",
-        "perception/models/movenet_multipose_256_f16.tflite", "perception/models/movenet_labels.txt",
+        "perception/models/movenet_multipose_160_f16.tflite", "perception/models/movenet_labels.txt",
         "perception/models/LICENSE-movenet", "perception/models/calibration.yaml",
         "sim/assets/astronaut_grey.png", "sim/assets/people/walker_puffer.png",
         "agent/py.typed", "perception/py.typed",

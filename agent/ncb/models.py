@@ -4,7 +4,7 @@ A client names one model per request:
 - `agent_perception`: exactly what the agent runs on a frame (every detector, calibrated and
   merged, the person model as its second stage, plus AprilTags);
 - each detector of the config alone, by its file's stem (`nanodet_g_coco_int8`,
-  `movenet_multipose_256_f16`): same preprocessing and calibrated scores, run on every image;
+  `movenet_multipose_160_f16`): same preprocessing and calibrated scores, run on every image;
 - `apriltag_36h11`: the fiducial finder alone.
 
 A `PerceptionSlot` owns its interpreters (TFLite interpreters and the ArUco detector are not

@@ -58,12 +58,12 @@ def test_models_listed_with_labels_in_new_and_deprecated_fields(stub: object) ->
     assert response.header.error.code == header_pb2.CommonError.CODE_OK
     assert response.status == ncb.LIST_AVAILABLE_MODELS_STATUS_SUCCESS
     names = [m.model_name for m in response.models.data]
-    assert names == ["agent_perception", "nanodet_g_coco_int8", "movenet_multipose_256_f16", "apriltag_36h11"]
+    assert names == ["agent_perception", "nanodet_g_coco_int8", "movenet_multipose_160_f16", "apriltag_36h11"]
     assert list(response.available_models) == names
     labels = {m.model_name: list(m.available_labels) for m in response.models.data}
     assert {m.model_name: list(m.available_labels) for m in response.labels} == labels
     assert {"person", "stop sign", "tag:0", "tag:586"} <= set(labels["agent_perception"])
-    assert "stop sign" in labels["nanodet_g_coco_int8"] and labels["movenet_multipose_256_f16"] == ["person"]
+    assert "stop sign" in labels["nanodet_g_coco_int8"] and labels["movenet_multipose_160_f16"] == ["person"]
     assert labels["apriltag_36h11"][:2] == ["tag:0", "tag:1"]
 
 
@@ -170,14 +170,14 @@ def test_bad_requests_get_invalid_request_and_the_worker_keeps_serving(
 
 
 def test_stats_count_answers_and_failures_per_model(server: WorkerServer, stub: object) -> None:
-    before = server.worker.stats.as_dict()["models"].get("movenet_multipose_256_f16", {}).get("answered", 0)
+    before = server.worker.stats.as_dict()["models"].get("movenet_multipose_160_f16", {}).get("answered", 0)
     grey = cv2.imread(str(GREY_PHOTO), cv2.IMREAD_GRAYSCALE)
     for _ in range(3):
-        stub.NetworkCompute(compute_request(raw_image(grey), "movenet_multipose_256_f16"))  # type: ignore[attr-defined]
+        stub.NetworkCompute(compute_request(raw_image(grey), "movenet_multipose_160_f16"))  # type: ignore[attr-defined]
     stub.NetworkCompute(compute_request(raw_image(grey), "nope"))  # type: ignore[attr-defined]
     stats = server.worker.stats.as_dict()["models"]
-    assert stats["movenet_multipose_256_f16"]["answered"] == before + 3
-    assert stats["movenet_multipose_256_f16"]["latency_ms"]["p50"] > 0
+    assert stats["movenet_multipose_160_f16"]["answered"] == before + 3
+    assert stats["movenet_multipose_160_f16"]["latency_ms"]["p50"] > 0
     assert stats["<unknown model>"]["failed"]["analysis_failed"] >= 1
 
 
