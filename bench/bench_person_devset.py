@@ -71,14 +71,18 @@ def raw_models(config: DetectorConfig) -> list[DetectorModel]:
     return out
 
 
-def detect_all(perceiver: Perceiver, images: list[LabelledImage], merged: bool = True) -> list[list[Detection]]:
-    out = []
-    detect = perceiver.detect_objects if merged else perceiver.detect_by_model
-    for im in images:
-        grey = cv2.imread(str(im.file), cv2.IMREAD_GRAYSCALE)
-        # As a front camera sees it once upright: where the agent runs both models.
-        out.append(detect(Frame(SPOT_BODY_CAMERAS[0], grey, 0.0, 0.0), rotation_deg=0.0))
-    return out
+def _upright_front(im: LabelledImage) -> Frame:
+    """A dev-set image as a front camera sees it once upright: where the agent runs both models."""
+    return Frame(SPOT_BODY_CAMERAS[0], cv2.imread(str(im.file), cv2.IMREAD_GRAYSCALE), 0.0, 0.0)
+
+
+def detect_all(perceiver: Perceiver, images: list[LabelledImage]) -> list[list[Detection]]:
+    return [perceiver.detect_objects(_upright_front(im), rotation_deg=0.0) for im in images]
+
+
+def detect_each(perceiver: Perceiver, images: list[LabelledImage]) -> list[dict[str, list[Detection]]]:
+    """Each model's own detections per image (a second stage's before they are matched)."""
+    return [perceiver.detect_by_model(_upright_front(im), rotation_deg=0.0) for im in images]
 
 
 def outcomes(found: list[list[Detection]], images: list[LabelledImage], label: str = "person") -> list[ImageOutcome]:
@@ -122,8 +126,7 @@ def main() -> None:
     stage = config.person_model.second_stage if config.person_model is not None else None
     for m in models[1:]:
         staged = Perceiver(raw_config, models=[models[0], dataclasses.replace(m, second_stage=stage)])
-        raw_found[m.name] = [[d for d in dets if d.model == m.name]
-                             for dets in detect_all(staged, images, merged=False)]
+        raw_found[m.name] = [by_model.get(m.name, []) for by_model in detect_each(staged, images)]
     # Before this work: NanoDet-g alone, no frame-covering guard.
     unguarded = raw_config.model_copy(update={"max_box_fraction": 1.0})
     old_found = detect_all(Perceiver(unguarded, models=models[:1]), images)

@@ -40,7 +40,7 @@ def body_tilt_deg(keypoints: tuple[tuple[float, float, float], ...] | None) -> f
 
     def mid(*idx: int) -> tuple[float, float] | None:
         points = [keypoints[i] for i in idx]
-        if min(p[2] for p in points) < 0.3:
+        if min(p[2] for p in points) < 0.2:  # the pose model's keypoint scores run low (0.2-0.5)
             return None
         return sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points)
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from perception.boxes import iou
+from perception.boxes import iou, mostly_inside
 from perception.calibration import ScoreCalibration
 from perception.decoders.base import nms_keep
 from perception.detection import Detection
@@ -34,6 +34,43 @@ def covers_frame(box: tuple[float, float, float, float], width: int, height: int
     """True when `box` covers more than `max_fraction` of a `width` x `height` image."""
     x1, y1, x2, y2 = box
     return (x2 - x1) * (y2 - y1) > max_fraction * width * height
+
+
+def resolve(found: Sequence[Detection], stage: Sequence[Detection], band: tuple[float, float]) -> list[Detection]:
+    """`found` after a second stage looked at its unsure people (`band`: [low, high) on the shared
+    scale): the stage speaks only about them. A person it finds on an unsure one (overlapping or
+    one inside the other) raises that one's score to its own and gives it its keypoints, keeping
+    the first model's box; a person inside a sure one (score >= high) is that person again and
+    only lends it its keypoints; any other person it finds (in the crop, missed by the first model) is added."""
+    low, high = band
+    out = list(found)
+    unsure = [i for i, d in enumerate(out) if d.label == "person" and low <= d.score < high]
+    certain = [i for i, d in enumerate(out) if d.label == "person" and d.score >= high]
+    added = []
+    for person in stage:
+        sure = [i for i in certain if mostly_inside(person.box, [out[i].box])]
+        if sure:  # that person again: only the skeleton is new
+            i = max(sure, key=lambda i: iou(person.box, out[i].box))
+            if out[i].keypoints is None:
+                out[i] = dataclasses.replace(out[i], keypoints=person.keypoints)
+            continue
+        same = [i for i in unsure if _same_person(person.box, out[i].box)]
+        if not same:
+            added.append(person)
+            continue
+        best = max(same, key=lambda i: iou(person.box, out[i].box))
+        if person.score > out[best].score:
+            out[best] = dataclasses.replace(out[best], score=person.score, keypoints=person.keypoints,
+                                            model=person.model)
+        elif out[best].keypoints is None:
+            out[best] = dataclasses.replace(out[best], keypoints=person.keypoints)
+    return out + added
+
+
+def _same_person(a: Sequence[float], b: Sequence[float]) -> bool:
+    """A pose model's box (keypoint extent) and a box model's box of one person: they overlap,
+    or one lies mostly inside the other (a torso-only box, a box ending at the ankles)."""
+    return iou(a, b) >= 0.3 or mostly_inside(a, [b]) or mostly_inside(b, [a])
 
 
 def merge(found: Sequence[Detection], score_threshold: float, iou_threshold: float, max_detections: int) -> list[Detection]:

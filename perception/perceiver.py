@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from perception.combine import calibrated, covers_frame, merge
+from perception.combine import calibrated, covers_frame, merge, resolve
 from perception.config import DetectorConfig
 from perception.detection import Detection, FiducialDetection, FrameResult
 from perception.detector import Detector
@@ -31,7 +31,7 @@ from perception.rotation import UprightRotation, upright_rotation
 Box = tuple[float, float, float, float]
 # A second stage's crop: the candidates' extent times this. A detector's low-score person is often
 # a part (a torso, a head and shoulders); the pose model needs the rest of the body in view.
-CROP_CONTEXT = 1.5
+CROP_CONTEXT = 1.2
 
 
 class Perceiver:
@@ -76,21 +76,28 @@ class Perceiver:
     def detect_objects(self, frame: Frame, rotation_deg: float | None = None) -> list[Detection]:
         """Every model watching the frame's camera on the frame turned upright (by the camera's
         rotation, or `rotation_deg`), merged; boxes and keypoints in original-image pixels."""
-        found = self.detect_by_model(frame, rotation_deg)
+        found, _ = self._detect(frame, rotation_deg)
         return merge(found, self.config.score_threshold, self.config.iou_threshold, self.config.max_detections)
 
-    def detect_by_model(self, frame: Frame, rotation_deg: float | None = None) -> list[Detection]:
-        """What each model found (calibrated, marked with its model), before the merge."""
+    def detect_by_model(self, frame: Frame, rotation_deg: float | None = None) -> dict[str, list[Detection]]:
+        """What each model that ran on the frame found itself (calibrated): model name -> detections."""
+        _, by_model = self._detect(frame, rotation_deg)
+        return by_model
+
+    def _detect(self, frame: Frame, rotation_deg: float | None) -> tuple[list[Detection], dict[str, list[Detection]]]:
         angle = self.config.rotation_for(frame.camera) if rotation_deg is None else rotation_deg
         found: list[Detection] = []
+        by_model: dict[str, list[Detection]] = {}
         for model in self.models:  # in order: a second stage sees what the models before it found
             if not model.watches(frame.camera):
                 continue
             if model.second_stage is None:
-                found.extend(self._run(model, frame, angle))
+                by_model[model.name] = self._run(model, frame, angle)
+                found.extend(by_model[model.name])
             elif candidates := model.unresolved(found):
-                found.extend(self._run(model, frame, angle, around=candidates))
-        return found
+                by_model[model.name] = self._run(model, frame, angle, around=candidates)
+                found = resolve(found, by_model[model.name], model.second_stage)
+        return found, by_model
 
     def _run(
         self, model: DetectorModel, frame: Frame, angle: float, around: Sequence[Box] | None = None

@@ -51,7 +51,7 @@ def test_shipped_model_is_recognised_and_its_digest_checked(monkeypatch: pytest.
     det = TFLiteDetector(PERSON_MODEL)
     assert det.decoder_name == "movenet"  # 'auto' from the signature alone
     assert det.labels == ["person"]
-    assert det.input_size == (256, 256)
+    assert det.input_size == (160, 160)
     assert det.signature.inputs[0].dtype == np.uint8
     # The digest is checked on every load: a shipped entry with another digest refuses the file.
     shipped = dict(detector_module.SHIPPED_MODELS)
@@ -103,12 +103,13 @@ def test_sideways_frame_gives_keypoints_in_original_pixels(astronaut: np.ndarray
     got = np.array(sideways.keypoints)
     confident = (ref[:, 2] > 0.4) & (got[:, 2] > 0.4)
     assert confident.sum() >= 5  # face and shoulders: the photo stops at her chest
-    # The model sees her re-sampled on another canvas: face points agree within ~3 px, the
-    # (vaguer) shoulders within ~15 px; a wrong or missing mapping is off by 100s of px.
+    # The model sees her re-sampled on another canvas, at 160 x 160 (4 px of the frame per input
+    # pixel): face points agree within ~6 px, the (vaguer) shoulders and elbows within ~25 px; a
+    # wrong or missing mapping is off by 100s of px.
     err = np.linalg.norm(got[:, :2] - expected, axis=1)
     face = np.arange(17) < 5
-    assert err[confident & face].max() < 6.0, err
-    assert err[confident].max() < 25.0, err
+    assert err[confident & face].max() < 10.0, err
+    assert err[confident].max() < 40.0, err
     # The box is the bound of the rotated box: it must hold the mapped keypoints.
     x1, y1, x2, y2 = sideways.box
     assert (got[confident, 0] >= x1 - 1).all() and (got[confident, 0] <= x2 + 1).all()
