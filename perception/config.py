@@ -100,8 +100,8 @@ class PersonModelConfig(StrictModel):
         (0.1, 0.5),
         description="[low, high]: run only on frames where the COCO detector has a person scoring in "
         "[low, high) that no person scoring >= high already covers (the band where real frames' true "
-        "and false people mix); null = on every frame of its cameras. On the dev set it loses no hit "
-        "and the person model runs on half the frames.",
+        "and false people mix), on the square around those people, and only to rescore them (or add "
+        "a person the COCO detector missed there); null = on every whole frame of its cameras.",
     )
 
     @field_validator("second_stage")

@@ -49,14 +49,15 @@ class DetectorModel:
         return self.second_stage is None or bool(self.unresolved(found))
 
     def unresolved(self, found: Sequence[Detection]) -> list[tuple[float, float, float, float]]:
-        """The boxes of the people in `found` that a second stage is for: scoring in its band and
-        not covered by a surer person (none without a second stage)."""
+        """The boxes of the people in `found` that a second stage is for, likeliest first: scoring
+        in its band and not covered by a surer person (none without a second stage)."""
         if self.second_stage is None:
             return []
         low, high = self.second_stage
         people = [d for d in found if d.label == "person"]
         certain = [d.box for d in people if d.score >= high]
-        return [d.box for d in people if low <= d.score < high and not mostly_inside(d.box, certain)]
+        unsure = [d for d in people if low <= d.score < high and not mostly_inside(d.box, certain)]
+        return [d.box for d in sorted(unsure, key=lambda d: -d.score)]
 
     @property
     def input_size(self) -> tuple[int, int] | None:

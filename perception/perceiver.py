@@ -95,7 +95,10 @@ class Perceiver:
                 by_model[model.name] = self._run(model, frame, angle)
                 found.extend(by_model[model.name])
             elif candidates := model.unresolved(found):
-                by_model[model.name] = self._run(model, frame, angle, around=candidates)
+                # One run, on the likeliest unsure person: the union of all of them is often most of
+                # a cluttered frame, which would shrink a far person as a whole-frame run does
+                # (dev set: recall 0.89 on the best one's square, 0.85 on the union's).
+                by_model[model.name] = self._run(model, frame, angle, around=candidates[:1])
                 found = resolve(found, by_model[model.name], model.second_stage)
         return found, by_model
 
