@@ -88,3 +88,29 @@ def test_second_stage_runs_only_on_unresolved_people() -> None:
     assert stage.wanted([sure, unsure_elsewhere])
     assert not stage.wanted([_det("person", 0.05, (400, 50, 450, 200))])  # below the band
     assert DetectorModel("every frame", detector=None).wanted([])  # type: ignore[arg-type]
+
+
+def test_second_stage_speaks_only_about_the_unsure_people() -> None:
+    from perception.combine import resolve
+
+    skeleton = tuple((120.0, 60.0 + 10 * i, 0.7) for i in range(17))
+    sure = _det("person", 0.8, (100, 50, 200, 400), model="nanodet")
+    unsure = _det("person", 0.3, (400, 100, 460, 300), model="nanodet")
+    chair = _det("chair", 0.4, (0, 300, 80, 400), model="nanodet")
+    stage = [
+        _det("person", 0.7, (402, 120, 458, 290), keypoints=skeleton, model="movenet"),  # the unsure one
+        _det("person", 0.6, (110, 60, 190, 390), keypoints=skeleton, model="movenet"),  # the sure one again
+        _det("person", 0.55, (520, 100, 580, 300), keypoints=skeleton, model="movenet"),  # missed by the first
+    ]
+    out = resolve([sure, unsure, chair], stage, band=(0.1, 0.5))
+    assert len(out) == 4  # no person twice
+    # The unsure one: the stage's score and skeleton, the first model's box (it reaches the feet).
+    assert out[1].box == unsure.box and out[1].score == 0.7 and out[1].keypoints == skeleton
+    assert out[1].model == "movenet"
+    # The sure one keeps its score and box and gains the skeleton; the chair is untouched.
+    assert out[0].box == sure.box and out[0].score == 0.8 and out[0].keypoints == skeleton
+    assert out[2] == chair
+    assert out[3].box == (520, 100, 580, 300)  # a person only the stage saw is added
+    # A stage that scores the unsure person lower does not lower it (it keeps its skeleton).
+    low = resolve([unsure], [_det("person", 0.2, (402, 120, 458, 290), keypoints=skeleton)], band=(0.1, 0.5))
+    assert low[0].score == 0.3 and low[0].keypoints == skeleton

@@ -108,3 +108,45 @@ def test_one_perceiver_per_worker_thread() -> None:
     for t in threads:
         t.join()
     assert results[0] == results[1] == ["person"] * 3
+
+
+class _Stub:
+    """A detector that reports fixed boxes (in its input's pixels) and keeps what it was shown."""
+
+    def __init__(self, found: list[tuple[float, float, float, float, float]], input_size: tuple[int, int] | None) -> None:
+        self.found, self.input_size, self.seen = found, input_size, []
+
+    def detect(self, image: np.ndarray) -> list:
+        from perception.detection import Detection
+
+        self.seen.append(image.copy())
+        return [Detection("person", 0, s, (x1, y1, x2, y2)) for x1, y1, x2, y2, s in self.found]
+
+
+def test_second_stage_looks_at_the_square_around_the_likeliest_unsure_person() -> None:
+    from perception.frame import Frame
+    from perception.model_set import DetectorModel
+    from perception.perceiver import CROP_CONTEXT
+
+    image = np.zeros((480, 640), np.uint8)
+    image[150:250, 480:520] = 255  # the unsure person, 40 x 100 px, centred at (500, 200)
+    first = _Stub([(480, 150, 520, 250, 0.3), (40, 300, 60, 340, 0.2), (100, 100, 300, 400, 0.05)], None)
+    stage = _Stub([(40, 10, 120, 150, 0.9)], (160, 160))
+    perceiver = Perceiver(DetectorConfig(fiducials=False), models=[
+        DetectorModel("coco", first), DetectorModel("pose", stage, second_stage=(0.1, 0.5))])
+    found = perceiver.detect_objects(Frame("frontleft_fisheye_image", image, 0.0, 0.0), rotation_deg=0.0)
+    # One run, at the stage's input size, on the 0.3 candidate's square (not the 0.2 one's, and
+    # not the 0.05 box below the band): at least 160 px of frame, the person in its middle.
+    (crop,) = stage.seen
+    assert crop.shape == (160, 160)
+    side = max(160.0, 100 * CROP_CONTEXT)
+    ys, xs = np.nonzero(crop > 128)
+    assert abs(xs.mean() - 80) < 2 and abs(ys.mean() - 80) < 2
+    assert (ys.max() - ys.min() + 1) == pytest.approx(100 * 160 / side, abs=2)
+    # The stage confirmed the candidate: its score, the first model's box; the other stays as it was.
+    people = sorted(found, key=lambda d: -d.score)
+    assert people[0].box == (480, 150, 520, 250) and people[0].score == 0.9 and people[0].model == "pose"
+    # A frame whose people are all sure (or absent) never runs the stage.
+    first.found = [(480, 150, 520, 250, 0.8)]
+    perceiver.detect_objects(Frame("frontleft_fisheye_image", image, 0.0, 0.0), rotation_deg=0.0)
+    assert len(stage.seen) == 1

@@ -75,3 +75,24 @@ def test_identity_returns_the_image_itself() -> None:
     img = np.zeros((10, 20), np.uint8)
     rot = upright_rotation(0.0, 20, 10)
     assert rot.is_identity and rot.apply(img) is img
+
+
+@pytest.mark.parametrize("angle", [-78.0, 0.0])
+def test_a_crop_of_the_upright_canvas_maps_back_to_the_original(angle: float) -> None:
+    img = np.zeros((480, 640), np.uint8)
+    cv2.circle(img, (300, 200), 6, 255, -1)
+    rot = upright_rotation(angle, 640, 480)
+    # The blob on the upright canvas, then a 100 px square around it resized to 160 x 160.
+    bx, by = _blob_centre(rot.apply(img))
+    crop = rot.cropped_to((bx - 30, by - 70, bx + 70, by + 30), (160, 160))
+    out = crop.apply(img)
+    assert out.shape == (160, 160)
+    cx, cy = _blob_centre(out)
+    assert np.allclose((cx, cy), ((30 + 0.5) * 1.6 - 0.5, (70 + 0.5) * 1.6 - 0.5), atol=1.5)
+    assert np.allclose(crop.points_to_source(np.array([[cx, cy]]))[0], (300, 200), atol=1.0)
+    # A box drawn around the blob in the crop comes back around the blob in the original.
+    back = crop.boxes_to_source(np.array([[cx - 12, cy - 12, cx + 12, cy + 12]]))[0]
+    assert back[0] < 300 < back[2] and back[1] < 200 < back[3]
+    # And the original's box goes onto the canvas around the blob (the crop's inverse direction).
+    on_canvas = rot.boxes_from_source(np.array([[290.0, 190.0, 310.0, 210.0]]))[0]
+    assert on_canvas[0] < bx < on_canvas[2] and on_canvas[1] < by < on_canvas[3]
