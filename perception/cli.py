@@ -34,18 +34,19 @@ _CAMERA_HINT = ("pass --camera (e.g. frontleft_fisheye_image, frontright_fisheye
 
 def body_tilt_deg(keypoints: tuple[tuple[float, float, float], ...] | None) -> float | None:
     """How far a person's body axis leans from the image's up (degrees, + = head to the right),
-    from COCO keypoints: shoulders to nose, else hips to shoulders; None without confident ones."""
+    from COCO keypoints: hips to shoulders (the torso, steadiest), else shoulders to nose; None
+    without confident ones."""
     if not keypoints or len(keypoints) < 13:
         return None
 
     def mid(*idx: int) -> tuple[float, float] | None:
         points = [keypoints[i] for i in idx]
-        if min(p[2] for p in points) < 0.2:  # the pose model's keypoint scores run low (0.2-0.5)
+        if min(p[2] for p in points) < 0.2:  # the pose model's keypoint scores run low (0.2-0.6)
             return None
         return sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points)
 
-    shoulders = mid(5, 6)
-    lower, upper = (shoulders, mid(0)) if mid(0) is not None else (mid(11, 12), shoulders)
+    shoulders, hips = mid(5, 6), mid(11, 12)
+    lower, upper = (hips, shoulders) if hips is not None and shoulders is not None else (shoulders, mid(0))
     if lower is None or upper is None:
         return None
     return math.degrees(math.atan2(upper[0] - lower[0], lower[1] - upper[1]))
@@ -54,6 +55,8 @@ def body_tilt_deg(keypoints: tuple[tuple[float, float, float], ...] | None) -> f
 # Frames of an input (with no camera) checked for looking sideways: each check costs two more
 # detector runs, and a video's camera does not turn.
 SIDEWAYS_CHECK_FRAMES = 3
+SIDEWAYS_MIN_SCORE = 0.5  # people counted when a quarter turn is tried: the person rules' bar
+SIDEWAYS_TILT_DEG = 60.0  # the people's median lean beyond which a frame is taken to lie on its side
 
 if TYPE_CHECKING:
     import numpy as np
@@ -383,15 +386,21 @@ class _DetectRun:
         """A frame with no camera is taken as upright. Spot's front cameras are mounted sideways,
         and sideways people are mostly missed (0 of 15 on real frames), so say so when a person's
         skeleton lies on its side, or when turning the frame a quarter finds more people."""
-        tilt = next((t for d in found if (t := body_tilt_deg(d.keypoints)) is not None and abs(t) > 45.0), None)
-        if tilt is not None:
+        # The people's typical lean, not one person's: players and bending people lean 40-50 deg, a
+        # small far skeleton can be off by more; a frame turned by Spot's front mounts lies ~78 deg.
+        tilts = sorted((t for d in found if (t := body_tilt_deg(d.keypoints)) is not None), key=abs)
+        tilt = tilts[len(tilts) // 2] if tilts else None
+        if tilt is not None and abs(tilt) > SIDEWAYS_TILT_DEG:
             report.sideways = True
-            report.notes.append(f"frame {frame.seq} looks sideways: a person lies at {tilt:+.0f} deg; "
+            report.notes.append(f"frame {frame.seq} looks sideways: people lie at {tilt:+.0f} deg; "
                                 f"{_CAMERA_HINT}")
             return
-        upright = sum(d.label == "person" for d in found)
+        def people(dets: list[Detection]) -> int:  # sure ones only: a turned frame's clutter looks like people
+            return sum(d.label == "person" and d.score >= SIDEWAYS_MIN_SCORE for d in dets)
+
+        upright = people(found)
         for angle in (-90.0, 90.0):
-            turned = sum(d.label == "person" for d in self.perceiver.detect_objects(frame, rotation_deg=angle))
+            turned = people(self.perceiver.detect_objects(frame, rotation_deg=angle))
             if turned > upright:
                 report.sideways = True
                 report.notes.append(f"frame {frame.seq} looks sideways: {turned} person(s) when turned "
