@@ -2,8 +2,10 @@
 
     python bench/bench_person_devset.py [--labels tests/fixtures/devset/labels.json] [--write]
 
-1. Each model alone (NanoDet-g COCO, MoveNet MultiPose) runs on every dev-set image at a low raw
-   threshold, through the perceiver's own path (upright, frame-covering boxes dropped).
+1. The COCO detector (NanoDet-g) runs on every dev-set image at a low raw threshold, through the
+   perceiver's own path (upright, frame-covering boxes dropped); the person model (MoveNet
+   MultiPose) runs as the agent runs it, a second stage on the square around the COCO detector's
+   likeliest unsure person, and its own raw boxes there are kept (`Perceiver.detect_by_model`).
 2. Calibration: on the *calibration half* of the images (every other image, in file order), each
    model's share of images with a false person box at each raw threshold; the person model's
    curve maps its raw score to NanoDet-g's score with the same share (`perception.calibration`).
