@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from configs.loading import StrictModel, read_yaml, validate_config
-from perception.boxes import mostly_inside
+from perception.boxes import Box, mostly_inside
 from perception.calibration import ScoreCalibration
 from perception.config import (
     DEFAULT_LABELS,
@@ -48,7 +48,7 @@ class DetectorModel:
         """Whether to run on a frame in which the earlier models found `found` (calibrated)."""
         return self.second_stage is None or bool(self.unresolved(found))
 
-    def unresolved(self, found: Sequence[Detection]) -> list[tuple[float, float, float, float]]:
+    def unresolved(self, found: Sequence[Detection]) -> list[Box]:
         """The boxes of the people in `found` that a second stage is for, likeliest first: scoring
         in its band and not covered by a surer person (none without a second stage)."""
         if self.second_stage is None:

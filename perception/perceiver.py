@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from perception.boxes import Box
 from perception.combine import calibrated, covers_frame, merge, resolve
 from perception.config import DetectorConfig
 from perception.detection import Detection, FiducialDetection, FrameResult
@@ -28,7 +29,6 @@ from perception.model_set import DetectorModel, load_model_set
 from perception.network_compute import ComputeCall
 from perception.rotation import UprightRotation, upright_rotation
 
-Box = tuple[float, float, float, float]
 # A second stage's crop: the candidates' extent times this. A detector's low-score person is often
 # a part (a torso, a head and shoulders); the pose model needs the rest of the body in view.
 CROP_CONTEXT = 1.2

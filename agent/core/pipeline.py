@@ -117,8 +117,8 @@ class Pipeline:
         self._inflight: set[asyncio.Task[None]] = set()
         self._done = asyncio.Event()
         self._end_reason = "stopped"
-        self._unavailable_said = float("-inf")
-        self._stepping = False  # a periodic control step is under way  # when a down remote detector was last logged
+        self._unavailable_said = float("-inf")  # when a down remote detector was last logged
+        self._stepping = False  # a periodic control step is under way
         self._watchdog: PerceptionWatchdog | None = None
         # (capture time, result time) of the frame that raised a cue, until a rule acts on it.
         self._cue_times: tuple[float, float] | None = None
@@ -415,13 +415,14 @@ class Pipeline:
         )
 
     async def _run_until_done(self, duration_s: float | None) -> None:
-        tasks = [asyncio.create_task(self._intake()), asyncio.create_task(self._control_loop())]
+        control = asyncio.create_task(self._control_loop())
+        tasks = [asyncio.create_task(self._intake()), control]
         if duration_s is not None:
             tasks.append(asyncio.create_task(self._duration_timer(duration_s)))
         try:
             await self._done.wait()
             if self._stepping:  # a begun (recorded) step ends whole, as replay runs it; at most 1 s
-                await asyncio.wait({tasks[1]}, timeout=1.0)
+                await asyncio.wait({control}, timeout=1.0)
         finally:
             for task in tasks:
                 task.cancel()
