@@ -415,8 +415,7 @@ class Pipeline:
         )
 
     async def _run_until_done(self, duration_s: float | None) -> None:
-        control = asyncio.create_task(self._control_loop())
-        tasks = [asyncio.create_task(self._intake()), control]
+        tasks = [asyncio.create_task(self._intake()), (control := asyncio.create_task(self._control_loop()))]
         if duration_s is not None:
             tasks.append(asyncio.create_task(self._duration_timer(duration_s)))
         try:
