@@ -67,6 +67,19 @@ def resolve(found: Sequence[Detection], stage: Sequence[Detection], band: tuple[
     return out + added
 
 
+def confirmed(close_ups: Sequence[Detection], stage: Sequence[Detection], sure: float) -> list[Detection]:
+    """The frame-covering people (`close_ups`, dropped otherwise) that a person model's run
+    (`stage`) confirms: it is sure (score >= `sure`) of a person on them. Each keeps its own
+    score and box, with the confirming person's keypoints."""
+    out = []
+    for person in close_ups:
+        confirming = [p for p in stage if p.score >= sure and _same_person(p.box, person.box)]
+        if confirming:
+            best = max(confirming, key=lambda p: p.score)
+            out.append(dataclasses.replace(person, keypoints=best.keypoints))
+    return out
+
+
 def _same_person(a: Sequence[float], b: Sequence[float]) -> bool:
     """A pose model's box (keypoint extent) and a box model's box of one person: they overlap,
     or one lies mostly inside the other (a torso-only box, a box ending at the ankles)."""

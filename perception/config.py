@@ -6,6 +6,7 @@ LiteRT. Unknown keys are rejected; every field says what it is.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,17 +15,34 @@ from pydantic import ConfigDict, Field, Strict, field_validator
 from configs.loading import ConfigPath, StrictModel, read_yaml, validate_config
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
+# NanoDet-g (COCO) at 384 x 288 for landscape frames, and its twin at 288 x 384 for portrait ones
+# (the same weights; tools/convert_nanodet.py, models/README.md).
 DEFAULT_MODEL = MODELS_DIR / "nanodet_g_coco_int8.tflite"
+DEFAULT_MODEL_PORTRAIT = MODELS_DIR / "nanodet_g_coco_int8_portrait.tflite"
 DEFAULT_LABELS = MODELS_DIR / "coco_labels.txt"
-DEFAULT_MODEL_SHA256 = "e168a412f014152cd503e90b0eb10f6895c5216c04c7ebefd49305f14e7eac59"
+DEFAULT_MODEL_SHA256 = "2d41229832e138ee2e2e37880bb23876d47c901d6f7b3ee479a6681314221153"
+DEFAULT_MODEL_PORTRAIT_SHA256 = "0006206fabfe6f3340b090ffb1d403f30ee1f623b5a9418b8a3ddb29460cc724"
 # MoveNet MultiPose Lightning: people with 17 keypoints (decoder "movenet"); see models/README.md.
 PERSON_MODEL = MODELS_DIR / "movenet_multipose_160_f16.tflite"
 PERSON_LABELS = MODELS_DIR / "movenet_labels.txt"
 PERSON_MODEL_SHA256 = "16543a4316ac3789032d31d099e5054232686b25d9e906d00b9f23978e324fe9"
-# Shipped models: the detector always checks their digest and knows their labels.
-SHIPPED_MODELS: dict[str, tuple[str, Path]] = {
-    DEFAULT_MODEL.name: (DEFAULT_MODEL_SHA256, DEFAULT_LABELS),
-    PERSON_MODEL.name: (PERSON_MODEL_SHA256, PERSON_LABELS),
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """A model file in models/: the detector always checks its digest and knows its labels."""
+
+    sha256: str
+    labels: Path
+    # The file of the same weights at the transposed input size: the detector gives it the images
+    # nearer its aspect (a portrait frame to a portrait input), so nobody is stretched.
+    portrait: Path | None = None
+
+
+SHIPPED_MODELS: dict[str, ShippedModel] = {
+    DEFAULT_MODEL.name: ShippedModel(DEFAULT_MODEL_SHA256, DEFAULT_LABELS, portrait=DEFAULT_MODEL_PORTRAIT),
+    DEFAULT_MODEL_PORTRAIT.name: ShippedModel(DEFAULT_MODEL_PORTRAIT_SHA256, DEFAULT_LABELS),
+    PERSON_MODEL.name: ShippedModel(PERSON_MODEL_SHA256, PERSON_LABELS),
 }
 # Measured score curves of the shipped models (perception/calibration.py says what they mean).
 SHIPPED_CALIBRATION = MODELS_DIR / "calibration.yaml"

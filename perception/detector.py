@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from perception.config import DEFAULT_MODEL, SHIPPED_MODELS, DetectorConfig, read_labels
+from perception.config import DEFAULT_MODEL, SHIPPED_MODELS, DetectorConfig, ShippedModel, read_labels
 from perception.decoders import DecodeParams, DecoderName, OutputDecoder, RawDetections, select_decoder
 from perception.decoders.yolo import BoxFormat
 from perception.detection import Detection
@@ -72,8 +73,8 @@ def load_interpreter(model: Path | str | bytes, num_threads: int = 2) -> Any:
     return interpreter
 
 
-def _shipped(path: Path) -> tuple[str, Path] | None:
-    """(sha256, labels) when `path` is one of the models shipped in perception/models/."""
+def _shipped(path: Path) -> ShippedModel | None:
+    """The entry of `path` when it is one of the models shipped in perception/models/."""
     entry = SHIPPED_MODELS.get(path.name)
     if entry is None or path.resolve() != (DEFAULT_MODEL.parent / path.name).resolve():
         return None
@@ -122,7 +123,7 @@ class TFLiteDetector:
         path = Path(model_path)
         shipped = _shipped(path)
         if shipped is not None:
-            expected_sha256 = shipped[0]
+            expected_sha256 = shipped.sha256
         self.model_path = path
         self.interpreter = load_interpreter(_read_verified(path, expected_sha256), num_threads)
         self.num_threads = num_threads
@@ -138,7 +139,7 @@ class TFLiteDetector:
         )
         self.preprocessor = InputPreprocessor(self.signature.inputs[0], self.normalization)
         if labels is None and shipped is not None:
-            labels = shipped[1]
+            labels = shipped.labels
         if isinstance(labels, (str, Path)):
             labels = read_labels(Path(labels))
         self.labels: list[str] = list(labels) if labels is not None else []
@@ -147,8 +148,19 @@ class TFLiteDetector:
         self.params = DecodeParams(score_threshold, iou_threshold, max_detections, w, h)
         self._input_index = self.signature.inputs[0].index
         self._lock = threading.Lock()
+        # A shipped model with a portrait twin: the same weights at the transposed input, for the
+        # images nearer its aspect (front cameras' upright frames, portrait photos).
+        self.portrait: TFLiteDetector | None = None
+        if shipped is not None and shipped.portrait is not None:
+            self.portrait = TFLiteDetector(
+                shipped.portrait, self.labels, score_threshold, iou_threshold, num_threads, decoder,
+                max_detections=max_detections, label_offset=label_offset, channel_order=channel_order,
+                input_mean=input_mean, input_std=input_std, yolo_box_format=yolo_box_format,
+            )
         log.info(
-            "detector %s: decoder %s, input %dx%d, %d threads", path.name, self.decoder.name, w, h, num_threads
+            "detector %s: decoder %s, input %dx%d%s, %d threads", path.name, self.decoder.name, w, h,
+            f" (portrait {self.portrait.input_size[0]}x{self.portrait.input_size[1]})" if self.portrait else "",
+            num_threads,
         )
 
     @classmethod
@@ -174,6 +186,18 @@ class TFLiteDetector:
         """Model input (width, height)."""
         return self.preprocessor.size
 
+    def input_size_for(self, width: int, height: int) -> tuple[int, int]:
+        """The input (width, height) an image of this size is run at."""
+        return self._sized_for(width, height).input_size
+
+    def _sized_for(self, width: int, height: int) -> TFLiteDetector:
+        """This detector, or its portrait twin when the image's aspect is nearer the twin's."""
+        if self.portrait is None:
+            return self
+        aspect = math.log(width / height)
+        (w, h), (pw, ph) = self.input_size, self.portrait.input_size
+        return self.portrait if abs(aspect - math.log(pw / ph)) < abs(aspect - math.log(w / h)) else self
+
     @property
     def decoder_name(self) -> str:
         return self.decoder.name
@@ -192,6 +216,9 @@ class TFLiteDetector:
     def run(self, image: np.ndarray) -> RawDetections:
         """Detections as arrays, boxes in `image` pixels."""
         h, w = image.shape[:2]
+        sized = self._sized_for(w, h)
+        if sized is not self:
+            return sized.run(image)
         with self._lock:
             # Write straight into the interpreter's input buffer; the view must be released
             # before invoke() (the interpreter refuses to run while one is held).

