@@ -109,9 +109,11 @@ class PersonModelConfig(StrictModel):
     )
     cameras: list[str] | None = Field(
         default_factory=lambda: list(SPOT_BODY_CAMERAS[:2]),
-        description="Spot body cameras the person model runs on (default: the front pair, which "
-        "the shipped person rules watch; all five with both models cost more than 2 cores "
-        "give); null = all. Other sources (files, videos, other cameras) always get it.",
+        description="Spot body cameras the person model looks for unsure people on (default: the "
+        "front pair, which the shipped person rules watch); null = all. Other sources (files, videos, "
+        "other cameras) always get it. On every camera it also checks a person box that covers most "
+        "of the frame (a close-up, or a hallucination on a texture), which is dropped unless it "
+        "confirms it.",
     )
     calibration: Calibration | None = Field(None, description=_CALIBRATION_HELP)
     second_stage: _Pair | None = Field(

@@ -94,9 +94,9 @@ class Perceiver:
         close_ups: list[Detection] = []  # people whose box covers most of the frame
         by_model: dict[str, list[Detection]] = {}
         for model in self.models:  # in order: a second stage sees what the models before it found
-            if not model.watches(frame.camera):
-                continue
             if model.second_stage is None:
+                if not model.watches(frame.camera):
+                    continue
                 kept, covering = self._run(model, frame, angle)
                 by_model[model.name] = kept
                 found.extend(kept)
@@ -105,12 +105,13 @@ class Perceiver:
             if close_ups:
                 # A box over most of the frame is a close-up or a hallucination (a cat's or a
                 # baboon's face, a texture: 0.9-0.99 of the frame on the dev set). The person model
-                # tells them apart (whole-frame raw 0.49 on a real close-up, <= 0.09 on those).
+                # tells them apart (whole-frame raw 0.49 on a real close-up, <= 0.09 on those). On
+                # every camera: the nearest person matters everywhere, and such boxes are rare.
                 nearest = max(close_ups, key=lambda d: d.score)
                 kept, covering = self._run(model, frame, angle, around=[nearest.box])
                 by_model.setdefault(model.name, []).extend(kept + covering)
                 found.extend(confirmed([nearest], kept + covering, model.second_stage[1]))
-            if candidates := model.unresolved(found):
+            if model.watches(frame.camera) and (candidates := model.unresolved(found)):
                 # One run, on the likeliest unsure person: the union of all of them is often most of
                 # a cluttered frame, which would shrink a far person as a whole-frame run does
                 # (dev set: recall 0.89 on the best one's square, 0.85 on the union's).

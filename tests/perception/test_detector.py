@@ -12,9 +12,11 @@ from fixtures.perception_support import FIXTURES, iou
 from skimage import data
 
 from perception import detector as detector_module
-from perception.config import DEFAULT_MODEL, DEFAULT_MODEL_SHA256, DetectorConfig
+from perception.config import DEFAULT_LABELS, DEFAULT_MODEL, DEFAULT_MODEL_SHA256, DetectorConfig
 from perception.decoders import UnsupportedModelError
 from perception.detector import Detector, ModelIntegrityError, TFLiteDetector
+
+DEVSET_LABELS = Path(__file__).resolve().parents[1] / "fixtures" / "devset" / "labels.json"
 
 
 @pytest.fixture(scope="module")
@@ -26,23 +28,24 @@ def _bgr(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
 
 
-# (image, expected label, reference box drawn by eye around the object, minimum IoU)
+# (image, expected label, reference box drawn by eye around the object, minimum IoU, minimum score)
 PHOTOS = {
-    "astronaut": (lambda: data.astronaut(), "person", (0, 10, 370, 512), 0.7),
-    "motorcycle": (lambda: data.stereo_motorcycle()[0], "motorcycle", (95, 75, 690, 455), 0.7),
-    "coffee": (lambda: data.coffee(), "cup", (170, 15, 410, 300), 0.5),
+    "astronaut": (lambda: data.astronaut(), "person", (0, 10, 370, 512), 0.7, 0.45),
+    "motorcycle": (lambda: data.stereo_motorcycle()[0], "motorcycle", (95, 75, 690, 455), 0.7, 0.45),
+    # At 384 x 288 the cup (0.40) ranks below the table it stands on (0.46); at 416 x 416 it led
+    # with 0.53. Found, not first.
+    "coffee": (lambda: data.coffee(), "cup", (170, 15, 410, 300), 0.5, 0.35),
 }
 
 
 @pytest.mark.parametrize("name", sorted(PHOTOS))
 def test_default_model_finds_the_object_in_real_photos(nanodet: TFLiteDetector, name: str) -> None:
-    load, label, ref, min_iou = PHOTOS[name]
+    load, label, ref, min_iou, min_score = PHOTOS[name]
     image = _bgr(load())
     found = nanodet.detect(image)
     assert found, f"nothing found in {name}"
-    best = found[0]
-    assert best.label == label, [(d.label, round(d.score, 2)) for d in found]
-    assert best.score >= 0.45
+    best = max((d for d in found if d.label == label), key=lambda d: d.score)
+    assert best.score >= min_score, [(d.label, round(d.score, 2)) for d in found]
     assert iou(best.box, ref) >= min_iou, (best.box, ref)
     h, w = image.shape[:2]
     x1, y1, x2, y2 = best.box
@@ -50,12 +53,12 @@ def test_default_model_finds_the_object_in_real_photos(nanodet: TFLiteDetector, 
 
 
 def test_scores_match_the_models_documented_results(nanodet: TFLiteDetector) -> None:
-    # The shared README measured person 0.74, cup 0.53, motorcycle 0.80 with this exact decode.
-    for name, expected in (("astronaut", 0.74), ("coffee", 0.53), ("motorcycle", 0.80)):
-        load, label, _, _ = PHOTOS[name]
-        top = nanodet.detect(_bgr(load()))[0]
-        assert top.label == label
-        assert top.score == pytest.approx(expected, abs=0.02)
+    # perception/models/README.md: person 0.77, cup 0.40 (after a 0.46 dining table), motorcycle 0.79.
+    for name, expected, rank in (("astronaut", 0.77, 0), ("coffee", 0.40, 1), ("motorcycle", 0.79, 0)):
+        load, label, _, _, _ = PHOTOS[name]
+        found = nanodet.detect(_bgr(load()))
+        assert found[rank].label == label
+        assert found[rank].score == pytest.approx(expected, abs=0.02)
 
 
 def test_grey_images_work_like_spot_body_cameras(nanodet: TFLiteDetector) -> None:
@@ -79,7 +82,9 @@ def test_empty_scene_gives_nothing(nanodet: TFLiteDetector) -> None:
 def test_detector_satisfies_the_protocol_and_reports_its_setup(nanodet: TFLiteDetector) -> None:
     assert isinstance(nanodet, Detector)
     assert nanodet.decoder_name == "nanodet"
-    assert nanodet.input_size == (416, 416)
+    # 384 x 288 for landscape images, its twin (the same weights) at 288 x 384 for portrait ones.
+    assert nanodet.input_size == (384, 288)
+    assert nanodet.input_size_for(640, 480) == (384, 288) and nanodet.input_size_for(603, 726) == (288, 384)
     assert nanodet.label_for(0) == "person" and nanodet.label_for(11) == "stop sign"
     assert nanodet.label_for(500) == "class_500"
 
@@ -168,3 +173,30 @@ def test_interpreter_falls_back_to_tflite_runtime(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
     with pytest.raises(NoInterpreterError, match="ai-edge-litert"):
         load_interpreter(FIXTURES / "yolo_fixture_float.tflite")
+
+
+def test_portrait_frames_run_on_the_portrait_twin(nanodet: TFLiteDetector, tmp_path: Path) -> None:
+    """Portrait crops (360 x 480) of the dev set's pedestrian frames, as a front camera's upright
+    frame is portrait: the twin (288 x 384) finds more of their people than the landscape input,
+    which would squeeze each crop to 384 x 288 (a copy of the file outside models/ has no twin)."""
+    from perception.evaluate import load_coco
+
+    landscape_only = tmp_path / DEFAULT_MODEL.name
+    shutil.copy(DEFAULT_MODEL, landscape_only)
+    squeezed = TFLiteDetector(landscape_only, labels=DEFAULT_LABELS, num_threads=2)
+    assert squeezed.portrait is None and nanodet.portrait is not None
+    hits = {"twin": 0, "squeezed": 0}
+    people = 0
+    for im in load_coco(DEVSET_LABELS):
+        if not im.file.name.startswith("vtest_"):
+            continue
+        grey = cv2.imread(str(im.file), cv2.IMREAD_GRAYSCALE)
+        for x0 in (0, 140, 280):
+            crop = grey[:, x0:x0 + 360]
+            truth = [(x1 - x0, y1, x2 - x0, y2) for x1, y1, x2, y2 in im.boxes.get("person", []) if x1 >= x0 and x2 <= x0 + 360]
+            people += len(truth)
+            for name, det in (("twin", nanodet), ("squeezed", squeezed)):
+                found = [d.box for d in det.detect(crop) if d.label == "person" and d.score >= 0.45]
+                hits[name] += sum(1 for t in truth if any(iou(b, t) >= 0.5 for b in found))
+    assert people >= 40
+    assert hits["twin"] >= 0.75 * people and hits["twin"] >= hits["squeezed"] + 0.1 * people, (hits, people)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,6 +16,8 @@ from perception.decode import decode_image_response
 from perception.frame import PinholeIntrinsics
 from perception.perceiver import Perceiver
 from perception.rotation import upright_rotation
+
+DEVSET = Path(__file__).resolve().parents[1] / "fixtures" / "devset" / "images"
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +153,46 @@ def test_second_stage_looks_at_the_square_around_the_likeliest_unsure_person() -
     first.found = [(480, 150, 520, 250, 0.8)]
     perceiver.detect_objects(Frame("frontleft_fisheye_image", image, 0.0, 0.0), rotation_deg=0.0)
     assert len(stage.seen) == 1
+
+
+def test_a_frame_covering_person_stays_only_when_the_person_model_confirms_it() -> None:
+    from perception.frame import Frame
+    from perception.model_set import DetectorModel
+
+    image = np.zeros((480, 640), np.uint8)
+    close_up = (10, 5, 630, 480, 0.8)  # 0.97 of the frame: over the 0.85 guard
+    first = _Stub([close_up], None)
+    stage = _Stub([], (160, 160))
+    # The person model watches the front cameras only; a close-up is checked on every camera.
+    perceiver = Perceiver(DetectorConfig(fiducials=False), models=[
+        DetectorModel("coco", first),
+        DetectorModel("pose", stage, skip_cameras=frozenset({"left_fisheye_image"}), second_stage=(0.1, 0.5))])
+    frame = Frame("left_fisheye_image", image, 0.0, 0.0)
+    assert perceiver.detect_objects(frame, rotation_deg=0.0) == []  # the stage saw no one: dropped
+    assert len(stage.seen) == 1 and stage.seen[0].shape == (160, 160)  # the whole frame's square
+    stage.found = [(20, 10, 140, 160, 0.3)]  # unsure of someone: still dropped
+    assert perceiver.detect_objects(frame, rotation_deg=0.0) == []
+    stage.found = [(20, 10, 140, 160, 0.7)]  # sure: kept, with the COCO detector's own score and box
+    (person,) = perceiver.detect_objects(frame, rotation_deg=0.0)
+    assert person.score == 0.8 and person.box == close_up[:4] and person.model == "coco"
+    # Without a person model nothing can confirm it: the guard drops it.
+    alone = Perceiver(DetectorConfig(fiducials=False), models=[DetectorModel("coco", first)])
+    assert alone.detect_objects(frame, rotation_deg=0.0) == []
+
+
+@pytest.mark.parametrize(("name", "person"), [("mpl_grace_hopper", True), ("opencv_baboon", False),
+                                               ("skimage_chelsea", False), ("opencv_chicky_512", False)])
+def test_real_close_up_kept_and_whole_frame_hallucinations_dropped(name: str, person: bool) -> None:
+    """Dev-set photos whose best person box covers 0.95-0.98 of the frame: a woman's portrait, and
+    a baboon's face, a cat and a chick, which NanoDet-g alone calls a person or an animal there."""
+    from perception.frame import Frame
+
+    image = cv2.imread(str(DEVSET / f"{name}.jpg"), cv2.IMREAD_GRAYSCALE)
+    found = Perceiver(DetectorConfig(num_threads=1, fiducials=False)).detect_objects(
+        Frame("left_fisheye_image", image, 0.0, 0.0), rotation_deg=0.0)
+    covering = [d for d in found if (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) > 0.85 * image.size]
+    if person:
+        (hopper,) = covering
+        assert hopper.label == "person" and hopper.score >= 0.5 and hopper.keypoints is not None
+    else:
+        assert covering == []
