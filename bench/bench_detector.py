@@ -111,7 +111,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=80)
     args = parser.parse_args()
     resp = spot_like_response()
-    print("NanoDet-g 416x416 on a 640x480 grey JPEG ImageResponse (median of %d frames)" % args.frames)
+    print("NanoDet-g (384x288) on a 640x480 grey JPEG ImageResponse (median of %d frames)" % args.frames)
     print(
         f"{'threads':>7} {'invoke ms':>10} {'detect ms':>10} {'ratio':>6} {'overhead ms':>12}"
         "   split: decode / pre / post ms"

@@ -157,8 +157,8 @@ def main() -> None:
               f"{sum(len(im.boxes.get('person', [])) for im in sub)} people, "
               f"{sum(1 for im in sub if not im.boxes.get('person'))} without a person")
         before = outcomes([old_found[i] for i in idx], sub)
-        print(row("before: NanoDet-g alone, base threshold", before, 0.35))
-        print(row("before: NanoDet-g alone, person rule", before, 0.45))
+        print(row("NanoDet-g alone, old settings: base threshold", before, 0.35))
+        print(row("NanoDet-g alone, old settings: person rule", before, 0.45))
         for m in models[1:]:
             print(row(f"{m.name} second stage (raw)", outcomes([raw_found[m.name][i] for i in idx], sub), 0.15))
         now = outcomes([after[i] for i in idx], sub)

@@ -63,3 +63,18 @@ def load_devset(labels: Path = LABELS) -> list[DevImage]:
         )
         for im in data["images"]
     ]
+
+
+def devset_subset(folder: Path, count: int, extra: tuple[str, ...] = ()) -> Path:
+    """The first `count` dev-set images with people plus two without (and the `extra` file
+    names), as a COCO file in `folder` whose images stay in the dev set (passed with --images)."""
+    data = json.loads(LABELS.read_text())
+    with_people = sorted({a["image_id"] for a in data["annotations"]})[:count]
+    without = [im["id"] for im in data["images"] if im["id"] not in {a["image_id"] for a in data["annotations"]}][:2]
+    keep = set(with_people) | set(without) | {im["id"] for im in data["images"] if im["file_name"] in extra}
+    data["images"] = [im for im in data["images"] if im["id"] in keep]
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in keep]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "subset.json"
+    path.write_text(json.dumps(data))
+    return path

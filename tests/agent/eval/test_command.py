@@ -15,7 +15,7 @@ import typer
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from support.cli import command_app
-from support.devset import LABELS
+from support.devset import LABELS, devset_subset
 from typer.testing import CliRunner
 
 import configs
@@ -117,8 +117,11 @@ def test_results_do_not_depend_on_the_worker_count(
 
 
 def test_compare_mode_shows_both_sides_and_the_difference(
-    eval_app: typer.Typer, subset: Path, devset_dir: Path, tmp_path: Path
+    eval_app: typer.Typer, devset_dir: Path, tmp_path: Path
 ) -> None:
+    # With a close-up portrait: the person model keeps her (it confirms the frame-covering box),
+    # the COCO detector alone drops her box as covering the frame.
+    subset = devset_subset(tmp_path / "subset", 10, extra=("images/mpl_grace_hopper.jpg",))
     b = tmp_path / "coco_only.yaml"  # side B: the COCO detector alone, same rules
     b.write_text(f"rules: {configs.find('default', configs.RULES)}\ndetector: {{person_model: null}}\n")
     out = tmp_path / "cmp"
