@@ -100,7 +100,8 @@ class Perceiver:
                 kept, covering = self._run(model, frame, angle)
                 by_model[model.name] = kept
                 found.extend(kept)
-                close_ups.extend(d for d in covering if d.label == "person")
+                # (Only those that could be reported: a confirmed one keeps its own score.)
+                close_ups.extend(d for d in covering if d.label == "person" and d.score >= self.config.score_threshold)
                 continue
             if close_ups:
                 # A box over most of the frame is a close-up or a hallucination (a cat's or a
