@@ -70,7 +70,7 @@ def replay_command(
     paths = expand_inputs(inputs)
     fleet = len(paths) > 1 or any(o is not None for o in (ray, compare_config, compare_rules, report))
     if not fleet:
-        from agent.replay.command import replay_command as replay_one
+        from agent.replay.command import replay_one
 
         replay_one(path=paths[0], config=config, rules=rules, fast=fast, speed=speed, mode=mode, fps=fps,
                    out_mcap=out_mcap, out_video=out_video, log_level=log_level)

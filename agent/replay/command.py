@@ -1,8 +1,9 @@
-"""`spot-agent replay PATH`: the command line of replay (options, messages, exit codes).
+"""`spot-agent replay PATH` for one input: options to a call, errors to messages and exit codes.
 
-What a replay does is `agent.replay.runner.replay`; this module only turns options into a call,
-errors into one clear line and an exit code, and the result into the summary. It imports the
-heavy parts when the command runs, so the CLI starts fast.
+The command line (`agent.fleet.command.replay_command`, with the options and their help) hands
+one input to `replay_one`. What a replay does is `agent.replay.runner.replay`; this module only
+turns options into a call, errors into one clear line and an exit code, and the result into the
+summary. It imports the heavy parts when the command runs, so the CLI starts fast.
 
 A recording replays with the configuration embedded in it (`agent.replay.config`); `--config`
 and `--rules` override it, and the summary says so.
@@ -20,39 +21,23 @@ from typing import NoReturn
 
 import typer
 
-import configs
-
 EXIT_OK = 0
 EXIT_NOTHING_READABLE = 1
 EXIT_CONFIG = 2
 EXIT_COMMANDS_DIFFER = 6  # distinct from `run`'s 3-5, so scripts can tell a mismatch from a failure
 
 
-def replay_command(
-    path: Path = typer.Argument(..., help="An MCAP recording, a video file or a folder of images."),
-    config: str | None = typer.Option(
-        None, "--config", "-c",
-        help="Agent settings instead of the ones recorded in the file: a YAML file, or the name "
-        f"of a shipped one ({', '.join(configs.shipped_names(configs.AGENT_CONFIGS))}). Default: "
-        "the recorded configuration; for videos, folders and old recordings, the shipped agent.",
-    ),
-    rules: str | None = typer.Option(
-        None, "--rules", help="Cue rules instead of the recorded (or the config's): a YAML file, "
-        f"or the name of a shipped one ({', '.join(configs.shipped_names(configs.RULES))})."
-    ),
-    fast: bool = typer.Option(False, "--fast", help="As fast as the detector allows (the default)."),
-    speed: float | None = typer.Option(
-        None, "--speed", min=0.01, help="Play at this multiple of real time (1 = as recorded)."
-    ),
-    mode: str = typer.Option(
-        "auto", "--mode",
-        help="recorded-run: reproduce a live run's commands (recordings of `run --record`); "
-        "frames: every frame in order, ticks on frame time; auto: recorded-run when possible.",
-    ),
-    fps: float | None = typer.Option(None, "--fps", help="Frame rate of an image folder (default 10) or a video."),
-    out_mcap: Path | None = typer.Option(None, "--out-mcap", help="Record the replay (frames, new detections, commands)."),
-    out_video: Path | None = typer.Option(None, "--out-video", help="Write the frames with their boxes to a video."),
-    log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error."),
+def replay_one(
+    path: Path,
+    config: str | None = None,
+    rules: str | None = None,
+    fast: bool = False,
+    speed: float | None = None,
+    mode: str = "auto",
+    fps: float | None = None,
+    out_mcap: Path | None = None,
+    out_video: Path | None = None,
+    log_level: str = "warning",
 ) -> None:
     """Replay what a robot saw through the pipeline with a dry-run robot, and summarise.
 

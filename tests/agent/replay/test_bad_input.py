@@ -24,9 +24,9 @@ from skimage import data as skdata
 from support.cli import command_app
 from typer.testing import CliRunner
 
+from agent.fleet.command import replay_command
 from agent.recording.metadata import recording_header
 from agent.recording.writer import Recorder
-from agent.replay.command import replay_command
 from agent.replay.files import VideoFrameSource
 from agent.replay.images import image_problem
 from agent.replay.mcap import McapRecording

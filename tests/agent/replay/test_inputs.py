@@ -20,8 +20,8 @@ from support.cli import command_app
 from typer.testing import CliRunner
 
 from agent.config import config_overrides, load_agent_config
+from agent.fleet.command import replay_command
 from agent.recording.writer import Recorder
-from agent.replay.command import replay_command
 from agent.replay.runner import replay
 from behaviors.commands import Sit
 from configs import SHIPPED_DIR as CONFIG_DIR

@@ -120,7 +120,7 @@ def test_frame_by_frame_replay_of_a_live_recording(live_run: tuple[Path, object,
 def _cli(*args: str) -> Any:
     from typer.testing import CliRunner
 
-    from agent.replay.command import replay_command
+    from agent.fleet.command import replay_command
 
     app = command_app("replay", replay_command)
     return CliRunner().invoke(app, ["replay", *args], terminal_width=250)
