@@ -129,15 +129,15 @@ class NetworkComputeDetector:
         score = 1.0
         if obj.additional_properties.Unpack(confidence):  # type: ignore[attr-defined]
             score = float(confidence.value)
-        vertexes = obj.image_properties.coordinates.vertexes  # type: ignore[attr-defined]
-        xs = [v.x for v in vertexes] or [0.0]
-        ys = [v.y for v in vertexes] or [0.0]
-        return Detection(
-            label=label,
-            class_id=self._class_ids.get(label, -1),
-            score=score,
-            box=(float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys))),
-        )
+        return Detection(label=label, class_id=self._class_ids.get(label, -1), score=score, box=object_box(obj))
+
+
+def object_box(obj: object) -> tuple[float, float, float, float]:
+    """The bounding box of a `WorkerObject`'s image polygon (x1, y1, x2, y2; zeros without one)."""
+    vertexes = obj.image_properties.coordinates.vertexes  # type: ignore[attr-defined]
+    xs = [v.x for v in vertexes] or [0.0]
+    ys = [v.y for v in vertexes] or [0.0]
+    return float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys))
 
 
 def _details(exc: grpc.RpcError) -> str:

@@ -10,6 +10,7 @@ from bosdyn.api import image_pb2, network_compute_bridge_pb2
 from google.protobuf import wrappers_pb2
 
 from perception.boxes import iou
+from perception.network_compute import object_box
 from tests.support.devset import DEVSET_DIR, load_devset
 
 Box = tuple[float, float, float, float]
@@ -52,10 +53,9 @@ def confidence(obj: object) -> float:
 
 
 def polygon_box(obj: object) -> Box:
-    xs = [v.x for v in obj.image_properties.coordinates.vertexes]  # type: ignore[attr-defined]
-    ys = [v.y for v in obj.image_properties.coordinates.vertexes]  # type: ignore[attr-defined]
-    assert len(xs) == 4
-    return min(xs), min(ys), max(xs), max(ys)
+    """The object's box, as the agent's remote detector reads it; our worker sends 4 corners."""
+    assert len(obj.image_properties.coordinates.vertexes) == 4  # type: ignore[attr-defined]
+    return object_box(obj)
 
 
 def best_iou(box: Box, others: tuple[Box, ...]) -> float:
