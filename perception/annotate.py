@@ -69,14 +69,29 @@ def _line_thickness(image: np.ndarray) -> int:
     return max(2, min(image.shape[:2]) // 300)
 
 
-def _caption(image: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int, int]) -> None:
-    """`text` in black on a `colour` band whose bottom-left is (x, y), kept inside the image."""
+def _caption(
+    image: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int, int],
+    taken: list[tuple[int, int, int, int]] | None = None,
+) -> None:
+    """`text` in black on a `colour` band whose bottom-left is (x, y), kept inside the image and
+    moved down (into its box) past the captions in `taken` (boxes sharing a corner, a close-up
+    and a person inside it, would otherwise print over each other); its band joins `taken`."""
     font_scale = max(0.4, min(image.shape[:2]) / 900)
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
-    y = max(y, th + base + 2)
-    cv2.rectangle(image, (x, y - th - base - 2), (x + tw + 2, y), colour, cv2.FILLED)
+    height = th + base + 2
+    y = max(y, height)
+    taken = [] if taken is None else taken
+    while y < image.shape[0] and any(_overlap((x, y - height, x + tw + 2, y), t) for t in taken):
+        y += height
+    band = (x, y - height, x + tw + 2, y)
+    taken.append(band)
+    cv2.rectangle(image, band[:2], band[2:], colour, cv2.FILLED)
     cv2.putText(image, text, (x + 1, y - base - 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 1,
                 cv2.LINE_AA)
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def draw_detections(image: np.ndarray, detections: Iterable[Boxed], scale: float = 1.0) -> np.ndarray:
@@ -87,11 +102,12 @@ def draw_detections(image: np.ndarray, detections: Iterable[Boxed], scale: float
     """
     out = _to_bgr_copy(image)
     thickness = _line_thickness(out)
+    captions: list[tuple[int, int, int, int]] = []
     for det in detections:
         colour = colour_for(det.label)
         x1, y1, x2, y2 = (int(round(v * scale)) for v in det.box)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
-        _caption(out, f"{det.label} {det.score:.2f}", x1, y1, colour)
+        _caption(out, f"{det.label} {det.score:.2f}", x1, y1, colour, captions)
         _draw_skeleton(out, getattr(det, "keypoints", None), scale, colour, thickness)
     return out
 

@@ -44,3 +44,14 @@ def test_a_class_has_one_colour_everywhere() -> None:
     r, g, b = label_rgb("person")
     assert colour_for("person") == (round(b * 255), round(g * 255), round(r * 255))  # BGR
     assert len({colour_for(label) for label in ("person", "car", "stop sign", "bicycle")}) > 1
+
+
+def test_captions_of_boxes_sharing_a_corner_do_not_cover_each_other() -> None:
+    # A close-up covering the frame and a person inside it at its top-left (seen on a portrait):
+    # both captions would go at the image's top; the second moves down below the first.
+    boxes = [Box("person", 0.87, (19.0, 5.0, 634.0, 480.0)), Box("person", 0.35, (2.0, 3.0, 165.0, 234.0))]
+    out = draw_detections(np.zeros((480, 640, 3), np.uint8), boxes)
+    colour = np.array(colour_for("person"))
+    rows = [y for y in range(80) if (out[y, 20:60] == colour).all(axis=1).mean() > 0.3]
+    # One caption band is 19 rows here; two stacked are ~35 (printed over each other: 19).
+    assert len(rows) >= 30, rows
